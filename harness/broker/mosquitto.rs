@@ -1,0 +1,1 @@
+//! mosquitto broker backend.

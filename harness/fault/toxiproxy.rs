@@ -1,0 +1,1 @@
+//! A real Toxiproxy 2.x over its HTTP API.

@@ -1,0 +1,47 @@
+//! mqtt-chaos: prove or refute an MQTT client configuration under scripted
+//! network and broker faults.
+//!
+//! # Map
+//!
+//! ```text
+//! scenario (TOML) ──load/validate──▶ plan ──▶ runner
+//!                                            │
+//!   broker  ◀── lifecycle faults ────────────┤
+//!   fault   ◀── link faults (proxy per group)┤
+//!   fleet   ── devices (rumqttc) ──┐         │
+//!   observer ── collector, status ─┼─▶ history (one channel) ─▶ ledger + metrics
+//!                                  │                                  │
+//!                                  └──────────────────────────────────┴─▶ report
+//! ```
+//!
+//! * [`scenario`]: the file format, parsing and validation (pure).
+//! * [`plan`]: a validated scenario resolved into devices, groups, topics and
+//!   a fault schedule, with its seed (pure).
+//! * [`clock`]: the run's monotonic clock.
+//! * [`history`]: the events every part appends.
+//! * [`payload`]: the wire format of telemetry and commands.
+//! * [`broker`]: brokers under test (embedded rumqttd, Mosquitto, external).
+//! * [`fault`]: link faults (embedded engine, Toxiproxy), in Toxiproxy's vocabulary.
+//! * [`fleet`]: simulated devices driving rumqttc so a profile means what it says.
+//! * [`observer`]: the monitoring side: collector of telemetry, status
+//!   follower, command sender.
+//! * [`ledger`]: per-message accounting (pure).
+//! * [`metrics`]: HDR histograms and the figures of METRICS.md (pure).
+//! * [`report`]: `report.json` and `report.md`.
+//! * [`runner`]: puts it together for one run.
+//! * [`progress`]: the live display.
+
+pub mod broker;
+pub mod clock;
+pub mod fault;
+pub mod fleet;
+pub mod history;
+pub mod ledger;
+pub mod metrics;
+pub mod observer;
+pub mod payload;
+pub mod plan;
+pub mod progress;
+pub mod report;
+pub mod runner;
+pub mod scenario;

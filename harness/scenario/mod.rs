@@ -1,0 +1,483 @@
+//! Scenario files: what a run does, as data.
+//!
+//! A scenario is TOML (see `scenarios/*.toml` and the README). Loading is
+//! two-phase and free of I/O beyond reading the file: [`load`] parses into
+//! the types below (serde) and [`validate`] checks every rule; each mistake
+//! is a [`ScenarioError`] naming file, line, column and field. The runner
+//! then resolves a valid scenario into a plan (`crate::plan`).
+//!
+//! Durations are human strings (`"500ms"`, `"30s"`, `"72h"`); "off" is
+//! `None`, written `"off"` in the file, never `0`.
+
+pub mod duration;
+mod load;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use load::{load, load_str, ScenarioError};
+pub use validate::{lint, validate, Lint};
+
+/// One scenario file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    /// How long devices publish and the timeline runs (the drain comes after).
+    #[serde(with = "duration::required")]
+    pub duration: Duration,
+    /// Seeds every random choice (jitter, toxicity, which devices crash).
+    #[serde(default)]
+    pub seed: u64,
+    /// Time after the run for queued messages to arrive. Default:
+    /// 2 × the longest reconnect backoff + 5 s (METRICS.md).
+    #[serde(default, with = "duration::optional")]
+    pub drain: Option<Duration>,
+    /// Interval of the time series (histogram logs, counters). Default 60 s.
+    #[serde(default = "default_interval", with = "duration::required")]
+    pub interval: Duration,
+    /// A link outage shorter than this does not make an offline report true.
+    /// Default: 1 × the profile's keepalive.
+    #[serde(default, with = "duration::optional")]
+    pub min_outage: Option<Duration>,
+    /// Grace after a reconnect before a still-open offline episode is stale.
+    #[serde(default = "default_settle", with = "duration::required")]
+    pub settle: Duration,
+    #[serde(default)]
+    pub broker: BrokerSection,
+    #[serde(default)]
+    pub faults: FaultsSection,
+    pub profiles: BTreeMap<String, Profile>,
+    pub fleets: Vec<Fleet>,
+    #[serde(default)]
+    pub timeline: Vec<FaultSpec>,
+    /// Service-level objectives: figure (optionally `profile.figure`) → limit,
+    /// e.g. `lost_after_ack = "= 0"`, `"recommended.reconnect_after_heal.p99" = "<= 15s"`.
+    #[serde(default)]
+    pub slo: BTreeMap<String, String>,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_settle() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// `[broker]`: which broker and how it is set up. `--broker` overrides `backend`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerSection {
+    /// `embedded` (default), `mosquitto`, or `tcp://HOST:PORT` / `mqtt://HOST:PORT`.
+    #[serde(default)]
+    pub backend: Option<String>,
+    /// Sessions and queued messages survive restarts and kills.
+    #[serde(default)]
+    pub persistence: bool,
+}
+
+/// `[faults]`: which fault backend. `--faults` overrides `backend`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FaultsSection {
+    /// `embedded` (default) or `toxiproxy=http://HOST:PORT`.
+    #[serde(default)]
+    pub backend: Option<String>,
+}
+
+/// A client configuration under test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// MQTT keepalive; `"off"` sends keepalive 0 (no pings at all).
+    #[serde(with = "duration::optional_required_key")]
+    pub keepalive: Option<Duration>,
+    /// A PINGREQ with no PINGRESP within this time drops the connection.
+    /// `"off"`: only the library's own check (rumqttc: the next keepalive tick).
+    #[serde(default, with = "duration::optional")]
+    pub ping_timeout: Option<Duration>,
+    #[serde(default = "default_connect_timeout", with = "duration::required")]
+    pub connect_timeout: Duration,
+    /// Automatic reconnection; `reconnect = "off"` leaves a device down
+    /// after its first connection loss.
+    #[serde(default = "default_reconnect", with = "reconnect_serde")]
+    pub reconnect: Option<Reconnect>,
+    #[serde(default = "default_true")]
+    pub clean_session: bool,
+    /// Subscribe again after a reconnect whose CONNACK says no session.
+    #[serde(default = "default_true")]
+    pub resubscribe: bool,
+    #[serde(default)]
+    pub client_id: ClientIdStrategy,
+    #[serde(default)]
+    pub will: Option<Will>,
+    /// Publish a retained `online` on the will topic after every connect.
+    #[serde(default)]
+    pub online_republish: bool,
+    /// Per-stream QoS, overriding the fleet's stream QoS by stream name.
+    #[serde(default)]
+    pub qos: BTreeMap<String, u8>,
+    #[serde(default)]
+    pub ack: AckPolicy,
+    /// rumqttc's in-flight window (outgoing QoS ≥ 1 publishes not yet acked).
+    #[serde(default = "default_inflight")]
+    pub inflight: u16,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_inflight() -> u16 {
+    100
+}
+
+fn default_reconnect() -> Option<Reconnect> {
+    Some(Reconnect::default())
+}
+
+/// Reconnect backoff: the first attempt after a loss waits `initial`, each
+/// next one doubles, capped at `max`, each spread by ± `jitter` (a fraction).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reconnect {
+    #[serde(with = "duration::required")]
+    pub initial: Duration,
+    #[serde(with = "duration::required")]
+    pub max: Duration,
+    #[serde(default)]
+    pub jitter: f64,
+}
+
+impl Default for Reconnect {
+    fn default() -> Self {
+        Reconnect {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(10),
+            jitter: 0.2,
+        }
+    }
+}
+
+mod reconnect_serde {
+    //! `reconnect = "off"` or `reconnect = { initial = …, max = …, jitter = … }`.
+    use super::Reconnect;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Off(String),
+        On(Reconnect),
+    }
+
+    pub fn serialize<S: Serializer>(v: &Option<Reconnect>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            None => "off".serialize(s),
+            Some(r) => r.serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Reconnect>, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Off(s) if s == "off" => Ok(None),
+            Repr::Off(s) => Err(serde::de::Error::custom(format!(
+                "expected \"off\" or a table {{ initial, max, jitter }}, found \"{s}\""
+            ))),
+            Repr::On(r) => Ok(Some(r)),
+        }
+    }
+}
+
+/// How client ids are chosen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientIdStrategy {
+    /// One id per device (`<device name>`).
+    #[default]
+    Unique,
+    /// Every device of the profile uses this one id (the client-id-conflict mistake).
+    Fixed(String),
+}
+
+/// The Last Will.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Will {
+    /// Template: `{device}`, `{group}`, `{fleet}` are replaced.
+    pub topic: String,
+    #[serde(default = "default_offline")]
+    pub payload: String,
+    #[serde(default)]
+    pub qos: u8,
+    #[serde(default)]
+    pub retain: bool,
+}
+
+fn default_offline() -> String {
+    "offline".into()
+}
+
+/// Whether and how the application waits for the broker's ack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckPolicy {
+    /// `false`: fire and forget — the app counts a message as sent when it
+    /// hands it to the client (outcome `unawaited`).
+    #[serde(default = "default_true")]
+    pub wait: bool,
+    #[serde(default = "default_ack_timeout", with = "duration::required")]
+    pub timeout: Duration,
+    /// Publishes again (same seq) after a timeout, this many times.
+    #[serde(default)]
+    pub retries: u32,
+}
+
+fn default_ack_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl Default for AckPolicy {
+    fn default() -> Self {
+        AckPolicy {
+            wait: true,
+            timeout: default_ack_timeout(),
+            retries: 0,
+        }
+    }
+}
+
+/// A group of identical devices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fleet {
+    /// Device names are `<name>-<index>` (index from 0, 4 digits).
+    pub name: String,
+    pub count: u32,
+    pub profile: String,
+    /// The device group faults target; one fault proxy per group.
+    /// Default: the fleet's name.
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub streams: Vec<StreamSpec>,
+    #[serde(default)]
+    pub commands: Vec<CommandSpec>,
+}
+
+impl Fleet {
+    pub fn group(&self) -> &str {
+        self.group.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// Telemetry a device publishes at a fixed rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSpec {
+    pub name: String,
+    /// Template: `{device}`, `{group}`, `{fleet}`, `{stream}`.
+    pub topic: String,
+    #[serde(default = "default_qos1")]
+    pub qos: u8,
+    /// Messages per second per device.
+    pub rate: f64,
+    /// Bytes per payload, header included (padded; never truncated).
+    #[serde(default = "default_payload_size")]
+    pub payload_size: usize,
+}
+
+fn default_qos1() -> u8 {
+    1
+}
+
+fn default_payload_size() -> usize {
+    64
+}
+
+/// Commands the backend (the observer side) sends to every device of the fleet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandSpec {
+    pub name: String,
+    /// Template: `{device}`, `{group}`, `{fleet}`, `{stream}`.
+    pub topic: String,
+    #[serde(default = "default_qos1")]
+    pub qos: u8,
+    /// Commands per second per device.
+    pub rate: f64,
+    #[serde(default = "default_payload_size")]
+    pub payload_size: usize,
+}
+
+/// One entry of the timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// Start, from the run's start.
+    #[serde(with = "duration::required")]
+    pub at: Duration,
+    /// How long it lasts. Required except for faults that are instant.
+    #[serde(default, with = "duration::optional")]
+    pub duration: Option<Duration>,
+    /// The device group it hits; default every group.
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(flatten)]
+    pub kind: FaultKind,
+}
+
+/// Which direction(s) a network fault acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamSel {
+    Upstream,
+    Downstream,
+    #[default]
+    Both,
+}
+
+/// Every fault the harness can inject.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FaultKind {
+    /// Toxiproxy `latency`.
+    Latency {
+        #[serde(with = "duration::required")]
+        latency: Duration,
+        #[serde(default, with = "duration::required_or_zero")]
+        jitter: Duration,
+        #[serde(default)]
+        stream: StreamSel,
+        #[serde(default)]
+        toxicity: Option<f32>,
+    },
+    /// Toxiproxy `bandwidth`, in KB/s.
+    Bandwidth {
+        rate: u64,
+        #[serde(default)]
+        stream: StreamSel,
+        #[serde(default)]
+        toxicity: Option<f32>,
+    },
+    /// Bytes dropped, TCP open: Toxiproxy `timeout` with timeout 0.
+    Blackhole {
+        #[serde(default)]
+        stream: StreamSel,
+        #[serde(default)]
+        toxicity: Option<f32>,
+    },
+    /// Ours, beyond Toxiproxy: bytes dropped both ways and the broker's close
+    /// not passed on, so only the client's own keepalive can notice.
+    HalfOpen,
+    /// Proxy disabled: open connections closed, new ones refused.
+    LinkDown,
+    /// Toxiproxy `reset_peer`.
+    ResetPeer {
+        #[serde(default, with = "duration::required_or_zero")]
+        timeout: Duration,
+        #[serde(default)]
+        stream: StreamSel,
+        #[serde(default)]
+        toxicity: Option<f32>,
+    },
+    /// Toxiproxy `slow_close`.
+    SlowClose {
+        #[serde(with = "duration::required")]
+        delay: Duration,
+        #[serde(default)]
+        stream: StreamSel,
+        #[serde(default)]
+        toxicity: Option<f32>,
+    },
+    /// Toxiproxy `slicer`.
+    Slicer {
+        average_size: u64,
+        #[serde(default)]
+        size_variation: u64,
+        #[serde(with = "duration::required")]
+        delay: Duration,
+        #[serde(default)]
+        stream: StreamSel,
+        #[serde(default)]
+        toxicity: Option<f32>,
+    },
+    /// Toxiproxy `limit_data`.
+    LimitData {
+        bytes: u64,
+        #[serde(default)]
+        stream: StreamSel,
+        #[serde(default)]
+        toxicity: Option<f32>,
+    },
+    /// The link goes down for `down`, up for `up`, repeatedly, for the
+    /// fault's duration.
+    Flapping {
+        #[serde(with = "duration::required")]
+        down: Duration,
+        #[serde(with = "duration::required")]
+        up: Duration,
+    },
+    /// Graceful stop, down for the fault's duration (0 if none), start.
+    BrokerRestart,
+    /// SIGKILL, down for the fault's duration (0 if none), start.
+    BrokerKill,
+    /// SIGSTOP for the fault's duration, then SIGCONT.
+    BrokerPause,
+    /// `devices` devices of the target group abort with no DISCONNECT (the
+    /// will fires); they start again after the fault's duration, or never
+    /// when it has none.
+    DeviceCrash {
+        #[serde(default = "default_one")]
+        devices: u32,
+    },
+    /// A second client takes over the client id of `devices` devices of the
+    /// target group for the fault's duration.
+    ClientIdConflict {
+        #[serde(default = "default_one")]
+        devices: u32,
+    },
+}
+
+fn default_one() -> u32 {
+    1
+}
+
+impl FaultKind {
+    /// The scenario name of this kind (`blackhole`, `broker_kill`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::Latency { .. } => "latency",
+            FaultKind::Bandwidth { .. } => "bandwidth",
+            FaultKind::Blackhole { .. } => "blackhole",
+            FaultKind::HalfOpen => "half_open",
+            FaultKind::LinkDown => "link_down",
+            FaultKind::ResetPeer { .. } => "reset_peer",
+            FaultKind::SlowClose { .. } => "slow_close",
+            FaultKind::Slicer { .. } => "slicer",
+            FaultKind::LimitData { .. } => "limit_data",
+            FaultKind::Flapping { .. } => "flapping",
+            FaultKind::BrokerRestart => "broker_restart",
+            FaultKind::BrokerKill => "broker_kill",
+            FaultKind::BrokerPause => "broker_pause",
+            FaultKind::DeviceCrash { .. } => "device_crash",
+            FaultKind::ClientIdConflict { .. } => "client_id_conflict",
+        }
+    }
+
+    /// Faults that act on the broker process rather than on a group's link.
+    pub fn is_broker_fault(&self) -> bool {
+        matches!(
+            self,
+            FaultKind::BrokerRestart | FaultKind::BrokerKill | FaultKind::BrokerPause
+        )
+    }
+}

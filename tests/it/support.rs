@@ -1,0 +1,42 @@
+//! Shared helpers of the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// Set by `.ci/run`: a test that needs a real broker or Docker must not skip.
+pub const REQUIRE_ENV: &str = "MQTT_CHAOS_REQUIRE_BACKENDS";
+
+/// True when skipping a test for want of a backend is a failure.
+pub fn skips_fail() -> bool {
+    std::env::var(REQUIRE_ENV).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Skip (return `None`) or, under `.ci/run`, fail when `what` is missing.
+pub fn skip_or_fail(what: &str) -> Option<()> {
+    if skips_fail() {
+        panic!("{what} is not available, and {REQUIRE_ENV} says this test must run");
+    }
+    eprintln!("skipped: {what} is not available (set {REQUIRE_ENV}=1 to make this a failure)");
+    None
+}
+
+/// The Mosquitto binary, if installed.
+pub fn mosquitto() -> Option<PathBuf> {
+    for p in [
+        "/usr/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ] {
+        let p = PathBuf::from(p);
+        if p.exists() {
+            return Some(p);
+        }
+    }
+    skip_or_fail("mosquitto")?;
+    None
+}
+
+/// The mqtt-chaos binary built for these tests.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mqtt-chaos"))
+}

@@ -1,0 +1,12 @@
+//! The one integration-test binary (ripgrep's habit): each module tests one
+//! part against real sockets, real brokers and real processes.
+
+#[path = "it/support.rs"]
+mod support;
+
+#[path = "it/broker.rs"]
+mod broker;
+#[path = "it/engine.rs"]
+mod engine;
+#[path = "it/scenario.rs"]
+mod scenario;
