@@ -1,1 +1,428 @@
-//! TODO
+//! The monitoring side: one MQTT client straight to the broker (never
+//! through a fault proxy) that
+//!
+//! * collects every device's telemetry (QoS 2 subscriptions, so nothing is
+//!   downgraded on our side; a persistent session, so a short observer outage
+//!   is queued by the broker rather than lost),
+//! * follows every device's status topic (the will's `offline` and the
+//!   retained `online`),
+//! * sends the fleets' commands on their fixed-rate schedules and tracks
+//!   their acks like a backend would.
+//!
+//! Its own connection state is recorded (`Connected`/`Disconnected`), so what
+//! happens while it is down is reported as unobserved.
+
+use std::collections::{BinaryHeap, HashMap};
+use std::cmp::Reverse;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, ConnectionError, Event, Incoming, MqttOptions, Outgoing, SubscribeFilter};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{sleep_until, Instant};
+
+use crate::clock::{Nanos, RunClock};
+use crate::fleet::acks::{AckTracker, Expiry};
+use crate::fleet::device::qos;
+use crate::history::{DeviceId, Event as HEvent, ObserverEvent, PublishOutcome, StreamId};
+use crate::payload;
+use crate::plan::Plan;
+
+/// How long the backend waits for a command's ack.
+const COMMAND_ACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Reconnect delay of the observer itself.
+const RECONNECT: Duration = Duration::from_millis(200);
+
+/// The observer could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("observer could not subscribe at {addr} within {waited:?}: {message}")]
+pub struct ObserverError {
+    pub addr: SocketAddr,
+    pub waited: Duration,
+    pub message: String,
+}
+
+/// The running observer.
+pub struct Observer {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// A subscription pattern from a topic template: placeholders become `+`.
+pub fn pattern(template: &str) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else { break };
+        out.push_str(&rest[..open]);
+        out.push('+');
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    // A placeholder inside a level (`dev-{device}`) makes the whole level `+`.
+    out.split('/')
+        .map(|level| if level.contains('+') { "+" } else { level })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+struct Index {
+    by_name: HashMap<String, DeviceId>,
+    /// (device, stream name) → stream id, for telemetry.
+    streams: HashMap<(DeviceId, String), StreamId>,
+    /// Status topic → (device, will payload).
+    status: HashMap<String, (DeviceId, String)>,
+}
+
+impl Index {
+    fn new(plan: &Plan) -> Index {
+        let mut ix = Index {
+            by_name: HashMap::new(),
+            streams: HashMap::new(),
+            status: HashMap::new(),
+        };
+        for d in &plan.devices {
+            ix.by_name.insert(d.name.clone(), d.id);
+            for s in &d.streams {
+                ix.streams.insert((d.id, s.name.clone()), s.id);
+            }
+            if let Some(w) = &d.will {
+                ix.status.insert(w.topic.clone(), (d.id, w.payload.clone()));
+            }
+        }
+        ix
+    }
+}
+
+/// One command schedule entry: the next slot of (device, command stream).
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Due {
+    at: Nanos,
+    device: DeviceId,
+    stream: StreamId,
+}
+
+type CmdKey = (DeviceId, StreamId, u64);
+
+impl Observer {
+    /// Connect, subscribe and return once the first SUBACK arrived (or fail
+    /// after `timeout`: the broker is unreachable).
+    pub async fn start(
+        plan: &Plan,
+        addr: SocketAddr,
+        clock: RunClock,
+        events: mpsc::Sender<HEvent>,
+        publish_until: Nanos,
+        timeout: Duration,
+    ) -> Result<Observer, ObserverError> {
+        let mut filters: Vec<SubscribeFilter> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for f in &plan.scenario.fleets {
+            for s in &f.streams {
+                let p = pattern(&s.topic);
+                if seen.insert(p.clone()) {
+                    filters.push(SubscribeFilter::new(p, rumqttc::QoS::ExactlyOnce));
+                }
+            }
+        }
+        for d in &plan.devices {
+            if let Some(w) = &d.will {
+                if seen.insert(w.topic.clone()) {
+                    filters.push(SubscribeFilter::new(w.topic.clone(), rumqttc::QoS::ExactlyOnce));
+                }
+            }
+        }
+        let id = format!("mqtt-chaos-observer-{}-{}", std::process::id(), plan.seed);
+        let mut o = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+        o.set_keep_alive(Duration::from_secs(5));
+        o.set_clean_session(false);
+        o.set_inflight(1000);
+        o.set_max_packet_size(512 * 1024, 512 * 1024);
+        let (client, mut el) = AsyncClient::new(o, 10_000);
+        el.network_options
+            .set_connection_timeout(timeout.as_secs_f64().ceil().max(1.0) as u64);
+
+        // Command schedules.
+        let mut due = BinaryHeap::new();
+        let mut cmd = HashMap::new();
+        for d in &plan.devices {
+            for c in &d.commands {
+                let period = Duration::from_secs_f64(1.0 / c.rate);
+                due.push(Reverse(Due {
+                    at: Nanos::ZERO.plus(Duration::from_millis(500)).plus(period),
+                    device: d.id,
+                    stream: c.id,
+                }));
+                cmd.insert((d.id, c.id), (c.clone(), d.name.clone(), period, 0u64));
+            }
+        }
+
+        let ix = Index::new(plan);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut st = Loop {
+                client,
+                clock,
+                events,
+                ix,
+                filters,
+                ready: Some(ready_tx),
+                tracker: AckTracker::new(COMMAND_ACK_TIMEOUT, 0),
+                due,
+                cmd,
+                publish_until,
+                up: false,
+            };
+            st.run(&mut el, stop_rx).await;
+        });
+        match tokio::time::timeout(timeout, ready_rx).await {
+            Ok(Ok(())) => Ok(Observer { stop, task }),
+            Ok(Err(_)) | Err(_) => {
+                let _ = stop.send(true);
+                task.abort();
+                Err(ObserverError {
+                    addr,
+                    waited: timeout,
+                    message: "no CONNACK/SUBACK from the broker".into(),
+                })
+            }
+        }
+    }
+
+    /// Stop (clean DISCONNECT, bounded).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if tokio::time::timeout(Duration::from_secs(3), self.task).await.is_err() {
+            // aborted by the drop of its handle's future
+        }
+    }
+}
+
+struct Loop {
+    client: AsyncClient,
+    clock: RunClock,
+    events: mpsc::Sender<HEvent>,
+    ix: Index,
+    filters: Vec<SubscribeFilter>,
+    ready: Option<oneshot::Sender<()>>,
+    tracker: AckTracker<CmdKey>,
+    due: BinaryHeap<Reverse<Due>>,
+    /// (device, stream) → (spec, device name, period, next seq)
+    cmd: HashMap<(DeviceId, StreamId), (crate::plan::StreamPlan, String, Duration, u64)>,
+    publish_until: Nanos,
+    up: bool,
+}
+
+impl Loop {
+    async fn emit(&self, what: ObserverEvent) {
+        let _ = self
+            .events
+            .send(HEvent::Observer {
+                at: self.clock.now(),
+                what,
+            })
+            .await;
+    }
+
+    async fn run(&mut self, el: &mut rumqttc::EventLoop, mut stop: watch::Receiver<bool>) {
+        let mut retry_at: Option<Instant> = None;
+        loop {
+            let next_cmd = self
+                .due
+                .peek()
+                .map(|Reverse(d)| d.at)
+                .filter(|t| *t < self.publish_until);
+            let wake = [next_cmd, self.tracker.next_deadline()].into_iter().flatten().min();
+            let wake = wake
+                .map(|t| Instant::from_std(self.clock.instant(t)))
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                biased;
+                _ = stop.changed() => {
+                    if self.up {
+                        let _ = self.client.try_disconnect();
+                        let deadline = Instant::now() + Duration::from_secs(1);
+                        while let Ok(r) = tokio::time::timeout_at(deadline, el.poll()).await {
+                            if matches!(r, Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_)) {
+                                break;
+                            }
+                        }
+                    }
+                    return;
+                }
+                _ = sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
+                    retry_at = None;
+                }
+                r = el.poll(), if retry_at.is_none() => match r {
+                    Ok(ev) => self.on_event(ev).await,
+                    Err(e) => {
+                        self.on_error(&e).await;
+                        retry_at = Some(Instant::now() + RECONNECT);
+                    }
+                },
+                _ = sleep_until(wake) => self.on_tick().await,
+            }
+        }
+    }
+
+    async fn on_error(&mut self, _e: &ConnectionError) {
+        if self.up {
+            self.up = false;
+            self.emit(ObserverEvent::Disconnected).await;
+        }
+    }
+
+    async fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::Incoming(Incoming::ConnAck(ack)) => {
+                if !ack.session_present {
+                    self.tracker.session_lost();
+                    let _ = self.client.try_subscribe_many(self.filters.clone());
+                } else {
+                    self.mark_up().await;
+                }
+            }
+            Event::Incoming(Incoming::SubAck(_)) => self.mark_up().await,
+            Event::Incoming(Incoming::Publish(p)) => {
+                let now = self.clock.now();
+                if let Some(&(device, ref will_payload)) = self.ix.status.get(&p.topic) {
+                    let online = if p.payload.as_ref() == b"online" {
+                        Some(true)
+                    } else if p.payload.as_ref() == will_payload.as_bytes() {
+                        Some(false)
+                    } else {
+                        None
+                    };
+                    if let Some(online) = online {
+                        let via = if p.retain { "retained" } else { "live" };
+                        let ev = HEvent::Observer {
+                            at: now,
+                            what: ObserverEvent::Status {
+                                device,
+                                online,
+                                via: via.into(),
+                            },
+                        };
+                        let _ = self.events.send(ev).await;
+                    }
+                    return;
+                }
+                if let Some(h) = payload::decode(&p.payload) {
+                    let Some(&device) = self.ix.by_name.get(h.device) else { return };
+                    let Some(&stream) = self.ix.streams.get(&(device, h.stream.to_string())) else {
+                        return;
+                    };
+                    let ev = HEvent::Observer {
+                        at: now,
+                        what: ObserverEvent::Received {
+                            device,
+                            stream,
+                            seq: h.seq,
+                            t_intended: h.t_intended,
+                            qos: p.qos as u8,
+                            dup: p.dup,
+                        },
+                    };
+                    let _ = self.events.send(ev).await;
+                }
+            }
+            Event::Outgoing(Outgoing::Publish(pkid)) => self.tracker.written(pkid),
+            Event::Outgoing(Outgoing::AwaitAck(pkid)) => self.tracker.parked(pkid),
+            Event::Incoming(Incoming::PubAck(a)) => self.acked(a.pkid).await,
+            Event::Incoming(Incoming::PubComp(c)) => self.acked(c.pkid).await,
+            _ => {}
+        }
+    }
+
+    async fn mark_up(&mut self) {
+        if !self.up {
+            self.up = true;
+            self.emit(ObserverEvent::Connected).await;
+        }
+        if let Some(r) = self.ready.take() {
+            let _ = r.send(());
+        }
+    }
+
+    async fn acked(&mut self, pkid: u16) {
+        if let Some(((device, stream, seq), _)) = self.tracker.acked(pkid) {
+            self.emit(ObserverEvent::CommandOutcome {
+                device,
+                stream,
+                seq,
+                outcome: PublishOutcome::Acked,
+            })
+            .await;
+        }
+    }
+
+    async fn on_tick(&mut self) {
+        let now = self.clock.now();
+        for exp in self.tracker.expire(now) {
+            // The backend does not retry commands (retries = 0).
+            let (Expiry::Failed { key: (device, stream, seq) }
+            | Expiry::Retry { key: (device, stream, seq), .. }) = exp;
+            self.emit(ObserverEvent::CommandOutcome {
+                device,
+                stream,
+                seq,
+                outcome: PublishOutcome::Failed,
+            })
+            .await;
+        }
+        while let Some(Reverse(d)) = self.due.peek() {
+            if d.at > now || d.at >= self.publish_until {
+                break;
+            }
+            let Reverse(d) = self.due.pop().expect("peeked");
+            let (spec, name, period, next) = self.cmd.get_mut(&(d.device, d.stream)).expect("scheduled");
+            let seq = *next;
+            *next += 1;
+            let body = payload::encode(name, &spec.name, seq, d.at, spec.payload_size);
+            let (topic, q, period) = (spec.topic.clone(), spec.qos, *period);
+            self.emit(ObserverEvent::CommandPublished {
+                device: d.device,
+                stream: d.stream,
+                seq,
+                t_intended: d.at,
+            qos: q,
+            })
+            .await;
+            let outcome = match self.client.try_publish(topic, qos(q), false, body) {
+                Ok(()) => {
+                    self.tracker.queued((d.device, d.stream, seq), q, true, 0, now);
+                    (q == 0).then_some(PublishOutcome::Unawaited)
+                }
+                Err(_) => Some(PublishOutcome::Failed),
+            };
+            if let Some(outcome) = outcome {
+                self.emit(ObserverEvent::CommandOutcome {
+                    device: d.device,
+                    stream: d.stream,
+                    seq,
+                    outcome,
+                })
+                .await;
+            }
+            self.due.push(Reverse(Due {
+                at: d.at.plus(period),
+                ..d
+            }));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pattern;
+
+    #[test]
+    fn placeholders_become_single_level_wildcards() {
+        assert_eq!(pattern("fleet/{device}/telemetry"), "fleet/+/telemetry");
+        assert_eq!(pattern("t/{group}/{device}/{stream}"), "t/+/+/+");
+        assert_eq!(pattern("t/dev-{device}/x"), "t/+/x");
+        assert_eq!(pattern("plain/topic"), "plain/topic");
+    }
+}

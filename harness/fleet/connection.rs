@@ -1,0 +1,98 @@
+//! The task that polls one rumqttc event loop.
+//!
+//! rumqttc reconnects as soon as `poll` is called again after an error, so
+//! this task polls only when the driver says `Connect` and stops after any
+//! error until told again: the driver owns backoff. `Drop` tears the
+//! connection down on the driver's ping timeout (rumqttc has none). Every
+//! event carries the epoch of the connection it belongs to, so the driver
+//! can ignore what a connection it already gave up on still says.
+
+use rumqttc::{ConnectionError, Event, EventLoop};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// What the driver asks of the poller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Start a connection attempt (a new epoch) and poll until an error.
+    Connect,
+    /// Drop the connection now (no DISCONNECT is sent).
+    Drop,
+}
+
+/// One result of `EventLoop::poll`, tagged with its connection's epoch.
+#[derive(Debug)]
+pub struct Polled {
+    pub epoch: u64,
+    pub event: Result<Event, ConnectionError>,
+}
+
+/// Aborts the poller when the device's task ends (crash included): the
+/// event loop and its socket go with it, and the broker sees no DISCONNECT.
+pub struct PollerHandle {
+    pub commands: mpsc::UnboundedSender<Command>,
+    pub events: mpsc::Receiver<Polled>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for PollerHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Spawn the poller of `eventloop`.
+pub fn spawn(eventloop: EventLoop) -> PollerHandle {
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let (ev_tx, ev_rx) = mpsc::channel(256);
+    let task = tokio::spawn(run(eventloop, cmd_rx, ev_tx));
+    PollerHandle {
+        commands: cmd_tx,
+        events: ev_rx,
+        task,
+    }
+}
+
+async fn run(
+    mut el: EventLoop,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::Sender<Polled>,
+) {
+    let mut epoch = 0u64;
+    let mut active = false;
+    loop {
+        if !active {
+            match commands.recv().await {
+                Some(Command::Connect) => {
+                    epoch += 1;
+                    active = true;
+                }
+                Some(Command::Drop) => {}
+                None => return,
+            }
+            continue;
+        }
+        tokio::select! {
+            biased;
+            cmd = commands.recv() => match cmd {
+                Some(Command::Drop) => {
+                    // Moves unacked publishes to `pending` (resent if the
+                    // next CONNACK has a session) and closes the socket.
+                    el.clean();
+                    active = false;
+                }
+                Some(Command::Connect) => {}
+                None => return,
+            },
+            r = el.poll() => {
+                let failed = r.is_err();
+                if events.send(Polled { epoch, event: r }).await.is_err() {
+                    return;
+                }
+                if failed {
+                    active = false;
+                }
+            }
+        }
+    }
+}
