@@ -1,10 +1,16 @@
-//! The `mqtt-chaos` command line.
+//! The `mqtt-chaos` command line. Exit codes, one meaning each:
+//! 0 ran and every SLO held; 1 ran and an SLO was breached; 2 bad usage or
+//! bad scenario (nothing started); 3 the environment failed (broker
+//! unreachable, fault backend failing, …); 130 interrupted by Ctrl-C (the
+//! report of what was measured is still written).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use mqtt_chaos::runner::{self, exit, RunOptions};
 
 #[derive(Parser)]
 #[command(
@@ -19,8 +25,39 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check a scenario without running it.
-    Validate { scenario: PathBuf },
+    /// Run a scenario and write report.json and report.md.
+    Run {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+        /// Where to write the report (default reports/<scenario>-<UTC time>/).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// embedded (default), mosquitto, or tcp://HOST:PORT / mqtt://HOST:PORT.
+        #[arg(long)]
+        broker: Option<String>,
+        /// embedded (default) or toxiproxy=http://HOST:PORT.
+        #[arg(long)]
+        faults: Option<String>,
+        /// Overrides the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Overrides the scenario's duration (e.g. 30s, 5m, 72h).
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// Print nothing but errors.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Check a scenario without running it (and lint its profiles).
+    Validate {
+        scenario: PathBuf,
+        /// Check it against this broker's capabilities too.
+        #[arg(long)]
+        broker: Option<String>,
+        /// And this fault backend.
+        #[arg(long)]
+        faults: Option<String>,
+    },
     /// Run the embedded broker (rumqttd) in this process; used by the harness.
     #[command(hide = true)]
     BrokerServe {
@@ -29,21 +66,117 @@ enum Command {
     },
 }
 
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    mqtt_chaos::scenario::duration::parse(s)
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MQTT_CHAOS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match cli.command {
-        Command::Validate { scenario } => match mqtt_chaos::scenario::load(&scenario) {
-            Ok(_) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(2)
+        Command::Validate { scenario, broker, faults } => {
+            let opts = RunOptions {
+                scenario: scenario.clone(),
+                out: None,
+                broker,
+                faults,
+                seed: None,
+                duration: None,
+                quiet: true,
+                exe: PathBuf::new(),
+            };
+            match runner::prepare(&opts) {
+                Ok((plan, _, _)) => {
+                    for l in mqtt_chaos::scenario::lint(&plan.scenario) {
+                        println!("lint: {l}");
+                    }
+                    println!(
+                        "{}: valid: {} devices in {} groups, {} faults, {} SLOs",
+                        scenario.display(),
+                        plan.devices.len(),
+                        plan.groups.len(),
+                        plan.faults.len(),
+                        plan.scenario.slo.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(e.exit_code())
+                }
             }
-        },
+        }
+        Command::Run {
+            scenario,
+            out,
+            broker,
+            faults,
+            seed,
+            duration,
+            quiet,
+        } => {
+            let exe = match std::env::current_exe() {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("cannot find this program's own path: {e}");
+                    return ExitCode::from(exit::ENVIRONMENT);
+                }
+            };
+            let opts = RunOptions {
+                scenario,
+                out,
+                broker,
+                faults,
+                seed,
+                duration,
+                quiet,
+                exe,
+            };
+            let rt = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start the runtime: {e}");
+                    return ExitCode::from(exit::ENVIRONMENT);
+                }
+            };
+            match rt.block_on(runner::run(&opts)) {
+                Ok(done) => {
+                    if !quiet {
+                        println!("{}", mqtt_chaos::report::summary(&done.report));
+                        println!("report: {}", done.dir.join("report.json").display());
+                        println!("        {}", done.dir.join("report.md").display());
+                    }
+                    if let Some(e) = &done.environment_error {
+                        eprintln!("error: {e}");
+                    }
+                    if done.interrupted {
+                        eprintln!("interrupted: the report holds what was measured until then");
+                    }
+                    ExitCode::from(done.exit_code())
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(e.exit_code())
+                }
+            }
+        }
         Command::BrokerServe { listen } => match mqtt_chaos::broker::embedded::serve(listen) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("broker-serve: {e}");
-                ExitCode::from(3)
+                ExitCode::from(exit::ENVIRONMENT)
             }
         },
     }

@@ -1,1 +1,703 @@
-//! TODO
+//! One run, start to finish: resolve the scenario, start the broker and the
+//! fault backend, put one proxy per device group in front of the broker,
+//! start the observer and the fleet, play the timeline, drain, stop, and
+//! write the report. Every exit path heals what was applied and stops what
+//! was started (`Ctrl-C` included).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Mutex as AsyncMutex};
+use tokio::task::JoinHandle;
+
+use crate::broker::{self, Broker, BrokerSettings};
+use crate::clock::{Nanos, RunClock};
+use crate::fault::engine::Engine;
+use crate::fault::toxiproxy::Toxiproxy;
+use crate::fault::{LinkFaults, Stream, Toxic, ToxicKind};
+use crate::fleet::{Fleet, Shared};
+use crate::history::{Event, FaultEvent};
+use crate::metrics::{Recorder, RunContext};
+use crate::observer::Observer;
+use crate::plan::{Plan, ScheduledFault};
+use crate::progress::{Progress, Snapshot};
+use crate::report::{self, Report};
+use crate::scenario::{self, FaultKind, Scenario, ScenarioError, StreamSel};
+
+/// Exit codes, one meaning each.
+pub mod exit {
+    /// Ran, and every SLO held.
+    pub const PASS: u8 = 0;
+    /// Ran, and an SLO was breached.
+    pub const BREACH: u8 = 1;
+    /// Bad usage or bad scenario; nothing was started.
+    pub const USAGE: u8 = 2;
+    /// The environment failed: broker unreachable, fault backend failing…
+    pub const ENVIRONMENT: u8 = 3;
+    /// Interrupted (Ctrl-C); the report of what was measured is written.
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// Why a run could not give a verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Scenario(#[from] ScenarioError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Environment(String),
+}
+
+impl RunError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Scenario(_) | RunError::Usage(_) => exit::USAGE,
+            RunError::Environment(_) => exit::ENVIRONMENT,
+        }
+    }
+}
+
+/// `--broker`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerSpec {
+    Embedded,
+    Mosquitto,
+    External(String),
+}
+
+impl BrokerSpec {
+    pub fn parse(s: &str) -> Result<BrokerSpec, String> {
+        match s {
+            "embedded" => Ok(BrokerSpec::Embedded),
+            "mosquitto" => Ok(BrokerSpec::Mosquitto),
+            s if s.starts_with("tcp://") || s.starts_with("mqtt://") => Ok(BrokerSpec::External(s.into())),
+            other => Err(format!(
+                "unknown broker \"{other}\": use embedded, mosquitto, tcp://HOST:PORT or mqtt://HOST:PORT"
+            )),
+        }
+    }
+}
+
+/// `--faults`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultsSpec {
+    Embedded,
+    Toxiproxy(String),
+}
+
+impl FaultsSpec {
+    pub fn parse(s: &str) -> Result<FaultsSpec, String> {
+        match s {
+            "embedded" => Ok(FaultsSpec::Embedded),
+            s if s.starts_with("toxiproxy=") => Ok(FaultsSpec::Toxiproxy(s["toxiproxy=".len()..].into())),
+            other => Err(format!("unknown fault backend \"{other}\": use embedded or toxiproxy=http://HOST:PORT")),
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub scenario: PathBuf,
+    pub out: Option<PathBuf>,
+    pub broker: Option<String>,
+    pub faults: Option<String>,
+    pub seed: Option<u64>,
+    pub duration: Option<Duration>,
+    pub quiet: bool,
+    /// This binary (the embedded broker runs as a child of it).
+    pub exe: PathBuf,
+}
+
+/// A finished run.
+#[derive(Debug)]
+pub struct Finished {
+    pub report: Report,
+    pub dir: PathBuf,
+    pub interrupted: bool,
+    /// A fault backend failed mid-run: the report holds what was measured.
+    pub environment_error: Option<String>,
+}
+
+impl Finished {
+    pub fn exit_code(&self) -> u8 {
+        if self.environment_error.is_some() {
+            exit::ENVIRONMENT
+        } else if self.interrupted {
+            exit::INTERRUPTED
+        } else if self.report.verdict == "pass" {
+            exit::PASS
+        } else {
+            exit::BREACH
+        }
+    }
+}
+
+/// Load, validate and resolve; the checks that need no I/O beyond reading
+/// the file, including those that depend on the chosen backends.
+pub fn prepare(opts: &RunOptions) -> Result<(Plan, BrokerSpec, FaultsSpec), RunError> {
+    let text = std::fs::read_to_string(&opts.scenario)
+        .map_err(|e| RunError::Usage(format!("{}: cannot read: {e}", opts.scenario.display())))?;
+    let mut sc: Scenario = scenario::load_str(&opts.scenario, &text)?;
+    let broker_spec = opts
+        .broker
+        .clone()
+        .or_else(|| sc.broker.backend.clone())
+        .unwrap_or_else(|| "embedded".into());
+    let broker_spec = BrokerSpec::parse(&broker_spec).map_err(RunError::Usage)?;
+    let faults_spec = opts
+        .faults
+        .clone()
+        .or_else(|| sc.faults.backend.clone())
+        .unwrap_or_else(|| "embedded".into());
+    let faults_spec = FaultsSpec::parse(&faults_spec).map_err(RunError::Usage)?;
+    if let Some(d) = opts.duration {
+        for (i, f) in sc.timeline.iter().enumerate() {
+            if f.at + f.duration.unwrap_or_default() > d {
+                return Err(RunError::Usage(format!(
+                    "--duration {}: timeline[{i}] ({}) runs until {}, beyond it",
+                    scenario::duration::format(d),
+                    f.kind.name(),
+                    scenario::duration::format(f.at + f.duration.unwrap_or_default())
+                )));
+            }
+        }
+        sc.duration = d;
+    }
+    let at = |field: &str, msg: String| -> RunError { scenario::error_at(&opts.scenario, &text, field, msg).into() };
+    // What each broker can do, checked before anything starts.
+    let caps = match &broker_spec {
+        BrokerSpec::Embedded => broker::embedded::CAPABILITIES,
+        BrokerSpec::Mosquitto => broker::mosquitto::CAPABILITIES,
+        BrokerSpec::External(_) => broker::external::CAPABILITIES,
+    };
+    let broker_name = match &broker_spec {
+        BrokerSpec::Embedded => "the embedded broker (rumqttd)",
+        BrokerSpec::Mosquitto => "mosquitto",
+        BrokerSpec::External(_) => "an external broker",
+    };
+    for (name, p) in &sc.profiles {
+        if p.keepalive.is_none() && !caps.keepalive_zero {
+            return Err(at(
+                &format!("profiles.{name}.keepalive"),
+                format!("keepalive \"off\" (0) is refused by {broker_name}; run it with --broker mosquitto"),
+            ));
+        }
+    }
+    if sc.broker.persistence && !caps.persistence {
+        return Err(at(
+            "broker.persistence",
+            format!("{broker_name} cannot keep sessions across restarts; use --broker mosquitto"),
+        ));
+    }
+    for (i, f) in sc.timeline.iter().enumerate() {
+        let ok = match f.kind {
+            FaultKind::BrokerRestart => caps.restart,
+            FaultKind::BrokerKill => caps.kill,
+            FaultKind::BrokerPause => caps.pause,
+            _ => true,
+        };
+        if !ok {
+            return Err(at(
+                &format!("timeline[{i}].kind"),
+                format!("{} needs a broker the harness controls; {broker_name} is not", f.kind.name()),
+            ));
+        }
+        if matches!(f.kind, FaultKind::HalfOpen) && matches!(faults_spec, FaultsSpec::Toxiproxy(_)) {
+            return Err(at(
+                &format!("timeline[{i}].kind"),
+                "half_open is a mode of the embedded fault engine, not of Toxiproxy; use kind = \"blackhole\"".into(),
+            ));
+        }
+    }
+    Ok((Plan::resolve(&sc, opts.seed), broker_spec, faults_spec))
+}
+
+/// Handles shared by the fault tasks.
+struct Targets {
+    broker: AsyncMutex<Box<dyn Broker>>,
+    links: Arc<dyn LinkFaults>,
+    /// group → proxy name
+    proxies: HashMap<String, String>,
+    fleet: AsyncMutex<Fleet>,
+    clock: RunClock,
+    events: mpsc::Sender<Event>,
+}
+
+/// Run a prepared plan.
+pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
+    let (plan, broker_spec, faults_spec) = prepare(opts)?;
+    let started_at = chrono::Utc::now();
+    let dir = match &opts.out {
+        Some(d) => d.clone(),
+        None => PathBuf::from("reports").join(format!(
+            "{}-{}",
+            plan.scenario.name,
+            started_at.format("%Y%m%dT%H%M%SZ")
+        )),
+    };
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| RunError::Usage(format!("{}: cannot create the report directory: {e}", dir.display())))?;
+
+    let settings = BrokerSettings {
+        persistence: plan.scenario.broker.persistence,
+    };
+    let connect_timeout = plan
+        .scenario
+        .profiles
+        .values()
+        .map(|p| p.connect_timeout)
+        .max()
+        .unwrap_or(Duration::from_secs(5));
+    let mut broker: Box<dyn Broker> = match &broker_spec {
+        BrokerSpec::Embedded => Box::new(broker::embedded::EmbeddedBroker::new(settings, opts.exe.clone())?),
+        BrokerSpec::Mosquitto => Box::new(broker::mosquitto::MosquittoBroker::find(settings)?),
+        BrokerSpec::External(url) => Box::new(broker::external::ExternalBroker::parse(url, connect_timeout)?),
+    };
+    broker
+        .start()
+        .await
+        .map_err(|e| RunError::Environment(format!("broker: {e}")))?;
+    let broker_addr = broker.addr();
+
+    let links: Arc<dyn LinkFaults> = match &faults_spec {
+        FaultsSpec::Embedded => Arc::new(Engine::new(plan.seed)),
+        FaultsSpec::Toxiproxy(url) => Arc::new(Toxiproxy::new(url).map_err(|e| RunError::Usage(e.to_string()))?),
+    };
+    let faults_version = match links.version().await {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = broker.shutdown().await;
+            return Err(RunError::Environment(format!("fault backend: {e}")));
+        }
+    };
+    let mut proxies = HashMap::new();
+    let mut addrs: HashMap<String, SocketAddr> = HashMap::new();
+    for g in &plan.groups {
+        let name = format!("mqtt-chaos-{g}");
+        let _ = links.delete_proxy(&name).await; // a leftover of a crashed run
+        match links
+            .create_proxy(&name, "127.0.0.1:0".parse().expect("literal"), &broker_addr.to_string())
+            .await
+        {
+            Ok(info) => {
+                addrs.insert(g.clone(), info.listen);
+                proxies.insert(g.clone(), name);
+            }
+            Err(e) => {
+                cleanup_links(&*links, &proxies).await;
+                let _ = broker.shutdown().await;
+                return Err(RunError::Environment(format!("fault backend: {e}")));
+            }
+        }
+    }
+
+    let clock = RunClock::start();
+    let (events_tx, mut events_rx) = mpsc::channel::<Event>(65_536);
+    let recorder = Arc::new(Mutex::new(Recorder::new(&plan)));
+    let aggregator = {
+        let recorder = recorder.clone();
+        tokio::spawn(async move {
+            let mut buf = Vec::with_capacity(1024);
+            while events_rx.recv_many(&mut buf, 1024).await > 0 {
+                let mut r = recorder.lock().expect("recorder lock");
+                for ev in buf.drain(..) {
+                    r.record(&ev);
+                }
+            }
+        })
+    };
+
+    let publish_until = Nanos::from_duration(plan.scenario.duration);
+    let observer = match Observer::start(&plan, broker_addr, clock, events_tx.clone(), publish_until, connect_timeout).await {
+        Ok(o) => o,
+        Err(e) => {
+            cleanup_links(&*links, &proxies).await;
+            let _ = broker.shutdown().await;
+            return Err(RunError::Environment(e.to_string()));
+        }
+    };
+    let shared = Shared {
+        clock,
+        events: events_tx.clone(),
+        publish_until,
+        seed: plan.seed,
+    };
+    let fleet = Fleet::start(&plan, &addrs, shared, clock.now());
+    let targets = Arc::new(Targets {
+        broker: AsyncMutex::new(broker),
+        links: links.clone(),
+        proxies,
+        fleet: AsyncMutex::new(fleet),
+        clock,
+        events: events_tx.clone(),
+    });
+
+    // The timeline: one task per fault; the first failure ends the run.
+    let (fail_tx, mut fail_rx) = mpsc::channel::<String>(plan.faults.len().max(1));
+    let fault_tasks: Vec<JoinHandle<()>> = plan
+        .faults
+        .iter()
+        .cloned()
+        .map(|f| {
+            let t = targets.clone();
+            let fail = fail_tx.clone();
+            tokio::spawn(async move {
+                if let Err(e) = play(&t, &f).await {
+                    let _ = fail.send(e).await;
+                }
+            })
+        })
+        .collect();
+
+    let total = plan.scenario.duration + plan.drain;
+    let mut progress = Progress::new(opts.quiet, total);
+    let end = tokio::time::Instant::from_std(clock.instant(Nanos::from_duration(total)));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut interrupted = false;
+    let mut environment_error = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(end) => break,
+            _ = tokio::signal::ctrl_c() => { interrupted = true; break; }
+            Some(e) = fail_rx.recv() => { environment_error = Some(e); break; }
+            _ = tick.tick() => {
+                let live = recorder.lock().expect("recorder lock").live();
+                let elapsed = clock.now().as_duration();
+                progress.update(&Snapshot {
+                    elapsed,
+                    total,
+                    connected: live.connected,
+                    devices: live.devices,
+                    delivered: live.delivered,
+                    faults_active: live.faults_active,
+                    stage: if elapsed < plan.scenario.duration { "running" } else { "draining" },
+                });
+            }
+        }
+    }
+    progress.finish();
+
+    // Teardown: stop the timeline, heal everything, stop clients, stop backends.
+    for t in &fault_tasks {
+        t.abort();
+    }
+    for t in fault_tasks {
+        let _ = t.await;
+    }
+    heal_everything(&targets, &plan).await;
+    targets.fleet.lock().await.stop().await;
+    observer.stop().await;
+    let end_at = clock.now();
+    let broker_version = targets.broker.lock().await.version();
+    cleanup_links(&*links, &targets.proxies).await;
+    if let Err(e) = targets.broker.lock().await.shutdown().await {
+        environment_error.get_or_insert(format!("broker shutdown: {e}"));
+    }
+    drop(fail_tx);
+    drop(events_tx);
+    drop(targets);
+    // Every sender is gone once the fleet and observer stopped.
+    let _ = tokio::time::timeout(Duration::from_secs(5), aggregator).await;
+    let recorder = Arc::try_unwrap(recorder)
+        .map_err(|_| RunError::Environment("internal: event senders outlived the run".into()))?
+        .into_inner()
+        .expect("recorder lock");
+    let ctx = RunContext {
+        scenario: plan.scenario.name.clone(),
+        seed: plan.seed,
+        started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        duration_s: end_at.as_secs_f64(),
+        harness_version: format!("mqtt-chaos {}", env!("CARGO_PKG_VERSION")),
+        broker_version,
+        faults_version,
+        slos: scenario::slos(&plan.scenario),
+    };
+    let report = recorder.finish(end_at, ctx);
+    write_outputs(&report, &dir)?;
+    Ok(Finished {
+        report,
+        dir,
+        interrupted,
+        environment_error,
+    })
+}
+
+/// Write every output of a run into `dir`.
+pub fn write_outputs(report: &Report, dir: &Path) -> Result<(), RunError> {
+    report::write_json(report, &dir.join("report.json"))
+        .map_err(|e| RunError::Environment(format!("{}: {e}", dir.join("report.json").display())))?;
+    report::write_markdown(report, &dir.join("report.md"))
+        .map_err(|e| RunError::Environment(format!("{}: {e}", dir.join("report.md").display())))?;
+    Ok(())
+}
+
+async fn cleanup_links(links: &dyn LinkFaults, proxies: &HashMap<String, String>) {
+    for name in proxies.values() {
+        let _ = links.delete_proxy(name).await;
+    }
+}
+
+/// Heal whatever the aborted timeline left applied (broker resumed and
+/// running, proxies reset, crashed devices left as they are: the run is over).
+async fn heal_everything(t: &Targets, plan: &Plan) {
+    for name in t.proxies.values() {
+        let _ = t.links.set_half_open(name, false).await;
+    }
+    let _ = t.links.reset().await;
+    let mut b = t.broker.lock().await;
+    let _ = b.resume().await;
+    if plan.faults.iter().any(|f| f.kind.is_broker_fault()) {
+        // A broker stopped or killed by an interrupted fault comes back, so
+        // the fleet can disconnect cleanly; starting a running broker is a no-op.
+        let _ = b.start().await;
+    }
+}
+
+fn streams(sel: StreamSel) -> &'static [Stream] {
+    match sel {
+        StreamSel::Upstream => &[Stream::Upstream],
+        StreamSel::Downstream => &[Stream::Downstream],
+        StreamSel::Both => &[Stream::Upstream, Stream::Downstream],
+    }
+}
+
+/// The toxic kind (and streams, toxicity) a network fault maps to.
+pub fn toxic_of(kind: &FaultKind) -> Option<(ToxicKind, StreamSel, Option<f32>)> {
+    let ms = |d: Duration| d.as_millis() as u64;
+    Some(match kind {
+        FaultKind::Latency { latency, jitter, stream, toxicity } => (
+            ToxicKind::Latency {
+                latency: ms(*latency),
+                jitter: ms(*jitter),
+            },
+            *stream,
+            *toxicity,
+        ),
+        FaultKind::Bandwidth { rate, stream, toxicity } => (ToxicKind::Bandwidth { rate: *rate }, *stream, *toxicity),
+        FaultKind::Blackhole { stream, toxicity } => (ToxicKind::Timeout { timeout: 0 }, *stream, *toxicity),
+        FaultKind::ResetPeer { timeout, stream, toxicity } => {
+            (ToxicKind::ResetPeer { timeout: ms(*timeout) }, *stream, *toxicity)
+        }
+        FaultKind::SlowClose { delay, stream, toxicity } => (ToxicKind::SlowClose { delay: ms(*delay) }, *stream, *toxicity),
+        FaultKind::Slicer {
+            average_size,
+            size_variation,
+            delay,
+            stream,
+            toxicity,
+        } => (
+            ToxicKind::Slicer {
+                average_size: *average_size,
+                size_variation: *size_variation,
+                delay: delay.as_micros() as u64,
+            },
+            *stream,
+            *toxicity,
+        ),
+        FaultKind::LimitData { bytes, stream, toxicity } => (ToxicKind::LimitData { bytes: *bytes }, *stream, *toxicity),
+        _ => return None,
+    })
+}
+
+impl Targets {
+    async fn record(&self, what: FaultEvent) {
+        let _ = self
+            .events
+            .send(Event::Fault {
+                at: self.clock.now(),
+                what,
+            })
+            .await;
+    }
+
+    async fn sleep_until(&self, at: Duration) {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(self.clock.instant(Nanos::from_duration(at)))).await;
+    }
+
+    fn proxies_of<'a>(&'a self, f: &'a ScheduledFault) -> impl Iterator<Item = &'a String> + 'a {
+        f.groups.iter().filter_map(|g| self.proxies.get(g))
+    }
+}
+
+/// Play one timeline entry: apply at `at`, heal at `at + duration`, each
+/// stamped when the backend confirmed it.
+async fn play(t: &Targets, f: &ScheduledFault) -> Result<(), String> {
+    t.sleep_until(f.at).await;
+    let applied = |devices: Vec<u32>| FaultEvent::Applied {
+        index: f.index,
+        kind: f.kind.name().into(),
+        target: f.target.clone(),
+        devices,
+    };
+    let failed = |error: String, applied: bool| FaultEvent::Failed {
+        index: f.index,
+        error,
+        applied,
+    };
+    macro_rules! step {
+        ($e:expr, $applied:expr) => {
+            if let Err(e) = $e {
+                let msg = format!("timeline[{}] {}: {e}", f.index, f.kind.name());
+                t.record(failed(msg.clone(), $applied)).await;
+                return Err(msg);
+            }
+        };
+    }
+    let end = f.end();
+    match &f.kind {
+        k if toxic_of(k).is_some() => {
+            let (kind, sel, toxicity) = toxic_of(k).expect("checked");
+            let mut added: Vec<(String, String)> = Vec::new();
+            for p in t.proxies_of(f) {
+                for s in streams(sel) {
+                    let name = format!("f{}_{}_{}", f.index, kind.type_name(), s.as_str());
+                    let toxic = Toxic::new(kind.clone(), *s).named(name.clone()).with_toxicity(toxicity.unwrap_or(1.0));
+                    step!(t.links.add_toxic(p, &toxic).await, !added.is_empty());
+                    added.push((p.clone(), name));
+                }
+            }
+            t.record(applied(vec![])).await;
+            t.sleep_until(end).await;
+            for (p, name) in &added {
+                step!(t.links.remove_toxic(p, name).await, true);
+            }
+        }
+        FaultKind::HalfOpen => {
+            for p in t.proxies_of(f) {
+                step!(t.links.set_half_open(p, true).await, false);
+            }
+            t.record(applied(vec![])).await;
+            t.sleep_until(end).await;
+            for p in t.proxies_of(f) {
+                step!(t.links.set_half_open(p, false).await, true);
+            }
+        }
+        FaultKind::LinkDown => {
+            for p in t.proxies_of(f) {
+                step!(t.links.set_enabled(p, false).await, false);
+            }
+            t.record(applied(vec![])).await;
+            t.sleep_until(end).await;
+            for p in t.proxies_of(f) {
+                step!(t.links.set_enabled(p, true).await, true);
+            }
+        }
+        FaultKind::Flapping { down, up } => {
+            let mut at = f.at;
+            let mut first = true;
+            while at < end {
+                for p in t.proxies_of(f) {
+                    step!(t.links.set_enabled(p, false).await, !first);
+                }
+                if first {
+                    t.record(applied(vec![])).await;
+                    first = false;
+                }
+                let up_at = (at + *down).min(end);
+                t.sleep_until(up_at).await;
+                for p in t.proxies_of(f) {
+                    step!(t.links.set_enabled(p, true).await, true);
+                }
+                at = up_at + *up;
+                if at < end {
+                    t.sleep_until(at).await;
+                }
+            }
+        }
+        FaultKind::BrokerRestart | FaultKind::BrokerKill | FaultKind::BrokerPause => {
+            {
+                let mut b = t.broker.lock().await;
+                match f.kind {
+                    FaultKind::BrokerRestart => step!(b.stop().await, false),
+                    FaultKind::BrokerKill => step!(b.kill().await, false),
+                    _ => step!(b.pause().await, false),
+                }
+            }
+            t.record(applied(vec![])).await;
+            t.sleep_until(end).await;
+            let mut b = t.broker.lock().await;
+            if matches!(f.kind, FaultKind::BrokerPause) {
+                step!(b.resume().await, true);
+            } else {
+                step!(b.start().await, true);
+            }
+        }
+        FaultKind::DeviceCrash { .. } => {
+            {
+                let mut fleet = t.fleet.lock().await;
+                for &d in &f.devices {
+                    fleet.crash(d).await;
+                }
+            }
+            t.record(applied(f.devices.clone())).await;
+            if f.duration.is_none() {
+                return Ok(()); // stays dead: never healed
+            }
+            t.sleep_until(end).await;
+            let mut fleet = t.fleet.lock().await;
+            for &d in &f.devices {
+                fleet.restart(d).await;
+            }
+        }
+        FaultKind::ClientIdConflict { .. } => {
+            {
+                let mut fleet = t.fleet.lock().await;
+                for &d in &f.devices {
+                    fleet.intrude(d);
+                }
+            }
+            t.record(applied(f.devices.clone())).await;
+            t.sleep_until(end).await;
+            let mut fleet = t.fleet.lock().await;
+            for &d in &f.devices {
+                fleet.end_intrusion(d).await;
+            }
+        }
+        _ => unreachable!("every fault kind is handled above"),
+    }
+    t.record(FaultEvent::Healed { index: f.index }).await;
+    Ok(())
+}
+
+impl From<crate::broker::BrokerError> for RunError {
+    fn from(e: crate::broker::BrokerError) -> Self {
+        RunError::Environment(format!("broker: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_and_fault_specs_parse() {
+        assert_eq!(BrokerSpec::parse("embedded").unwrap(), BrokerSpec::Embedded);
+        assert_eq!(BrokerSpec::parse("mosquitto").unwrap(), BrokerSpec::Mosquitto);
+        assert_eq!(
+            BrokerSpec::parse("tcp://127.0.0.1:1883").unwrap(),
+            BrokerSpec::External("tcp://127.0.0.1:1883".into())
+        );
+        assert!(BrokerSpec::parse("emqx5").is_err());
+        assert_eq!(
+            FaultsSpec::parse("toxiproxy=http://127.0.0.1:8474").unwrap(),
+            FaultsSpec::Toxiproxy("http://127.0.0.1:8474".into())
+        );
+        assert!(FaultsSpec::parse("toxiproxy").is_err());
+    }
+
+    #[test]
+    fn blackhole_is_the_timeout_toxic_with_timeout_zero() {
+        let (k, s, _) = toxic_of(&FaultKind::Blackhole {
+            stream: StreamSel::Both,
+            toxicity: None,
+        })
+        .unwrap();
+        assert_eq!(k, ToxicKind::Timeout { timeout: 0 });
+        assert_eq!(s, StreamSel::Both);
+    }
+}
