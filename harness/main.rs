@@ -47,6 +47,9 @@ enum Command {
         /// Print nothing but errors.
         #[arg(long, short)]
         quiet: bool,
+        /// Also write every event of the run to this file (JSON lines).
+        #[arg(long)]
+        history: Option<PathBuf>,
     },
     /// Check a scenario without running it (and lint its profiles).
     Validate {
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
                 seed: None,
                 duration: None,
                 quiet: true,
+                history: None,
                 exe: PathBuf::new(),
             };
             match runner::prepare(&opts) {
@@ -126,6 +130,7 @@ fn main() -> ExitCode {
             seed,
             duration,
             quiet,
+            history,
         } => {
             let exe = match std::env::current_exe() {
                 Ok(p) => p,
@@ -142,6 +147,7 @@ fn main() -> ExitCode {
                 seed,
                 duration,
                 quiet,
+                history,
                 exe,
             };
             let rt = match tokio::runtime::Runtime::new() {

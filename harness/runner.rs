@@ -109,6 +109,9 @@ pub struct RunOptions {
     pub seed: Option<u64>,
     pub duration: Option<Duration>,
     pub quiet: bool,
+    /// Also write every event of the run, one JSON object a line (jepsen's
+    /// history): for debugging a run and for tests that check event order.
+    pub history: Option<PathBuf>,
     /// This binary (the embedded broker runs as a child of it).
     pub exe: PathBuf,
 }
@@ -299,15 +302,32 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
     let clock = RunClock::start();
     let (events_tx, mut events_rx) = mpsc::channel::<Event>(65_536);
     let recorder = Arc::new(Mutex::new(Recorder::new(&plan)));
+    let mut history = match &opts.history {
+        Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).map_err(|e| {
+            RunError::Usage(format!("{}: cannot write the history: {e}", p.display()))
+        })?)),
+        None => None,
+    };
     let aggregator = {
         let recorder = recorder.clone();
         tokio::spawn(async move {
+            use std::io::Write;
             let mut buf = Vec::with_capacity(1024);
             while events_rx.recv_many(&mut buf, 1024).await > 0 {
+                if let Some(h) = history.as_mut() {
+                    for ev in &buf {
+                        // A history that cannot be written is a debugging aid
+                        // lost, not a measurement: the report does not use it.
+                        let _ = serde_json::to_writer(&mut *h, ev).map(|_| h.write_all(b"\n"));
+                    }
+                }
                 let mut r = recorder.lock().expect("recorder lock");
                 for ev in buf.drain(..) {
                     r.record(&ev);
                 }
+            }
+            if let Some(mut h) = history {
+                let _ = h.flush();
             }
         })
     };
