@@ -2,8 +2,8 @@
 //!
 //! [`Toxiproxy`] is a thin I/O shell: it builds the request, sends it with a
 //! bounded timeout and hands status and body to pure functions that decode
-//! the answer ([`decode`] of the wire types below) or turn it into a typed
-//! [`FaultError`] ([`classify`]). Routes and status codes are Toxiproxy's
+//! the answer (`decode` of the wire types below) or turn it into a typed
+//! [`FaultError`] (`classify`). Routes and status codes are Toxiproxy's
 //! `api.go`, as recorded from a real 2.12 in
 //! `tests/fixtures/toxiproxy-2.12-api-transcript.json`:
 //!
@@ -461,10 +461,8 @@ fn decode<T: DeserializeOwned>(
 /// A toxic from Toxiproxy's JSON. Toxiproxy accepts and echoes `stream` in
 /// any case (`"UPSTREAM"`), so it is lower-cased before typed decoding.
 fn toxic_from_value(mut v: Value, endpoint: &str, status: StatusCode) -> Result<Toxic, FaultError> {
-    if let Some(stream) = v.get_mut("stream") {
-        if let Value::String(s) = stream {
-            *s = s.to_ascii_lowercase();
-        }
+    if let Some(Value::String(s)) = v.get_mut("stream") {
+        *s = s.to_ascii_lowercase();
     }
     let shown = v.to_string();
     serde_json::from_value(v).map_err(|e| FaultError::Api {
