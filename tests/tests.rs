@@ -10,3 +10,5 @@ mod broker;
 mod engine;
 #[path = "it/scenario.rs"]
 mod scenario;
+#[path = "it/toxiproxy.rs"]
+mod toxiproxy;
