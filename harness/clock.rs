@@ -48,6 +48,21 @@ impl Nanos {
     }
 }
 
+impl std::ops::Add for Nanos {
+    type Output = Nanos;
+    fn add(self, rhs: Nanos) -> Nanos {
+        Nanos(self.0.saturating_add(rhs.0))
+    }
+}
+
+impl std::ops::Sub for Nanos {
+    type Output = Nanos;
+    /// Saturates at zero.
+    fn sub(self, rhs: Nanos) -> Nanos {
+        Nanos(self.0.saturating_sub(rhs.0))
+    }
+}
+
 /// The clock of one run. Cheap to copy into every task.
 #[derive(Debug, Clone, Copy)]
 pub struct RunClock {

@@ -8,6 +8,8 @@ mod support;
 mod broker;
 #[path = "it/engine.rs"]
 mod engine;
+#[path = "it/run.rs"]
+mod run;
 #[path = "it/scenario.rs"]
 mod scenario;
 #[path = "it/toxiproxy.rs"]
