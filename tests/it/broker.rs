@@ -86,11 +86,15 @@ async fn accepts_mqtt(addr: SocketAddr) -> Result<(), ProbeError> {
 async fn start_kill_start_shutdown(mut b: impl LocalBroker) {
     let addr = b.addr();
     assert!(addr.ip().is_loopback());
+    let began = Instant::now();
     b.start().await.expect("first start");
+    let started = began.elapsed();
     accepts_mqtt(addr).await.expect("accepts MQTT after start");
     let first_pid = b.pid().expect("running");
 
+    let began = Instant::now();
     b.kill().await.expect("kill");
+    let killed = began.elapsed();
     assert_eq!(b.pid(), None);
     assert_eq!(signal_of(b.last_exit().expect("exit recorded")), Some(9));
     assert!(process_is_gone(first_pid));
@@ -101,7 +105,13 @@ async fn start_kill_start_shutdown(mut b: impl LocalBroker) {
         other => panic!("expected a refused connection after kill, got {other:?}"),
     }
 
+    let began = Instant::now();
     b.start().await.expect("start after kill");
+    eprintln!(
+        "{}: start {started:?}, kill {killed:?}, restart {:?}",
+        b.version(),
+        began.elapsed()
+    );
     assert_eq!(b.addr(), addr, "a restart keeps the port");
     accepts_mqtt(addr).await.expect("accepts MQTT again");
     let second_pid = b.pid().expect("running again");
@@ -162,7 +172,11 @@ async fn pause_silences_new_and_existing_connections(mut b: impl LocalBroker) {
         .await
         .expect("PINGRESP after resume");
     accepts_mqtt(addr).await.expect("new CONNECT after resume");
-    eprintln!("answered {:?} after resume", resumed.elapsed());
+    eprintln!(
+        "{}: answered {:?} after resume",
+        b.version(),
+        resumed.elapsed()
+    );
     b.shutdown().await.expect("shutdown");
 }
 
@@ -218,6 +232,18 @@ async fn embedded_broker_stops_with_exit_code_zero_even_when_paused() {
 async fn mosquitto_stops_with_exit_code_zero_even_when_paused() {
     let Some(b) = mosquitto(false) else { return };
     stop_is_graceful_even_when_paused(b).await;
+}
+
+#[tokio::test]
+async fn dropping_a_broker_without_shutdown_kills_its_child_and_removes_its_temp_dir() {
+    let mut b = embedded();
+    b.start().await.expect("start");
+    b.pause().await.expect("pause");
+    let pid = b.pid().unwrap();
+    let dir = b.dir().unwrap().to_path_buf();
+    drop(b);
+    assert!(process_is_gone(pid), "pid {pid} outlived the drop");
+    assert!(!dir.exists(), "{} outlived the drop", dir.display());
 }
 
 // ---------------------------------------------------------------- ports
@@ -400,7 +426,7 @@ async fn offline_messages_after<B: Broker>(b: &mut B, kill_between: bool) -> Ret
     };
     client.subscribe(&topic, QoS::AtLeastOnce).await.unwrap();
     let mut received = 0;
-    let mut marker_sent = false;
+    let mut marker = None;
     let deadline = tokio::time::Instant::now() + PROMPT * 2;
     loop {
         let event = match tokio::time::timeout_at(deadline, eventloop.poll()).await {
@@ -409,16 +435,21 @@ async fn offline_messages_after<B: Broker>(b: &mut B, kill_between: bool) -> Ret
             Ok(Ok(e)) => e,
         };
         match event {
-            Event::Incoming(Packet::SubAck(_)) if !marker_sent => {
-                marker_sent = true;
+            Event::Incoming(Packet::SubAck(_)) if marker.is_none() => {
                 let topic = topic.clone();
-                tokio::spawn(async move { publish_all(addr, &topic, vec![MARKER.to_vec()]).await });
+                marker = Some(tokio::spawn(async move {
+                    publish_all(addr, &topic, vec![MARKER.to_vec()]).await
+                }));
             }
             Event::Incoming(Packet::Publish(p)) if p.payload.as_ref() == MARKER => break,
             Event::Incoming(Packet::Publish(_)) => received += 1,
             _ => {}
         }
     }
+    marker
+        .expect("the marker was published")
+        .await
+        .expect("the marker publisher got its PUBACK");
     client.disconnect().await.unwrap();
     Return {
         session_present: ack.session_present,
@@ -564,6 +595,7 @@ async fn orphan_helper() {
     }
     let mut b = embedded();
     b.start().await.expect("start");
+    println!("broker-dir={}", b.dir().unwrap().display());
     println!("broker-pid={}", b.pid().unwrap());
     use std::io::Write;
     std::io::stdout().flush().unwrap();
@@ -589,9 +621,13 @@ async fn a_sigkilled_harness_leaves_no_broker_behind() {
         .spawn()
         .expect("run the helper");
     let mut lines = tokio::io::BufReader::new(helper.stdout.take().unwrap()).lines();
+    let mut dir = None;
     let pid: u32 = tokio::time::timeout(PROMPT * 3, async {
         while let Some(line) = lines.next_line().await.unwrap() {
-            // libtest prints `test … ... ` without a newline before it.
+            // libtest prints `test … ... ` without a newline before these.
+            if let Some((_, d)) = line.split_once("broker-dir=") {
+                dir = Some(PathBuf::from(d.trim()));
+            }
             if let Some((_, pid)) = line.split_once("broker-pid=") {
                 return pid.trim().parse().unwrap();
             }
@@ -607,6 +643,10 @@ async fn a_sigkilled_harness_leaves_no_broker_behind() {
 
     helper.start_kill().unwrap();
     helper.wait().await.unwrap();
+    // A SIGKILLed harness cannot remove its temp dir; we do it for it.
+    let dir = dir.expect("the helper named its temp dir");
+    assert!(dir.starts_with(std::env::temp_dir()), "{}", dir.display());
+    std::fs::remove_dir_all(&dir).unwrap();
     let deadline = Instant::now() + PROMPT;
     while !process_is_gone(pid) {
         if Instant::now() >= deadline {
