@@ -1,14 +1,283 @@
 //! The embedded broker: rumqttd in a child process of this binary.
+//!
+//! The harness runs `mqtt-chaos broker-serve --listen 127.0.0.1:PORT` (see
+//! [`serve`]) rather than a rumqttd inside its own process, so stop, kill and
+//! pause are real process events, the same as for Mosquitto.
+//!
+//! What rumqttd 0.20 is and is not (checked in its source):
+//! * sessions live in memory only, so nothing survives a restart or kill:
+//!   persistence is not a capability, and asking for it is refused up front;
+//! * a CONNECT with keepalive 0 is refused (`Error::ZeroKeepAlive` in
+//!   `link/remote.rs`): the connection is closed without a CONNACK.
+
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::time::Duration;
 
-use super::BrokerError;
+use async_trait::async_trait;
 
-/// Run rumqttd on `listen` in this process until killed
-/// (the hidden `mqtt-chaos broker-serve` subcommand).
+use super::process::BrokerProcess;
+use super::{Broker, BrokerError, BrokerSettings, Capabilities};
+
+/// The rumqttd this crate links (kept equal to `Cargo.lock` by a test).
+pub const RUMQTTD_VERSION: &str = "0.20.0";
+
+/// Environment variable with a `tracing` filter for the child's log
+/// (default `warn`; the log is a file in the broker's temp dir).
+pub const LOG_FILTER_ENV: &str = "MQTT_CHAOS_BROKER_LOG";
+
+/// rumqttd as a child process of the `mqtt-chaos` binary.
+#[derive(Debug)]
+pub struct EmbeddedBroker {
+    exe: PathBuf,
+    process: BrokerProcess,
+}
+
+impl EmbeddedBroker {
+    /// Pick the port and the temp dir; nothing runs until [`Broker::start`].
+    /// `exe` is the `mqtt-chaos` binary (`std::env::current_exe()`, or
+    /// `env!("CARGO_BIN_EXE_mqtt-chaos")` in tests). Persistence is refused:
+    /// rumqttd keeps sessions in memory only.
+    pub fn new(settings: BrokerSettings, exe: PathBuf) -> Result<EmbeddedBroker, BrokerError> {
+        if settings.persistence {
+            return Err(BrokerError::Unsupported {
+                backend: format!("embedded rumqttd {RUMQTTD_VERSION}"),
+                operation: "keep sessions across restarts (persistence)".into(),
+            });
+        }
+        Ok(EmbeddedBroker {
+            exe,
+            process: BrokerProcess::new("embedded rumqttd")?,
+        })
+    }
+
+    /// How long `start` waits for the first CONNACK (default 10 s).
+    pub fn with_start_timeout(mut self, d: Duration) -> EmbeddedBroker {
+        self.process.set_start_timeout(d);
+        self
+    }
+
+    /// How long `stop` waits after SIGTERM before SIGKILL (default 5 s).
+    pub fn with_stop_grace(mut self, d: Duration) -> EmbeddedBroker {
+        self.process.set_stop_grace(d);
+        self
+    }
+
+    /// The child's pid while it runs (or is paused).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
+    }
+
+    /// How the last child ended.
+    pub fn last_exit(&self) -> Option<ExitStatus> {
+        self.process.last_exit()
+    }
+
+    /// The temp dir (holds the child's log); `None` after shutdown.
+    pub fn dir(&self) -> Option<&Path> {
+        self.process.dir()
+    }
+
+    /// The child's log (stdout and stderr, appended across restarts).
+    pub fn log_path(&self) -> &Path {
+        self.process.log_path()
+    }
+}
+
+#[async_trait]
+impl Broker for EmbeddedBroker {
+    fn version(&self) -> String {
+        format!("rumqttd {RUMQTTD_VERSION} (embedded)")
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.process.addr()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            restart: true,
+            kill: true,
+            pause: true,
+            persistence: false,
+            keepalive_zero: false,
+        }
+    }
+
+    async fn start(&mut self) -> Result<(), BrokerError> {
+        let exe = self.exe.clone();
+        let build = move |port: u16, _dir: &Path| {
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.arg("broker-serve")
+                .arg("--listen")
+                .arg(format!("127.0.0.1:{port}"));
+            Ok(cmd)
+        };
+        self.process.start(&build).await
+    }
+
+    async fn stop(&mut self) -> Result<(), BrokerError> {
+        self.process.stop().await
+    }
+
+    async fn kill(&mut self) -> Result<(), BrokerError> {
+        self.process.kill().await
+    }
+
+    async fn pause(&mut self) -> Result<(), BrokerError> {
+        self.process.pause().await
+    }
+
+    async fn resume(&mut self) -> Result<(), BrokerError> {
+        self.process.resume().await
+    }
+
+    async fn shutdown(&mut self) -> Result<(), BrokerError> {
+        self.process.shutdown().await
+    }
+}
+
+/// The rumqttd configuration of [`serve`]: one MQTT 3.1.1 server on
+/// `listen`, generous limits, no console, Prometheus or metrics.
+///
+/// Commit-log segments bound rumqttd's memory per subscription filter
+/// (32 MiB × 4); an offline subscriber further behind than that loses the
+/// oldest messages, which is rumqttd's behaviour to measure, not ours.
+pub fn config(listen: SocketAddr) -> rumqttd::Config {
+    let connections = rumqttd::ConnectionSettings {
+        connection_timeout_ms: 5000,
+        max_payload_size: 1024 * 1024,
+        max_inflight_count: 500,
+        auth: None,
+        external_auth: None,
+        dynamic_filters: true,
+    };
+    let server = rumqttd::ServerSettings {
+        name: "v4".into(),
+        listen,
+        tls: None,
+        next_connection_delay_ms: 0,
+        connections,
+    };
+    let router = rumqttd::RouterConfig {
+        max_connections: 20_000,
+        max_outgoing_packet_count: 200,
+        max_segment_size: 32 * 1024 * 1024,
+        max_segment_count: 4,
+        custom_segment: None,
+        initialized_filters: None,
+        shared_subscriptions_strategy: Default::default(),
+    };
+    rumqttd::Config {
+        id: 0,
+        router,
+        v4: Some(HashMap::from([("1".to_string(), server)])),
+        v5: None,
+        ws: None,
+        cluster: None,
+        console: None,
+        bridge: None,
+        prometheus: None,
+        metrics: None,
+    }
+}
+
+/// Run rumqttd on `listen` in this process until SIGTERM or SIGINT
+/// (the hidden `mqtt-chaos broker-serve` subcommand). Returns `Ok` on a
+/// signal (a graceful stop exits 0) and an error if the server ends by
+/// itself (for instance, the address is taken).
 pub fn serve(listen: SocketAddr) -> Result<(), BrokerError> {
-    let _ = listen;
-    Err(BrokerError::Unsupported {
-        backend: "embedded".into(),
-        operation: "serve (not built yet)".into(),
+    let what = format!("rumqttd on {listen}");
+    init_log();
+    // rumqttd only logs a bind failure from its server thread; bind once
+    // here so a taken address is a clear error and a non-zero exit.
+    drop(
+        std::net::TcpListener::bind(listen).map_err(|e| BrokerError::Start {
+            what: what.clone(),
+            message: format!("cannot listen: {e}"),
+        })?,
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        // Handlers first, so a SIGTERM that comes right after readiness is
+        // never the default (fatal) action.
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let config = config(listen);
+        std::thread::Builder::new()
+            .name("rumqttd".into())
+            .spawn(move || {
+                let mut broker = rumqttd::Broker::new(config);
+                let result = broker.start().map_err(|e| e.to_string());
+                let _ = done_tx.send(result);
+            })?;
+        tokio::select! {
+            _ = term.recv() => Ok(()),
+            _ = int.recv() => Ok(()),
+            ended = done_rx => Err(BrokerError::Start {
+                what: what.clone(),
+                message: match ended {
+                    Ok(Ok(())) => "the server stopped by itself (see the log above)".into(),
+                    Ok(Err(e)) => e,
+                    Err(_) => "the server thread panicked".into(),
+                },
+            }),
+        }
     })
+}
+
+fn init_log() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env(LOG_FILTER_ENV)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_constant_matches_the_locked_rumqttd() {
+        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock"))
+            .expect("Cargo.lock next to Cargo.toml");
+        let needle = format!("name = \"rumqttd\"\nversion = \"{RUMQTTD_VERSION}\"");
+        assert!(lock.contains(&needle), "Cargo.lock has no {needle:?}");
+    }
+
+    #[test]
+    fn the_config_has_one_v4_server_on_the_address_and_generous_limits() {
+        let addr: SocketAddr = "127.0.0.1:18830".parse().unwrap();
+        let c = config(addr);
+        let v4 = c.v4.as_ref().unwrap();
+        assert_eq!(v4.len(), 1);
+        let s = v4.values().next().unwrap();
+        assert_eq!(s.listen, addr);
+        assert!(s.next_connection_delay_ms <= 1);
+        assert!(s.connections.max_payload_size >= 256 * 1024);
+        assert!(s.connections.max_inflight_count >= 100);
+        assert_eq!(s.connections.connection_timeout_ms, 5000);
+        assert!(c.router.max_connections >= 10_000);
+        assert!(c.v5.is_none() && c.ws.is_none());
+        assert!(c.console.is_none() && c.prometheus.is_none() && c.metrics.is_none());
+    }
+
+    #[test]
+    fn persistence_is_refused_up_front() {
+        let err = EmbeddedBroker::new(
+            BrokerSettings { persistence: true },
+            PathBuf::from("/nonexistent"),
+        )
+        .unwrap_err();
+        assert!(matches!(err, BrokerError::Unsupported { .. }), "{err}");
+    }
 }

@@ -7,6 +7,10 @@
 //!   and controls.
 //! * [`external`]: a broker somebody else runs (`tcp://HOST:PORT`); nothing
 //!   is started and lifecycle faults are refused up front.
+//! * [`process`]: the child-process control the two local backends share
+//!   (fixed port, readiness, signals, cleanup).
+//! * [`probe`]: a raw MQTT 3.1.1 CONNECT/CONNACK and PINGREQ/PINGRESP, the
+//!   readiness check of every backend.
 //!
 //! Every operation returns once the change is confirmed (the process is gone,
 //! stopped, or accepting MQTT connections again), so fault times are stamped
@@ -15,6 +19,8 @@
 pub mod embedded;
 pub mod external;
 pub mod mosquitto;
+pub mod probe;
+pub mod process;
 
 use std::net::SocketAddr;
 use std::time::Duration;
