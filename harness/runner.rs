@@ -173,10 +173,18 @@ pub fn prepare(opts: &RunOptions) -> Result<(Plan, BrokerSpec, FaultsSpec), RunE
     }
     let at = |field: &str, msg: String| -> RunError { scenario::error_at(&opts.scenario, &text, field, msg).into() };
     // What each broker can do, checked before anything starts.
+    // An external broker is as it is configured: whether it takes keepalive
+    // 0 is checked once it answers; lifecycle faults are never possible.
     let caps = match &broker_spec {
         BrokerSpec::Embedded => broker::embedded::CAPABILITIES,
         BrokerSpec::Mosquitto => broker::mosquitto::CAPABILITIES,
-        BrokerSpec::External(_) => broker::external::CAPABILITIES,
+        BrokerSpec::External(_) => broker::Capabilities {
+            restart: false,
+            kill: false,
+            pause: false,
+            persistence: true,
+            keepalive_zero: true,
+        },
     };
     let broker_name = match &broker_spec {
         BrokerSpec::Embedded => "the embedded broker (rumqttd)",
@@ -258,14 +266,34 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
         .unwrap_or(Duration::from_secs(5));
     let mut broker: Box<dyn Broker> = match &broker_spec {
         BrokerSpec::Embedded => Box::new(broker::embedded::EmbeddedBroker::new(settings, opts.exe.clone())?),
-        BrokerSpec::Mosquitto => Box::new(broker::mosquitto::MosquittoBroker::find(settings)?),
-        BrokerSpec::External(url) => Box::new(broker::external::ExternalBroker::parse(url, connect_timeout)?),
+        BrokerSpec::Mosquitto => Box::new(broker::mosquitto::MosquittoBroker::new(
+            settings,
+            broker::mosquitto::MosquittoBroker::find()?,
+        )?),
+        BrokerSpec::External(url) => Box::new(
+            broker::external::ExternalBroker::parse(url)
+                .map_err(|e| RunError::Usage(format!("--broker {url}: {e}")))?
+                .with_connect_timeout(connect_timeout),
+        ),
     };
     broker
         .start()
         .await
         .map_err(|e| RunError::Environment(format!("broker: {e}")))?;
     let broker_addr = broker.addr();
+    if !broker.capabilities().keepalive_zero {
+        if let Some((name, _)) = plan.scenario.profiles.iter().find(|(_, p)| p.keepalive.is_none()) {
+            let _ = broker.shutdown().await;
+            let text = std::fs::read_to_string(&opts.scenario).unwrap_or_default();
+            return Err(scenario::error_at(
+                &opts.scenario,
+                &text,
+                &format!("profiles.{name}.keepalive"),
+                format!("keepalive \"off\" (0) is refused by {}", broker.version()),
+            )
+            .into());
+        }
+    }
 
     let links: Arc<dyn LinkFaults> = match &faults_spec {
         FaultsSpec::Embedded => Arc::new(Engine::new(plan.seed)),

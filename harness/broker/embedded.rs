@@ -30,6 +30,15 @@ pub const LOG_FILTER_ENV: &str = "MQTT_CHAOS_BROKER_LOG";
 
 /// rumqttd as a child process of the `mqtt-chaos` binary.
 #[derive(Debug)]
+/// What this backend can do (known before it starts).
+pub const CAPABILITIES: Capabilities {
+    restart: true,
+    kill: true,
+    pause: true,
+    persistence: false,
+    keepalive_zero: false,
+};
+
 pub struct EmbeddedBroker {
     exe: PathBuf,
     process: BrokerProcess,
@@ -97,13 +106,7 @@ impl Broker for EmbeddedBroker {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            restart: true,
-            kill: true,
-            pause: true,
-            persistence: false,
-            keepalive_zero: false,
-        }
+        CAPABILITIES
     }
 
     async fn start(&mut self) -> Result<(), BrokerError> {

@@ -31,6 +31,15 @@ pub const MAX_QUEUED_MESSAGES: u32 = 100_000;
 
 /// A Mosquitto child process.
 #[derive(Debug)]
+/// What this backend can do (known before it starts).
+pub const CAPABILITIES: Capabilities {
+    restart: true,
+    kill: true,
+    pause: true,
+    persistence: true,
+    keepalive_zero: true,
+};
+
 pub struct MosquittoBroker {
     settings: BrokerSettings,
     binary: PathBuf,
@@ -168,13 +177,7 @@ impl Broker for MosquittoBroker {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            restart: true,
-            kill: true,
-            pause: true,
-            persistence: true,
-            keepalive_zero: true,
-        }
+        CAPABILITIES
     }
 
     async fn start(&mut self) -> Result<(), BrokerError> {
