@@ -98,6 +98,7 @@ impl Ranges {
     }
 
     /// Every range, lowest first.
+    #[cfg(test)]
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, u64, Mark)> + '_ {
         self.map.iter().map(|(&s, &(e, m))| (s, e, m))
     }
