@@ -51,7 +51,7 @@
 //!
 //! Per (device, direction, stream) the ledger keeps the seq after the highest
 //! one seen, the pending messages (in flight: published and not yet settled),
-//! and [`ranges`] of unseen seqs and provisional losses — one entry per *run*
+//! and runs (ranges) of unseen seqs and provisional losses — one entry per *run*
 //! of consecutive seqs, so an outage that loses a million messages costs one
 //! entry. Every seq below the highest seen that is neither pending nor in a
 //! range is settled as received, so a duplicate of it is still recognised.
@@ -60,7 +60,10 @@
 //! run is forgotten (its losses stay counted) and the seqs below it form the
 //! *horizon*: a reception below the horizon that matches nothing pending
 //! cannot be told apart (duplicate, or very late first arrival) and is
-//! counted in `ambiguous` instead. Coverage gaps are kept as a list (one per
+//! counted in `ambiguous` instead (and reported as a harness error). The
+//! lowest run goes first; an *unseen* run is only ever the stretch below the
+//! first seq a key saw or a reception that overtook its publish, so
+//! forgetting one loses nothing in practice. Coverage gaps are kept as a list (one per
 //! observer disconnection).
 //!
 //! Contract with the event producers: the first `Published` of a message
@@ -87,7 +90,9 @@ pub use ranges::LossKind;
 use ranges::{Mark, Ranges};
 
 /// Ranges kept per (device, direction, stream) before the oldest is forgotten.
-pub const DEFAULT_RANGE_CAP: usize = 4096;
+/// At roughly 50 bytes a run, that is at most ~50 KB per key however long
+/// the run and whatever the loss pattern.
+pub const DEFAULT_RANGE_CAP: usize = 1024;
 
 /// One (device, direction, stream): the unit of gapless sequence numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -268,6 +268,11 @@ pub fn write_json(report: &Report, path: &Path) -> Result<(), ReportError> {
     w.flush().map_err(err)
 }
 
+/// Write the report as JSON to any writer (stdout, a pipe).
+pub fn write_json_to(report: &Report, w: impl Write) -> Result<(), serde_json::Error> {
+    serde_json::to_writer_pretty(w, report)
+}
+
 /// Read a `report.json` back (to render it again).
 pub fn read_json(path: &Path) -> Result<Report, ReportError> {
     let text = std::fs::read_to_string(path).map_err(|source| ReportError::Read {

@@ -194,6 +194,14 @@ fn report_json_round_trips_through_a_file() {
     write_json(&r, &path).expect("written");
     let back = read_json(&path).expect("read back");
     assert_eq!(back, r);
+    let mut buf = Vec::new();
+    write_json_to(&r, &mut buf).expect("to a writer");
+    let file = std::fs::read(&path).expect("file");
+    assert_eq!(
+        buf,
+        file[..file.len() - 1],
+        "same JSON, file ends in a newline"
+    );
     // And renders the same from the file.
     assert_eq!(markdown(&back), markdown(&r));
 }
