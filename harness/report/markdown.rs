@@ -1,0 +1,279 @@
+//! Renderers of a [`Report`]: Markdown for CI job summaries, and a
+//! one-screen plain-text summary for the terminal. Both read only the report.
+
+use std::fmt::Write as _;
+
+use super::{DurationFigure, Figures, Report, SloStatus, Verdict};
+
+/// `report.md`: verdict first, then SLOs, per-profile figures, faults.
+pub fn markdown(r: &Report) -> String {
+    let mut o = String::new();
+    let verdict = match r.verdict {
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+    };
+    let _ = writeln!(o, "# mqtt-chaos `{}`: **{verdict}**\n", r.scenario);
+    let _ = writeln!(
+        o,
+        "seed {} · started {} · {} · {} devices · harness {} · broker {} · faults {}\n",
+        r.seed,
+        r.started_at,
+        secs(r.duration_s),
+        r.devices,
+        r.versions.harness,
+        r.versions.broker,
+        r.versions.faults,
+    );
+
+    let _ = writeln!(o, "## SLOs\n");
+    if r.slo.is_empty() {
+        let _ = writeln!(o, "No SLOs were set: the verdict checks nothing.\n");
+    } else {
+        let _ = writeln!(o, "| result | SLO | profile | observed |");
+        let _ = writeln!(o, "| --- | --- | --- | --- |");
+        for s in &r.slo {
+            let result = match s.status {
+                SloStatus::Pass => "pass",
+                SloStatus::Fail => "**FAIL**",
+                SloStatus::Unknown => "**UNKNOWN** (counts as a breach)",
+            };
+            let name = match &s.stat {
+                Some(stat) => format!("{}.{stat}", s.figure),
+                None => s.figure.clone(),
+            };
+            let _ = writeln!(
+                o,
+                "| {result} | `{name} {}` | {} | {} |",
+                s.limit,
+                s.profile.as_deref().unwrap_or("all"),
+                s.observed.map_or("null".to_string(), |v| super::slo::show(
+                    &s.figure,
+                    s.stat.as_deref(),
+                    v
+                )),
+            );
+        }
+        o.push('\n');
+    }
+
+    let _ = writeln!(o, "## Telemetry per profile\n");
+    table(&mut o, r, |f| &f.telemetry);
+    let commands_sent = r.totals.commands.sent > 0 || r.totals.commands.delivered > 0;
+    if commands_sent {
+        let _ = writeln!(o, "## Commands per profile\n");
+        table(&mut o, r, |f| &f.commands);
+    }
+
+    let _ = writeln!(o, "## Connections per profile\n");
+    let _ = writeln!(
+        o,
+        "| profile | reconnect p50 | reconnect max | never reconnected | session present | reconnect attempts | flaps / device-h |"
+    );
+    let _ = writeln!(o, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (name, f) in rows(r) {
+        let rah = f.reconnect_after_heal.as_ref();
+        let _ = writeln!(
+            o,
+            "| {name} | {} | {} | {} | {} | {} | {} |",
+            stat(rah, |d| d.p50_us),
+            stat(rah, |d| d.max_us),
+            rah.and_then(|d| d.censored)
+                .map_or("–".into(), |c| c.to_string()),
+            f.session_present
+                .map_or("–".into(), |s| format!("{:.0} %", s * 100.0)),
+            f.reconnect_attempts.map_or("–".into(), |n| n.to_string()),
+            f.flaps.map_or("–".into(), |x| format!("{x:.2}")),
+        );
+    }
+    o.push('\n');
+
+    let _ = writeln!(o, "## Faults\n");
+    if r.faults.is_empty() {
+        let _ = writeln!(o, "No faults in the timeline.\n");
+    } else {
+        let _ = writeln!(o, "| # | kind | target | applied at | healed at | note |");
+        let _ = writeln!(o, "| ---: | --- | --- | ---: | ---: | --- |");
+        for f in &r.faults {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} |",
+                f.index,
+                f.kind,
+                f.target.as_deref().unwrap_or("all"),
+                f.started_at_s.map_or("never".into(), secs),
+                f.healed_at_s.map_or("–".into(), secs),
+                match (&f.error, f.applied) {
+                    (Some(e), _) => format!("error: {}", cell(e)),
+                    (None, false) => "not applied".into(),
+                    (None, true) => String::new(),
+                },
+            );
+        }
+        o.push('\n');
+    }
+
+    if r.unobserved_s > 0.0 || r.unobserved > 0 {
+        let _ = writeln!(
+            o,
+            "The observer was away for {}: {} acked messages published then were never received and are counted as `unobserved`, not lost.\n",
+            secs(r.unobserved_s),
+            r.unobserved
+        );
+    }
+    if !r.errors.is_empty() {
+        let _ = writeln!(o, "## Harness errors\n");
+        for e in &r.errors {
+            let _ = writeln!(o, "- {e}");
+        }
+        o.push('\n');
+    }
+    o
+}
+
+/// The profile rows: every profile, then the totals.
+fn rows(r: &Report) -> impl Iterator<Item = (&str, &Figures)> {
+    r.profiles
+        .iter()
+        .map(|(n, f)| (n.as_str(), f))
+        .chain(std::iter::once(("**total**", &r.totals)))
+}
+
+fn table(o: &mut String, r: &Report, pick: impl Fn(&Figures) -> &super::MessageFigureSet) {
+    let _ = writeln!(
+        o,
+        "| profile | sent | acked | delivered | lost_after_ack | lost_unacked | silent_loss | lost_qos0 | duplicates | e2e p50 | e2e p99 |"
+    );
+    let _ = writeln!(
+        o,
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    for (name, f) in rows(r) {
+        let m = pick(f);
+        let _ = writeln!(
+            o,
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            m.sent,
+            m.acked,
+            m.delivered,
+            m.lost_after_ack,
+            m.lost_unacked,
+            m.silent_loss,
+            m.lost_qos0,
+            m.duplicates,
+            stat(Some(&m.e2e_latency), |d| d.p50_us),
+            stat(Some(&m.e2e_latency), |d| d.p99_us),
+        );
+    }
+    o.push('\n');
+}
+
+/// One screen of plain text for the terminal.
+pub fn summary(r: &Report) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{} — scenario {} (seed {}), {}, {} devices",
+        r.verdict.as_str().to_uppercase(),
+        r.scenario,
+        r.seed,
+        secs(r.duration_s),
+        r.devices
+    );
+    for (name, f) in rows(r) {
+        let m = &f.telemetry;
+        let _ = writeln!(
+            o,
+            "  {:<14} sent {} acked {} delivered {} | lost_after_ack {} lost_unacked {} silent_loss {} lost_qos0 {} | dup {} reordered {} | e2e p50 {} p99 {} | reconnect p50 {} max {}",
+            name.trim_matches('*'),
+            m.sent,
+            m.acked,
+            m.delivered,
+            m.lost_after_ack,
+            m.lost_unacked,
+            m.silent_loss,
+            m.lost_qos0,
+            m.duplicates,
+            m.reordered,
+            stat(Some(&m.e2e_latency), |d| d.p50_us),
+            stat(Some(&m.e2e_latency), |d| d.p99_us),
+            stat(f.reconnect_after_heal.as_ref(), |d| d.p50_us),
+            stat(f.reconnect_after_heal.as_ref(), |d| d.max_us),
+        );
+    }
+    for s in &r.slo {
+        let name = match &s.stat {
+            Some(stat) => format!("{}.{stat}", s.figure),
+            None => s.figure.clone(),
+        };
+        let _ = writeln!(
+            o,
+            "  SLO {:<7} {}{name} {} (observed {})",
+            match s.status {
+                SloStatus::Pass => "pass",
+                SloStatus::Fail => "FAIL",
+                SloStatus::Unknown => "UNKNOWN",
+            },
+            s.profile
+                .as_deref()
+                .map_or(String::new(), |p| format!("{p}.")),
+            s.limit,
+            s.observed.map_or("null".to_string(), |v| super::slo::show(
+                &s.figure,
+                s.stat.as_deref(),
+                v
+            )),
+        );
+    }
+    let applied = r.faults.iter().filter(|f| f.applied).count();
+    let _ = writeln!(
+        o,
+        "  faults: {applied} of {} applied{}",
+        r.faults.len(),
+        if r.unobserved_s > 0.0 {
+            format!(
+                "; observer away {} ({} unobserved)",
+                secs(r.unobserved_s),
+                r.unobserved
+            )
+        } else {
+            String::new()
+        }
+    );
+    for e in &r.errors {
+        let _ = writeln!(o, "  error: {e}");
+    }
+    o
+}
+
+/// A statistic of a duration figure, human-readable; `–` when there is none.
+fn stat(d: Option<&DurationFigure>, f: impl Fn(&DurationFigure) -> Option<u64>) -> String {
+    d.and_then(f).map_or("–".into(), micros)
+}
+
+/// µs as `850 µs`, `12.3 ms`, `4.56 s`.
+pub(crate) fn micros(us: u64) -> String {
+    if us < 1_000 {
+        format!("{us} µs")
+    } else if us < 1_000_000 {
+        format!("{:.1} ms", us as f64 / 1e3)
+    } else {
+        format!("{:.2} s", us as f64 / 1e6)
+    }
+}
+
+fn secs(s: f64) -> String {
+    format!("{s:.3} s")
+}
+
+pub(crate) fn number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+/// Keep a table cell on one line.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}

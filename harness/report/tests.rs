@@ -1,0 +1,269 @@
+//! The report's shape, its JSON round trip and its renderers.
+
+use super::*;
+use crate::ledger::latency_histogram;
+
+fn histogram(values: &[u64]) -> Histogram<u64> {
+    let mut h = latency_histogram();
+    for &v in values {
+        crate::ledger::record(&mut h, v);
+    }
+    h
+}
+
+fn messages(sent: u64, delivered: u64, lost_after_ack: u64) -> MessageFigureSet {
+    MessageFigureSet {
+        sent,
+        acked: sent - 1,
+        delivered,
+        lost_after_ack,
+        lost_unacked: 1,
+        silent_loss: 0,
+        lost_qos0: 0,
+        duplicates: 2,
+        reordered: 0,
+        downgraded: 0,
+        unobserved: 0,
+        e2e_latency: DurationFigure::from_histogram(&histogram(&[1_000, 2_000, 250_000])),
+        ack_latency: DurationFigure::from_histogram(&latency_histogram()),
+    }
+}
+
+fn figures_with(sent: u64, lost_after_ack: u64) -> Figures {
+    Figures {
+        telemetry: messages(sent, sent - 1 - lost_after_ack, lost_after_ack),
+        commands: messages(10, 10, 0),
+        zombie_time: None,
+        zombie_undetected: None,
+        broker_detect_time: None,
+        reconnect_after_heal: Some(
+            DurationFigure::from_histogram(&histogram(&[1_500_000, 2_500_000])).with_censored(1),
+        ),
+        outage_seen_by_client: None,
+        resume_time: None,
+        session_present: Some(0.5),
+        reconnect_attempts: Some(7),
+        first_attempt_delay: None,
+        flaps: Some(0.25),
+        true_offline: None,
+        false_offline: None,
+        false_offline_rate: None,
+        stale_offline_time: None,
+        missed_offline: None,
+        false_online_time: None,
+    }
+}
+
+fn report() -> Report {
+    let mut profiles = BTreeMap::new();
+    profiles.insert("recommended".to_string(), figures_with(100, 0));
+    profiles.insert("weak".to_string(), figures_with(50, 3));
+    let mut r = Report {
+        schema_version: SCHEMA_VERSION,
+        scenario: "quickstart".into(),
+        seed: 42,
+        verdict: Verdict::Pass,
+        started_at: rfc3339(DateTime::from_timestamp(1_795_644_000, 0).expect("valid")),
+        duration_s: 60.0,
+        versions: Versions {
+            harness: "0.1.0".into(),
+            broker: "mosquitto 2.0.11".into(),
+            faults: "embedded".into(),
+        },
+        devices: 50,
+        totals: figures_with(150, 3),
+        profiles,
+        faults: vec![
+            FaultRecord {
+                index: 0,
+                kind: "blackhole".into(),
+                target: Some("group-a".into()),
+                started_at_s: Some(12.004),
+                healed_at_s: Some(42.01),
+                applied: true,
+                error: None,
+            },
+            FaultRecord {
+                index: 1,
+                kind: "broker_kill".into(),
+                target: None,
+                started_at_s: None,
+                healed_at_s: None,
+                applied: false,
+                error: Some("no such process".into()),
+            },
+        ],
+        slo: vec![],
+        unobserved_s: 1.5,
+        unobserved: 4,
+        errors: vec![],
+    };
+    r.check(&[
+        Slo {
+            profile: None,
+            figure: "lost_after_ack".into(),
+            stat: None,
+            op: SloOp::Eq,
+            limit: 0.0,
+            text: "lost_after_ack = \"= 0\"".into(),
+        },
+        Slo {
+            profile: Some("recommended".into()),
+            figure: "reconnect_after_heal".into(),
+            stat: Some("p99".into()),
+            op: SloOp::Le,
+            limit: 15e6,
+            text: "\"recommended.reconnect_after_heal.p99\" = \"<= 15s\"".into(),
+        },
+        Slo {
+            profile: None,
+            figure: "commands.delivered".into(),
+            stat: None,
+            op: SloOp::Ge,
+            limit: 20.0,
+            text: "commands.delivered >= 20".into(),
+        },
+    ]);
+    r
+}
+
+#[test]
+fn a_duration_figure_summarises_its_histogram_and_is_null_inside_when_empty() {
+    let d = DurationFigure::from_histogram(&histogram(&[10, 20, 30, 40, 1_000_000]));
+    assert_eq!(d.count, 5);
+    assert_eq!(d.min_us, Some(10));
+    assert_eq!(d.p50_us, Some(30));
+    let max = d.max_us.expect("max");
+    assert!((999_500..=1_000_500).contains(&max), "max {max}");
+    assert_eq!(d.censored, None);
+    let empty = DurationFigure::from_histogram(&latency_histogram());
+    assert_eq!(empty.count, 0);
+    assert_eq!(
+        (empty.min_us, empty.p99_us, empty.max_us),
+        (None, None, None)
+    );
+    let json = serde_json::to_value(&empty).expect("serialises");
+    assert!(json["p50_us"].is_null());
+    assert!(
+        json.get("censored").is_none(),
+        "censored only where it applies"
+    );
+}
+
+#[test]
+fn the_json_has_the_contract_shape() {
+    let json = serde_json::to_value(report()).expect("serialises");
+    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["verdict"], "fail");
+    assert_eq!(json["started_at"], "2026-11-25T22:00:00Z");
+    assert_eq!(json["versions"]["broker"], "mosquitto 2.0.11");
+    assert_eq!(json["totals"]["lost_after_ack"], 3);
+    assert_eq!(json["totals"]["commands"]["delivered"], 10);
+    assert_eq!(json["profiles"]["weak"]["e2e_latency"]["count"], 3);
+    assert_eq!(json["totals"]["reconnect_after_heal"]["censored"], 1);
+    assert!(json["totals"]["zombie_time"].is_null());
+    assert_eq!(json["faults"][0]["started_at_s"], 12.004);
+    assert!(json["faults"][1]["started_at_s"].is_null());
+    assert_eq!(json["slo"][0]["limit"], "= 0");
+    assert_eq!(json["slo"][0]["observed"], 3.0);
+    assert_eq!(json["slo"][0]["pass"], false);
+    assert_eq!(json["slo"][1]["status"], "pass");
+    assert_eq!(json["unobserved_s"], 1.5);
+    for (name, _) in figures::all() {
+        assert!(json["totals"].get(name).is_some(), "totals lacks {name}");
+        for p in ["recommended", "weak"] {
+            assert!(json["profiles"][p].get(name).is_some(), "{p} lacks {name}");
+        }
+    }
+}
+
+#[test]
+fn slos_on_counts_statistics_and_commands_are_checked() {
+    let r = report();
+    let status: Vec<SloStatus> = r.slo.iter().map(|s| s.status).collect();
+    assert_eq!(status, [SloStatus::Fail, SloStatus::Pass, SloStatus::Fail]);
+    assert_eq!(r.slo[2].observed, Some(10.0));
+    assert_eq!(r.verdict, Verdict::Fail);
+}
+
+#[test]
+fn report_json_round_trips_through_a_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("report.json");
+    let r = report();
+    write_json(&r, &path).expect("written");
+    let back = read_json(&path).expect("read back");
+    assert_eq!(back, r);
+    let mut buf = Vec::new();
+    write_json_to(&r, &mut buf).expect("to a writer");
+    let file = std::fs::read(&path).expect("file");
+    assert_eq!(
+        buf,
+        file[..file.len() - 1],
+        "same JSON, file ends in a newline"
+    );
+    // And renders the same from the file.
+    assert_eq!(markdown(&back), markdown(&r));
+}
+
+#[test]
+fn reading_a_missing_or_broken_report_names_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("nope.json");
+    let e = read_json(&missing).expect_err("missing");
+    assert!(e.to_string().contains("nope.json"), "{e}");
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, "{\"schema_version\": 1}").expect("write");
+    let e = read_json(&broken).expect_err("broken");
+    assert!(e.to_string().contains("broken.json"), "{e}");
+}
+
+#[test]
+fn markdown_puts_the_verdict_first_then_slos_profiles_and_faults() {
+    let md = markdown(&report());
+    let lines: Vec<&str> = md.lines().collect();
+    assert_eq!(lines[0], "# mqtt-chaos `quickstart`: **FAIL**");
+    for want in [
+        "| **FAIL** | `lost_after_ack = 0` | all | 3 |",
+        "| pass | `reconnect_after_heal.p99 <= 15.00 s` | recommended | 2.50 s |",
+        "| **FAIL** | `commands.delivered >= 20` | all | 10 |",
+        "| profile | sent | acked | delivered | lost_after_ack | lost_unacked | silent_loss | lost_qos0 | duplicates | e2e p50 | e2e p99 |",
+        "| recommended | 100 | 99 | 99 | 0 | 1 | 0 | 0 | 2 | 2.0 ms | 250.1 ms |",
+        "| weak | 50 | 49 | 46 | 3 | 1 | 0 | 0 | 2 | 2.0 ms | 250.1 ms |",
+        "| **total** | 150 | 149 | 146 | 3 | 1 | 0 | 0 | 2 | 2.0 ms | 250.1 ms |",
+        "| recommended | 1.50 s | 2.50 s | 1 | 50 % | 7 | 0.25 |",
+        "| 0 | blackhole | group-a | 12.004 s | 42.010 s |  |",
+        "| 1 | broker_kill | all | never | – | error: no such process |",
+    ] {
+        assert!(lines.contains(&want), "missing line {want:?} in\n{md}");
+    }
+    let pos = |s: &str| md.find(s).unwrap_or_else(|| panic!("no {s}"));
+    assert!(pos("## SLOs") < pos("## Telemetry per profile"));
+    assert!(pos("## Telemetry per profile") < pos("## Commands per profile"));
+    assert!(pos("## Commands per profile") < pos("## Faults"));
+    assert!(md.contains("4 acked messages published then were never received"));
+}
+
+#[test]
+fn the_summary_fits_one_screen_and_leads_with_the_verdict() {
+    let s = summary(&report());
+    let lines: Vec<&str> = s.lines().collect();
+    assert!(lines.len() <= 24, "{} lines", lines.len());
+    assert!(
+        lines[0].starts_with("FAIL — scenario quickstart (seed 42)"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        s.contains("total          sent 150 acked 149 delivered 146 | lost_after_ack 3"),
+        "{s}"
+    );
+    assert!(
+        s.contains("SLO FAIL    lost_after_ack = 0 (observed 3)"),
+        "{s}"
+    );
+    assert!(
+        s.contains("faults: 1 of 2 applied; observer away 1.500 s (4 unobserved)"),
+        "{s}"
+    );
+}
