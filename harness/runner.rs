@@ -132,7 +132,7 @@ impl Finished {
             exit::ENVIRONMENT
         } else if self.interrupted {
             exit::INTERRUPTED
-        } else if self.report.verdict == "pass" {
+        } else if self.report.verdict == report::Verdict::Pass {
             exit::PASS
         } else {
             exit::BREACH
@@ -421,7 +421,7 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
                     total,
                     connected: live.connected,
                     devices: live.devices,
-                    delivered: live.delivered,
+                    delivered: live.telemetry_delivered,
                     faults_active: live.faults_active,
                     stage: if elapsed < plan.scenario.duration { "running" } else { "draining" },
                 });
@@ -458,11 +458,16 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
     let ctx = RunContext {
         scenario: plan.scenario.name.clone(),
         seed: plan.seed,
-        started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        duration_s: end_at.as_secs_f64(),
-        harness_version: format!("mqtt-chaos {}", env!("CARGO_PKG_VERSION")),
-        broker_version,
-        faults_version,
+        started_at,
+        // How long devices published: the scenario's duration, or less
+        // when the run was cut short.
+        duration_s: end_at.as_duration().min(plan.scenario.duration).as_secs_f64(),
+        versions: report::Versions {
+            harness: format!("mqtt-chaos {}", env!("CARGO_PKG_VERSION")),
+            broker: broker_version,
+            faults: faults_version,
+        },
+        unobserved_s: None,
         slos: scenario::slos(&plan.scenario),
     };
     let report = recorder.finish(end_at, ctx);
