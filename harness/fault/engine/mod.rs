@@ -1,1 +1,321 @@
-//! The embedded fault engine.
+//! The embedded fault engine: Toxiproxy 2.12's semantics in-process, as a
+//! tokio relay with a toxic pipeline per direction.
+//!
+//! * [`proxy`]: one listener, its toxic list and its connections;
+//!   enable/disable.
+//! * [`link`]: one relayed connection, both directions, owning both sockets.
+//! * [`pipeline`]: one direction's toxics as a state machine without I/O.
+//! * [`toxics`]: each toxic's arithmetic (jitter, slicing plan, rates), pure.
+//!
+//! Where Toxiproxy's behaviour was measured
+//! (`shared/fixtures/toxiproxy-2.12-behaviour.md`) the engine does the same:
+//! FIN on disable, toxics on live connections on exactly their stream,
+//! `timeout` closing on removal, `reset_peer` sending RST only when present
+//! at accept or when data is left unread. One deliberate difference: a
+//! toxic change never blocks on a stalled writer (Toxiproxy's can, up to its
+//! 25 s API timeout).
+
+mod link;
+mod pipeline;
+mod proxy;
+mod toxics;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use self::proxy::Proxy;
+use super::{FaultError, LinkFaults, ProxyInfo, Toxic, ToxicKind};
+
+/// One toxic as the links see it: `id` orders the chain (creation order) and
+/// names the toxic's per-connection state; `version` changes on update.
+#[derive(Debug, Clone)]
+pub(crate) struct ToxicEntry {
+    pub id: u64,
+    pub version: u64,
+    pub toxic: Toxic,
+}
+
+/// A proxy's toxics, both streams, in creation order.
+pub(crate) type Chain = Arc<Vec<ToxicEntry>>;
+
+/// The embedded fault engine. Cheap to clone (clones share the proxies);
+/// when the last clone is dropped every listener and connection closes.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    seed: u64,
+    proxies: Mutex<HashMap<String, Arc<Proxy>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let proxies = self.proxies.get_mut().unwrap_or_else(|p| p.into_inner());
+        for (_, p) in proxies.drain() {
+            p.abort();
+        }
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("seed", &self.inner.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine without proxies. `seed` drives the toxicity rolls, jitter
+    /// and slicing of every connection, so a run replays.
+    pub fn new(seed: u64) -> Engine {
+        Engine {
+            inner: Arc::new(Inner {
+                seed,
+                proxies: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    fn proxies(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Proxy>>> {
+        self.inner.proxies.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, name: &str) -> Result<Arc<Proxy>, FaultError> {
+        self.proxies()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| FaultError::NoSuchProxy(name.to_owned()))
+    }
+
+    /// Close every listener and every connection and forget every proxy;
+    /// returns once no connection of this engine remains.
+    pub async fn shutdown(&self) {
+        let proxies: Vec<Arc<Proxy>> = self.proxies().drain().map(|(_, p)| p).collect();
+        for p in &proxies {
+            p.disable().await;
+        }
+        for p in &proxies {
+            let mut live = p.live.subscribe();
+            let _ = live.wait_for(|n| *n == 0).await;
+        }
+    }
+
+    /// How many connections `proxy` is relaying now (accepted and not yet
+    /// fully closed).
+    pub fn connections(&self, proxy: &str) -> Result<usize, FaultError> {
+        Ok(*self.get(proxy)?.live.borrow())
+    }
+
+    /// Wait until `proxy` relays exactly `count` connections (wrap it in a
+    /// timeout).
+    pub async fn wait_for_connections(&self, proxy: &str, count: usize) -> Result<(), FaultError> {
+        let mut live = self.get(proxy)?.live.subscribe();
+        let _ = live.wait_for(|n| *n == count).await;
+        Ok(())
+    }
+
+    /// Change a toxic's attributes and toxicity (Toxiproxy's toxic update:
+    /// name and stream stay). A value waiting in it is let through at once
+    /// and the toxicity is rolled again on every connection.
+    pub async fn update_toxic(
+        &self,
+        proxy: &str,
+        name: &str,
+        kind: ToxicKind,
+        toxicity: f32,
+    ) -> Result<Toxic, FaultError> {
+        check_toxicity(toxicity)?;
+        let p = self.get(proxy)?;
+        let version = p.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut result = Err(FaultError::NoSuchToxic {
+            proxy: proxy.to_owned(),
+            toxic: name.to_owned(),
+        });
+        p.chain.send_if_modified(|chain| {
+            let Some(i) = chain.iter().position(|e| e.toxic.name == name) else {
+                return false;
+            };
+            let old = &chain[i].toxic;
+            if old.kind.type_name() != kind.type_name() {
+                result = Err(FaultError::InvalidToxic(format!(
+                    "toxic {name} on proxy {proxy} is {}, not {}",
+                    old.kind.type_name(),
+                    kind.type_name()
+                )));
+                return false;
+            }
+            let mut next = (**chain).clone();
+            next[i].toxic.kind = kind.clone();
+            next[i].toxic.toxicity = toxicity;
+            next[i].version = version;
+            result = Ok(next[i].toxic.clone());
+            *chain = Arc::new(next);
+            true
+        });
+        result
+    }
+}
+
+fn check_toxicity(t: f32) -> Result<(), FaultError> {
+    if (0.0..=1.0).contains(&t) {
+        Ok(())
+    } else {
+        Err(FaultError::InvalidToxic(format!(
+            "toxicity {t} is outside 0..=1"
+        )))
+    }
+}
+
+#[async_trait]
+impl LinkFaults for Engine {
+    async fn version(&self) -> Result<String, FaultError> {
+        Ok(format!(
+            "mqtt-chaos embedded fault engine {}",
+            env!("CARGO_PKG_VERSION")
+        ))
+    }
+
+    async fn create_proxy(
+        &self,
+        name: &str,
+        listen: SocketAddr,
+        upstream: &str,
+    ) -> Result<ProxyInfo, FaultError> {
+        if name.is_empty() {
+            return Err(FaultError::Api {
+                endpoint: "embedded engine: create proxy".into(),
+                status: 400,
+                message: "missing required field: name".into(),
+            });
+        }
+        let mut proxies = self.proxies();
+        if proxies.contains_key(name) {
+            return Err(FaultError::ProxyExists(name.to_owned()));
+        }
+        let seed = proxy_seed(self.inner.seed, name);
+        let proxy = Proxy::start(name, listen, upstream, seed)?;
+        let info = proxy.info();
+        proxies.insert(name.to_owned(), proxy);
+        Ok(info)
+    }
+
+    async fn delete_proxy(&self, name: &str) -> Result<(), FaultError> {
+        let p = self
+            .proxies()
+            .remove(name)
+            .ok_or_else(|| FaultError::NoSuchProxy(name.to_owned()))?;
+        p.disable().await;
+        Ok(())
+    }
+
+    async fn proxy(&self, name: &str) -> Result<ProxyInfo, FaultError> {
+        Ok(self.get(name)?.info())
+    }
+
+    async fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), FaultError> {
+        let p = self.get(name)?;
+        if enabled {
+            p.enable()
+        } else {
+            p.disable().await;
+            Ok(())
+        }
+    }
+
+    async fn add_toxic(&self, proxy: &str, toxic: &Toxic) -> Result<Toxic, FaultError> {
+        check_toxicity(toxic.toxicity)?;
+        let p = self.get(proxy)?;
+        let mut toxic = toxic.clone();
+        if toxic.name.is_empty() {
+            toxic.name = format!("{}_{}", toxic.kind.type_name(), toxic.stream.as_str());
+        }
+        let id = p.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut exists = false;
+        p.chain.send_if_modified(|chain| {
+            if chain.iter().any(|e| e.toxic.name == toxic.name) {
+                exists = true;
+                return false;
+            }
+            let mut next = (**chain).clone();
+            next.push(ToxicEntry {
+                id,
+                version: id,
+                toxic: toxic.clone(),
+            });
+            *chain = Arc::new(next);
+            true
+        });
+        if exists {
+            return Err(FaultError::ToxicExists {
+                proxy: proxy.to_owned(),
+                toxic: toxic.name,
+            });
+        }
+        Ok(toxic)
+    }
+
+    async fn remove_toxic(&self, proxy: &str, toxic: &str) -> Result<(), FaultError> {
+        let p = self.get(proxy)?;
+        let removed = p.chain.send_if_modified(|chain| {
+            if !chain.iter().any(|e| e.toxic.name == toxic) {
+                return false;
+            }
+            *chain = Arc::new(
+                chain
+                    .iter()
+                    .filter(|e| e.toxic.name != toxic)
+                    .cloned()
+                    .collect(),
+            );
+            true
+        });
+        if removed {
+            Ok(())
+        } else {
+            Err(FaultError::NoSuchToxic {
+                proxy: proxy.to_owned(),
+                toxic: toxic.to_owned(),
+            })
+        }
+    }
+
+    /// Remove every toxic of both streams, enable every proxy, and end the
+    /// half-open mode (a reset heals every fault this engine can make).
+    async fn reset(&self) -> Result<(), FaultError> {
+        let proxies: Vec<Arc<Proxy>> = self.proxies().values().cloned().collect();
+        for p in proxies {
+            p.chain.send_if_modified(|chain| {
+                let had = !chain.is_empty();
+                *chain = Arc::new(Vec::new());
+                had
+            });
+            p.half_open.send_if_modified(|on| std::mem::replace(on, false));
+            p.enable()?;
+        }
+        Ok(())
+    }
+
+    async fn set_half_open(&self, proxy: &str, on: bool) -> Result<(), FaultError> {
+        let p = self.get(proxy)?;
+        p.half_open.send_if_modified(|cur| std::mem::replace(cur, on) != on);
+        Ok(())
+    }
+}
+
+/// A proxy's seed: the engine's, mixed with the proxy's name (FNV-1a), so
+/// it does not depend on the order proxies are made in.
+fn proxy_seed(seed: u64, name: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    seed ^ h
+}
