@@ -455,3 +455,288 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Instant {
         (None, None) => unreachable!("called with at least one time"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fault::Toxic;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn entry(id: u64, kind: ToxicKind, stream: Stream) -> ToxicEntry {
+        ToxicEntry {
+            id,
+            version: id,
+            toxic: Toxic::new(kind, stream),
+        }
+    }
+
+    fn data(out: &[Output]) -> Vec<u8> {
+        out.iter()
+            .flat_map(|o| match o {
+                Output::Data(b) => b.to_vec(),
+                Output::Close { .. } => Vec::new(),
+            })
+            .collect()
+    }
+
+    struct Bench {
+        p: Pipeline,
+        rng: ChaCha8Rng,
+        t0: Instant,
+        out: Vec<Output>,
+    }
+
+    impl Bench {
+        fn new(chain: &[ToxicEntry]) -> Bench {
+            let mut rng = ChaCha8Rng::seed_from_u64(1);
+            let t0 = Instant::now();
+            let p = Pipeline::new(Stream::Downstream, chain, t0, &mut rng);
+            Bench {
+                p,
+                rng,
+                t0,
+                out: Vec::new(),
+            }
+        }
+        fn at(&self, ms: u64) -> Instant {
+            self.t0 + MS * u32::try_from(ms).unwrap()
+        }
+        fn push(&mut self, ms: u64, bytes: &[u8]) {
+            let t = self.at(ms);
+            self.p.push(Bytes::copy_from_slice(bytes), t);
+        }
+        fn poll(&mut self, ms: u64) -> Option<Instant> {
+            let t = self.at(ms);
+            self.p.poll(t, &mut self.rng, &mut self.out)
+        }
+        fn sync(&mut self, ms: u64, chain: &[ToxicEntry]) {
+            let t = self.at(ms);
+            self.p.sync(chain, t, &mut self.rng);
+        }
+    }
+
+    #[test]
+    fn without_toxics_data_passes_at_once() {
+        let mut b = Bench::new(&[]);
+        b.push(0, b"abc");
+        assert_eq!(b.poll(0), None);
+        assert_eq!(data(&b.out), b"abc");
+    }
+
+    #[test]
+    fn latency_delays_each_chunk_from_its_read_time_so_a_stream_keeps_its_rate() {
+        let lat = entry(1, ToxicKind::Latency { latency: 100, jitter: 0 }, Stream::Downstream);
+        let mut b = Bench::new(&[lat]);
+        b.push(0, b"a");
+        b.push(10, b"b");
+        assert_eq!(b.poll(10), Some(b.at(100)));
+        assert!(b.out.is_empty());
+        assert_eq!(b.poll(100), Some(b.at(110)));
+        assert_eq!(data(&b.out), b"a");
+        assert_eq!(b.poll(110), None);
+        assert_eq!(data(&b.out), b"ab");
+    }
+
+    #[test]
+    fn a_toxic_of_the_other_stream_does_nothing_here() {
+        let lat = entry(1, ToxicKind::Latency { latency: 100, jitter: 0 }, Stream::Upstream);
+        let mut b = Bench::new(&[lat]);
+        b.push(0, b"a");
+        assert_eq!(b.poll(0), None);
+        assert_eq!(data(&b.out), b"a");
+    }
+
+    #[test]
+    fn removing_latency_flushes_everything_queued() {
+        let lat = entry(1, ToxicKind::Latency { latency: 1000, jitter: 0 }, Stream::Downstream);
+        let mut b = Bench::new(&[lat]);
+        for i in 0..5u8 {
+            b.push(u64::from(i) * 20, &[i]);
+        }
+        b.poll(100);
+        assert!(b.out.is_empty());
+        b.sync(100, &[]);
+        assert_eq!(b.poll(100), None);
+        assert_eq!(data(&b.out), [0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_toxic_added_later_applies_to_data_not_yet_out() {
+        let mut b = Bench::new(&[]);
+        let lat = entry(1, ToxicKind::Latency { latency: 50, jitter: 0 }, Stream::Downstream);
+        b.sync(0, &[lat]);
+        b.push(5, b"x");
+        assert_eq!(b.poll(5), Some(b.at(55)));
+        assert!(b.out.is_empty());
+    }
+
+    #[test]
+    fn toxics_chain_in_creation_order() {
+        // limit_data first, then latency: the truncated data is delayed and
+        // the close follows it through the latency toxic at once.
+        let limit = entry(1, ToxicKind::LimitData { bytes: 3 }, Stream::Downstream);
+        let lat = entry(2, ToxicKind::Latency { latency: 10, jitter: 0 }, Stream::Downstream);
+        let mut b = Bench::new(&[limit, lat]);
+        b.push(0, b"abcdef");
+        assert_eq!(b.poll(0), Some(b.at(10)));
+        assert!(b.out.is_empty());
+        assert_eq!(b.poll(10), None);
+        assert_eq!(b.out, vec![Output::Data(Bytes::from_static(b"abc")), Output::Close { unread: false }]);
+    }
+
+    #[test]
+    fn timeout_drops_data_and_closes_after_silence_restarting_on_each_chunk() {
+        let t = entry(1, ToxicKind::Timeout { timeout: 100 }, Stream::Downstream);
+        let mut b = Bench::new(&[t]);
+        assert_eq!(b.poll(0), Some(b.at(100)));
+        b.push(60, b"dropped");
+        assert_eq!(b.poll(60), Some(b.at(160)));
+        assert!(b.out.is_empty());
+        assert_eq!(b.poll(159), Some(b.at(160)));
+        assert_eq!(b.poll(160), None);
+        assert_eq!(b.out, vec![Output::Close { unread: false }]);
+        assert!(b.p.is_done());
+    }
+
+    #[test]
+    fn timeout_zero_drops_forever_but_passes_the_end_of_stream() {
+        let t = entry(1, ToxicKind::Timeout { timeout: 0 }, Stream::Downstream);
+        let mut b = Bench::new(&[t]);
+        b.push(0, b"x");
+        assert_eq!(b.poll(100_000), None);
+        assert!(b.out.is_empty());
+        b.p.push_eof(b.at(100_001));
+        b.poll(100_001);
+        assert_eq!(b.out, vec![Output::Close { unread: false }]);
+    }
+
+    #[test]
+    fn removing_a_timeout_closes_even_while_it_only_drops() {
+        let t = entry(1, ToxicKind::Timeout { timeout: 0 }, Stream::Downstream);
+        let mut b = Bench::new(&[t]);
+        b.sync(5, &[]);
+        b.poll(5);
+        assert_eq!(b.out, vec![Output::Close { unread: false }]);
+    }
+
+    #[test]
+    fn reset_peer_waits_for_data_then_its_timeout_and_drops_the_trigger() {
+        let r = entry(1, ToxicKind::ResetPeer { timeout: 50 }, Stream::Downstream);
+        let mut b = Bench::new(&[r]);
+        assert_eq!(b.poll(10_000), None, "idle: nothing happens");
+        b.push(10_000, b"trigger");
+        assert_eq!(b.poll(10_000), Some(b.at(10_050)));
+        assert_eq!(b.poll(10_050), None);
+        assert_eq!(b.out, vec![Output::Close { unread: false }]);
+    }
+
+    #[test]
+    fn reset_peer_reports_data_left_unread() {
+        let r = entry(1, ToxicKind::ResetPeer { timeout: 50 }, Stream::Downstream);
+        let mut b = Bench::new(&[r]);
+        b.push(0, b"trigger");
+        b.poll(0);
+        b.push(20, b"more");
+        b.poll(20);
+        b.poll(50);
+        assert_eq!(b.out, vec![Output::Close { unread: true }]);
+    }
+
+    #[test]
+    fn slow_close_delays_only_the_close() {
+        let s = entry(1, ToxicKind::SlowClose { delay: 30 }, Stream::Downstream);
+        let mut b = Bench::new(&[s]);
+        b.push(0, b"a");
+        b.p.push_eof(b.at(0));
+        assert_eq!(b.poll(0), Some(b.at(30)));
+        assert_eq!(b.out, vec![Output::Data(Bytes::from_static(b"a"))]);
+        b.poll(30);
+        assert_eq!(b.out.last(), Some(&Output::Close { unread: false }));
+    }
+
+    #[test]
+    fn slicer_cuts_into_slices_each_after_its_delay() {
+        let s = entry(
+            1,
+            ToxicKind::Slicer {
+                average_size: 10,
+                size_variation: 5,
+                delay: 20_000,
+            },
+            Stream::Downstream,
+        );
+        let mut b = Bench::new(&[s]);
+        let payload: Vec<u8> = (0..218u32).map(|i| i as u8).collect();
+        b.push(0, &payload);
+        let mut now = 0;
+        let mut polls = 0;
+        while let Some(next) = b.poll(now) {
+            now = (next - b.t0).as_millis() as u64;
+            polls += 1;
+            assert!(polls < 100);
+        }
+        assert_eq!(data(&b.out), payload);
+        let slices = b.out.len() as u64;
+        assert!(slices > 10, "{slices} slices");
+        assert_eq!(now, 20 * slices, "each slice waits 20 ms");
+    }
+
+    #[test]
+    fn bandwidth_paces_and_removal_releases_the_rest() {
+        let bw = entry(1, ToxicKind::Bandwidth { rate: 10 }, Stream::Downstream);
+        let mut b = Bench::new(&[bw]);
+        b.push(0, &[7u8; 5000]);
+        // 10 KB/s: 1000-byte slices, 100 ms each.
+        assert_eq!(b.poll(0), Some(b.at(100)));
+        b.poll(100);
+        assert_eq!(data(&b.out).len(), 1000);
+        b.sync(150, &[]);
+        b.poll(150);
+        assert_eq!(data(&b.out).len(), 5000);
+    }
+
+    #[test]
+    fn limit_data_counts_from_when_it_joined() {
+        let mut b = Bench::new(&[]);
+        b.push(0, &[1u8; 50]);
+        b.poll(0);
+        let l = entry(1, ToxicKind::LimitData { bytes: 20 }, Stream::Downstream);
+        b.sync(1, &[l]);
+        b.push(2, &[2u8; 15]);
+        b.push(3, &[3u8; 15]);
+        b.poll(3);
+        let bytes = data(&b.out);
+        assert_eq!(bytes.len(), 50 + 20);
+        assert_eq!(b.out.last(), Some(&Output::Close { unread: false }));
+    }
+
+    #[test]
+    fn a_toxic_with_toxicity_zero_does_nothing() {
+        let mut lat = entry(1, ToxicKind::Latency { latency: 100, jitter: 0 }, Stream::Downstream);
+        lat.toxic.toxicity = 0.0;
+        let mut b = Bench::new(&[lat]);
+        b.push(0, b"a");
+        b.poll(0);
+        assert_eq!(data(&b.out), b"a");
+    }
+
+    #[test]
+    fn updating_latency_lets_the_waiting_chunk_through() {
+        let lat = entry(1, ToxicKind::Latency { latency: 1000, jitter: 0 }, Stream::Downstream);
+        let mut b = Bench::new(&[lat.clone()]);
+        b.push(0, b"a");
+        b.push(0, b"b");
+        b.poll(0);
+        let mut upd = lat;
+        upd.version = 2;
+        upd.toxic.kind = ToxicKind::Latency { latency: 100, jitter: 0 };
+        b.sync(10, &[upd]);
+        assert_eq!(b.poll(10), Some(b.at(100)));
+        assert_eq!(data(&b.out), b"a");
+        b.poll(100);
+        assert_eq!(data(&b.out), b"ab");
+    }
+}
