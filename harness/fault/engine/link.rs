@@ -109,6 +109,7 @@ impl Link {
         // a reset_peer toxic is in the chain at accept; every later close of
         // this connection is then an RST.
         if chain
+            .entries
             .iter()
             .any(|e| matches!(e.toxic.kind, ToxicKind::ResetPeer { .. }))
         {

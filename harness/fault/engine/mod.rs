@@ -20,7 +20,7 @@ mod pipeline;
 mod proxy;
 mod toxics;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use self::proxy::Proxy;
-use super::{FaultError, LinkFaults, ProxyInfo, Toxic, ToxicKind};
+use super::{FaultError, LinkFaults, ProxyInfo, Stream, Toxic, ToxicKind};
 
 /// One toxic as the links see it: `id` orders the chain (creation order) and
 /// names the toxic's per-connection state; `version` changes on update.
@@ -39,8 +39,49 @@ pub(crate) struct ToxicEntry {
     pub toxic: Toxic,
 }
 
-/// A proxy's toxics, both streams, in creation order.
-pub(crate) type Chain = Arc<Vec<ToxicEntry>>;
+/// How many removed `timeout` toxics a proxy remembers for links that
+/// missed both their add and their removal (see [`Toxics::cleaned`]).
+const CLEANED_KEPT: usize = 256;
+
+/// A proxy's toxics as published to its links.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Toxics {
+    /// Both streams, in creation order.
+    pub entries: Vec<ToxicEntry>,
+    /// Recently removed `timeout` toxics (id, stream). The watch a link
+    /// follows keeps only the latest value, so a link can miss a toxic added
+    /// and removed in quick succession (a `reset` right after an add); it
+    /// still owes it Toxiproxy's `Cleanup` (close) if the toxic was added
+    /// after the link started.
+    pub cleaned: VecDeque<(u64, Stream)>,
+    /// Every id below this had been handed out when this value was
+    /// published; a link started on this value knows every toxic below it.
+    pub seq: u64,
+}
+
+/// The value a proxy's links follow.
+pub(crate) type Chain = Arc<Toxics>;
+
+impl Toxics {
+    /// Remove the toxics `which` selects, remembering removed timeouts;
+    /// true if any was removed.
+    pub(crate) fn remove(&mut self, which: impl Fn(&ToxicEntry) -> bool) -> bool {
+        let before = self.entries.len();
+        let mut kept = Vec::with_capacity(before);
+        for e in self.entries.drain(..) {
+            if !which(&e) {
+                kept.push(e);
+            } else if matches!(e.toxic.kind, ToxicKind::Timeout { .. }) {
+                self.cleaned.push_back((e.id, e.toxic.stream));
+                if self.cleaned.len() > CLEANED_KEPT {
+                    self.cleaned.pop_front();
+                }
+            }
+        }
+        self.entries = kept;
+        self.entries.len() != before
+    }
+}
 
 /// The embedded fault engine. Cheap to clone (clones share the proxies);
 /// when the last clone is dropped every listener and connection closes.
@@ -133,16 +174,15 @@ impl Engine {
     ) -> Result<Toxic, FaultError> {
         check_toxicity(toxicity)?;
         let p = self.get(proxy)?;
-        let version = p.next_id.fetch_add(1, Ordering::Relaxed);
         let mut result = Err(FaultError::NoSuchToxic {
             proxy: proxy.to_owned(),
             toxic: name.to_owned(),
         });
-        p.chain.send_if_modified(|chain| {
-            let Some(i) = chain.iter().position(|e| e.toxic.name == name) else {
+        p.edit(|chain, ids| {
+            let Some(i) = chain.entries.iter().position(|e| e.toxic.name == name) else {
                 return false;
             };
-            let old = &chain[i].toxic;
+            let old = &chain.entries[i].toxic;
             if old.kind.type_name() != kind.type_name() {
                 result = Err(FaultError::InvalidToxic(format!(
                     "toxic {name} on proxy {proxy} is {}, not {}",
@@ -151,12 +191,11 @@ impl Engine {
                 )));
                 return false;
             }
-            let mut next = (**chain).clone();
-            next[i].toxic.kind = kind.clone();
-            next[i].toxic.toxicity = toxicity;
-            next[i].version = version;
-            result = Ok(next[i].toxic.clone());
-            *chain = Arc::new(next);
+            let e = &mut chain.entries[i];
+            e.toxic.kind = kind.clone();
+            e.toxic.toxicity = toxicity;
+            e.version = ids.fetch_add(1, Ordering::Relaxed);
+            result = Ok(e.toxic.clone());
             true
         });
         result
@@ -236,20 +275,18 @@ impl LinkFaults for Engine {
         if toxic.name.is_empty() {
             toxic.name = format!("{}_{}", toxic.kind.type_name(), toxic.stream.as_str());
         }
-        let id = p.next_id.fetch_add(1, Ordering::Relaxed);
         let mut exists = false;
-        p.chain.send_if_modified(|chain| {
-            if chain.iter().any(|e| e.toxic.name == toxic.name) {
+        p.edit(|chain, ids| {
+            if chain.entries.iter().any(|e| e.toxic.name == toxic.name) {
                 exists = true;
                 return false;
             }
-            let mut next = (**chain).clone();
-            next.push(ToxicEntry {
+            let id = ids.fetch_add(1, Ordering::Relaxed);
+            chain.entries.push(ToxicEntry {
                 id,
                 version: id,
                 toxic: toxic.clone(),
             });
-            *chain = Arc::new(next);
             true
         });
         if exists {
@@ -263,19 +300,7 @@ impl LinkFaults for Engine {
 
     async fn remove_toxic(&self, proxy: &str, toxic: &str) -> Result<(), FaultError> {
         let p = self.get(proxy)?;
-        let removed = p.chain.send_if_modified(|chain| {
-            if !chain.iter().any(|e| e.toxic.name == toxic) {
-                return false;
-            }
-            *chain = Arc::new(
-                chain
-                    .iter()
-                    .filter(|e| e.toxic.name != toxic)
-                    .cloned()
-                    .collect(),
-            );
-            true
-        });
+        let removed = p.edit(|chain, _| chain.remove(|e| e.toxic.name == toxic));
         if removed {
             Ok(())
         } else {
@@ -291,12 +316,9 @@ impl LinkFaults for Engine {
     async fn reset(&self) -> Result<(), FaultError> {
         let proxies: Vec<Arc<Proxy>> = self.proxies().values().cloned().collect();
         for p in proxies {
-            p.chain.send_if_modified(|chain| {
-                let had = !chain.is_empty();
-                *chain = Arc::new(Vec::new());
-                had
-            });
-            p.half_open.send_if_modified(|on| std::mem::replace(on, false));
+            p.edit(|chain, _| chain.remove(|_| true));
+            p.half_open
+                .send_if_modified(|on| std::mem::replace(on, false));
             p.enable()?;
         }
         Ok(())
@@ -304,7 +326,8 @@ impl LinkFaults for Engine {
 
     async fn set_half_open(&self, proxy: &str, on: bool) -> Result<(), FaultError> {
         let p = self.get(proxy)?;
-        p.half_open.send_if_modified(|cur| std::mem::replace(cur, on) != on);
+        p.half_open
+            .send_if_modified(|cur| std::mem::replace(cur, on) != on);
         Ok(())
     }
 }

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use rand::Rng;
 
 use super::toxics;
-use super::ToxicEntry;
+use super::{ToxicEntry, Toxics};
 use crate::fault::{Stream, ToxicKind};
 
 /// How many read chunks one direction holds before it stops reading (the
@@ -38,7 +38,9 @@ pub(crate) enum Output {
     /// Close the destination. `unread`: data from the source was left
     /// unread when a `reset_peer` fired, so the kernel would answer the
     /// source with RST.
-    Close { unread: bool },
+    Close {
+        unread: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -94,6 +96,9 @@ pub(crate) struct Pipeline {
     closing: bool,
     /// The close has left the pipeline.
     done: bool,
+    /// Toxics with an id from here on were added after this connection
+    /// started.
+    born: u64,
 }
 
 impl Pipeline {
@@ -101,7 +106,7 @@ impl Pipeline {
     /// exist then.
     pub(crate) fn new(
         stream: Stream,
-        chain: &[ToxicEntry],
+        toxics: &Toxics,
         now: Instant,
         rng: &mut impl Rng,
     ) -> Pipeline {
@@ -114,8 +119,9 @@ impl Pipeline {
             reset_at: None,
             closing: false,
             done: false,
+            born: toxics.seq,
         };
-        p.sync(chain, now, rng);
+        p.sync(toxics, now, rng);
         p
     }
 
@@ -162,8 +168,19 @@ impl Pipeline {
     /// (with a fresh toxicity roll), updated ones re-roll and let their
     /// waiting piece through, removed ones are skipped and a removed
     /// `timeout` closes the connection (Toxiproxy's `Cleanup`).
-    pub(crate) fn sync(&mut self, all: &[ToxicEntry], now: Instant, rng: &mut impl Rng) {
-        let mine: Vec<ToxicEntry> = all
+    pub(crate) fn sync(&mut self, toxics: &Toxics, now: Instant, rng: &mut impl Rng) {
+        // A timeout added after this connection last looked and removed
+        // before it looked again: it joined and left in between, and its
+        // removal closes (the watch keeps only the latest list).
+        let missed = toxics
+            .cleaned
+            .iter()
+            .find(|&&(id, stream)| {
+                stream == self.stream && id >= self.born && !self.stages.contains_key(&id)
+            })
+            .map(|c| c.0);
+        let mine: Vec<ToxicEntry> = toxics
+            .entries
             .iter()
             .filter(|e| e.toxic.stream == self.stream)
             .cloned()
@@ -212,6 +229,12 @@ impl Pipeline {
                 self.close_after(old.id, false);
             }
         }
+        if let Some(id) = missed {
+            if !self.done {
+                self.close_after(id, false);
+            }
+        }
+        self.born = self.born.max(toxics.seq);
     }
 
     /// Replace everything queued by a close that leaves toxic `id`.
@@ -341,8 +364,8 @@ impl Pipeline {
                             self.wait = Some(Wait { id, until });
                             self.queue.insert(1, rest);
                         } else {
-                            let until = stage.free_at.max(now)
-                                + toxics::bandwidth_time(data.len(), rate);
+                            let until =
+                                stage.free_at.max(now) + toxics::bandwidth_time(data.len(), rate);
                             stage.free_at = until;
                             self.wait = Some(Wait { id, until });
                         }
@@ -387,7 +410,8 @@ impl Pipeline {
                         let Body::Data(mut data) = piece.body else {
                             unreachable!("checked above")
                         };
-                        let plan = toxics::slice_plan(rng, data.len(), average_size, size_variation);
+                        let plan =
+                            toxics::slice_plan(rng, data.len(), average_size, size_variation);
                         for size in plan.into_iter().rev() {
                             let slice = data.split_off(data.len() - size);
                             self.queue.push_front(Piece {
@@ -482,6 +506,14 @@ mod tests {
             .collect()
     }
 
+    fn toxics(entries: &[ToxicEntry]) -> Toxics {
+        Toxics {
+            entries: entries.to_vec(),
+            cleaned: Default::default(),
+            seq: entries.iter().map(|e| e.id + 1).max().unwrap_or(1),
+        }
+    }
+
     struct Bench {
         p: Pipeline,
         rng: ChaCha8Rng,
@@ -493,7 +525,7 @@ mod tests {
         fn new(chain: &[ToxicEntry]) -> Bench {
             let mut rng = ChaCha8Rng::seed_from_u64(1);
             let t0 = Instant::now();
-            let p = Pipeline::new(Stream::Downstream, chain, t0, &mut rng);
+            let p = Pipeline::new(Stream::Downstream, &toxics(chain), t0, &mut rng);
             Bench {
                 p,
                 rng,
@@ -514,7 +546,7 @@ mod tests {
         }
         fn sync(&mut self, ms: u64, chain: &[ToxicEntry]) {
             let t = self.at(ms);
-            self.p.sync(chain, t, &mut self.rng);
+            self.p.sync(&toxics(chain), t, &mut self.rng);
         }
     }
 
@@ -528,7 +560,14 @@ mod tests {
 
     #[test]
     fn latency_delays_each_chunk_from_its_read_time_so_a_stream_keeps_its_rate() {
-        let lat = entry(1, ToxicKind::Latency { latency: 100, jitter: 0 }, Stream::Downstream);
+        let lat = entry(
+            1,
+            ToxicKind::Latency {
+                latency: 100,
+                jitter: 0,
+            },
+            Stream::Downstream,
+        );
         let mut b = Bench::new(&[lat]);
         b.push(0, b"a");
         b.push(10, b"b");
@@ -542,7 +581,14 @@ mod tests {
 
     #[test]
     fn a_toxic_of_the_other_stream_does_nothing_here() {
-        let lat = entry(1, ToxicKind::Latency { latency: 100, jitter: 0 }, Stream::Upstream);
+        let lat = entry(
+            1,
+            ToxicKind::Latency {
+                latency: 100,
+                jitter: 0,
+            },
+            Stream::Upstream,
+        );
         let mut b = Bench::new(&[lat]);
         b.push(0, b"a");
         assert_eq!(b.poll(0), None);
@@ -551,7 +597,14 @@ mod tests {
 
     #[test]
     fn removing_latency_flushes_everything_queued() {
-        let lat = entry(1, ToxicKind::Latency { latency: 1000, jitter: 0 }, Stream::Downstream);
+        let lat = entry(
+            1,
+            ToxicKind::Latency {
+                latency: 1000,
+                jitter: 0,
+            },
+            Stream::Downstream,
+        );
         let mut b = Bench::new(&[lat]);
         for i in 0..5u8 {
             b.push(u64::from(i) * 20, &[i]);
@@ -566,7 +619,14 @@ mod tests {
     #[test]
     fn a_toxic_added_later_applies_to_data_not_yet_out() {
         let mut b = Bench::new(&[]);
-        let lat = entry(1, ToxicKind::Latency { latency: 50, jitter: 0 }, Stream::Downstream);
+        let lat = entry(
+            1,
+            ToxicKind::Latency {
+                latency: 50,
+                jitter: 0,
+            },
+            Stream::Downstream,
+        );
         b.sync(0, &[lat]);
         b.push(5, b"x");
         assert_eq!(b.poll(5), Some(b.at(55)));
@@ -578,13 +638,26 @@ mod tests {
         // limit_data first, then latency: the truncated data is delayed and
         // the close follows it through the latency toxic at once.
         let limit = entry(1, ToxicKind::LimitData { bytes: 3 }, Stream::Downstream);
-        let lat = entry(2, ToxicKind::Latency { latency: 10, jitter: 0 }, Stream::Downstream);
+        let lat = entry(
+            2,
+            ToxicKind::Latency {
+                latency: 10,
+                jitter: 0,
+            },
+            Stream::Downstream,
+        );
         let mut b = Bench::new(&[limit, lat]);
         b.push(0, b"abcdef");
         assert_eq!(b.poll(0), Some(b.at(10)));
         assert!(b.out.is_empty());
         assert_eq!(b.poll(10), None);
-        assert_eq!(b.out, vec![Output::Data(Bytes::from_static(b"abc")), Output::Close { unread: false }]);
+        assert_eq!(
+            b.out,
+            vec![
+                Output::Data(Bytes::from_static(b"abc")),
+                Output::Close { unread: false }
+            ]
+        );
     }
 
     #[test]
@@ -643,6 +716,30 @@ mod tests {
         b.poll(20);
         b.poll(50);
         assert_eq!(b.out, vec![Output::Close { unread: true }]);
+    }
+
+    #[test]
+    fn a_timeout_added_and_removed_between_two_looks_still_closes() {
+        let mut b = Bench::new(&[]);
+        let mut later = toxics(&[]);
+        later.cleaned.push_back((5, Stream::Downstream));
+        later.seq = 6;
+        b.p.sync(&later, b.at(1), &mut b.rng);
+        b.poll(1);
+        assert_eq!(b.out, vec![Output::Close { unread: false }]);
+    }
+
+    #[test]
+    fn a_timeout_removed_before_the_connection_started_does_not_close_it() {
+        let mut old = toxics(&[]);
+        old.cleaned.push_back((1, Stream::Downstream));
+        old.seq = 2;
+        let mut b = Bench::new(&[]);
+        b.p = Pipeline::new(Stream::Downstream, &old, b.t0, &mut b.rng);
+        b.p.sync(&old, b.at(1), &mut b.rng);
+        b.push(2, b"a");
+        b.poll(2);
+        assert_eq!(data(&b.out), b"a");
     }
 
     #[test]
@@ -715,7 +812,14 @@ mod tests {
 
     #[test]
     fn a_toxic_with_toxicity_zero_does_nothing() {
-        let mut lat = entry(1, ToxicKind::Latency { latency: 100, jitter: 0 }, Stream::Downstream);
+        let mut lat = entry(
+            1,
+            ToxicKind::Latency {
+                latency: 100,
+                jitter: 0,
+            },
+            Stream::Downstream,
+        );
         lat.toxic.toxicity = 0.0;
         let mut b = Bench::new(&[lat]);
         b.push(0, b"a");
@@ -725,14 +829,24 @@ mod tests {
 
     #[test]
     fn updating_latency_lets_the_waiting_chunk_through() {
-        let lat = entry(1, ToxicKind::Latency { latency: 1000, jitter: 0 }, Stream::Downstream);
-        let mut b = Bench::new(&[lat.clone()]);
+        let lat = entry(
+            1,
+            ToxicKind::Latency {
+                latency: 1000,
+                jitter: 0,
+            },
+            Stream::Downstream,
+        );
+        let mut b = Bench::new(std::slice::from_ref(&lat));
         b.push(0, b"a");
         b.push(0, b"b");
         b.poll(0);
         let mut upd = lat;
         upd.version = 2;
-        upd.toxic.kind = ToxicKind::Latency { latency: 100, jitter: 0 };
+        upd.toxic.kind = ToxicKind::Latency {
+            latency: 100,
+            jitter: 0,
+        };
         b.sync(10, &[upd]);
         assert_eq!(b.poll(10), Some(b.at(100)));
         assert_eq!(data(&b.out), b"a");

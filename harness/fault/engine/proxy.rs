@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::link::{self, LinkWiring};
-use super::{Chain, ToxicEntry};
+use super::{Chain, ToxicEntry, Toxics};
 use crate::fault::{FaultError, ProxyInfo, Stream};
 
 pub(crate) struct Proxy {
@@ -74,7 +74,10 @@ impl Proxy {
             name: name.to_owned(),
             upstream: upstream.to_owned(),
             listen: bound,
-            chain: watch::Sender::new(Arc::new(Vec::new())),
+            chain: watch::Sender::new(Arc::new(Toxics {
+                seq: 1,
+                ..Toxics::default()
+            })),
             half_open: watch::Sender::new(false),
             close: watch::Sender::new(0),
             live: Arc::new(watch::Sender::new(0)),
@@ -148,12 +151,27 @@ impl Proxy {
         for stream in [Stream::Upstream, Stream::Downstream] {
             out.extend(
                 chain
+                    .entries
                     .iter()
                     .filter(|e| e.toxic.stream == stream)
                     .map(|e: &ToxicEntry| e.toxic.clone()),
             );
         }
         out
+    }
+
+    /// Change the toxics under the watch's lock (so checks and ids are
+    /// atomic with the change) and publish if `f` says it changed them.
+    pub(crate) fn edit(&self, f: impl FnOnce(&mut Toxics, &AtomicU64) -> bool) -> bool {
+        self.chain.send_if_modified(|chain| {
+            let mut next = (**chain).clone();
+            if !f(&mut next, &self.next_id) {
+                return false;
+            }
+            next.seq = self.next_id.load(Ordering::Relaxed);
+            *chain = Arc::new(next);
+            true
+        })
     }
 
     pub(crate) fn info(&self) -> ProxyInfo {

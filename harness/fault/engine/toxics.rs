@@ -167,7 +167,11 @@ mod tests {
         for len in [0usize, 1, 2, 9, 10, 15, 16, 218, 1000, 32 * 1024] {
             for (avg, var) in [(10, 5), (64, 32), (1, 0), (0, 0), (100, 0), (3, 50)] {
                 let plan = slice_plan(&mut r, len, avg, var);
-                assert_eq!(plan.iter().sum::<usize>(), len, "len {len} avg {avg} var {var}");
+                assert_eq!(
+                    plan.iter().sum::<usize>(),
+                    len,
+                    "len {len} avg {avg} var {var}"
+                );
                 assert!(plan.iter().all(|s| *s > 0));
             }
         }
