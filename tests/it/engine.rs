@@ -30,8 +30,12 @@ struct Rig {
 
 impl Rig {
     async fn new(name: &str) -> Rig {
+        Rig::with_seed(name, 42).await
+    }
+
+    async fn with_seed(name: &str, seed: u64) -> Rig {
         let server = TcpListener::bind(loopback()).await.unwrap();
-        let engine = Engine::new(42);
+        let engine = Engine::new(seed);
         let up = server.local_addr().unwrap().to_string();
         let proxy = engine.create_proxy(name, loopback(), &up).await.unwrap();
         Rig {
@@ -345,25 +349,55 @@ async fn toxics_in_one_direction_chain_in_creation_order() {
     assert!(within(t.elapsed(), 150, 400), "{:?}", t.elapsed());
 }
 
-#[tokio::test]
-async fn toxicity_is_rolled_once_per_connection() {
-    let rig = Rig::new("p").await;
-    rig.add(latency(150, Stream::Downstream).with_toxicity(0.5))
+/// Which of 10 connections a toxicity-0.5 latency toxic delays, checking
+/// that each connection keeps its roll.
+async fn delayed_connections(seed: u64) -> Vec<bool> {
+    let rig = Rig::with_seed("p", seed).await;
+    rig.add(latency(100, Stream::Downstream).with_toxicity(0.5))
         .await;
     let mut conns = Vec::new();
-    for _ in 0..12 {
+    for _ in 0..10 {
         conns.push(rig.connect().await);
     }
-    let mut delayed = 0;
+    let mut delayed = Vec::new();
     for (c, s) in &mut conns {
-        let first = one_way(s, c, b"a").await >= 150 * MS;
-        for _ in 0..2 {
-            let again = one_way(s, c, b"b").await >= 150 * MS;
-            assert_eq!(first, again, "a connection keeps its roll");
-        }
-        delayed += usize::from(first);
+        let first = one_way(s, c, b"a").await >= 100 * MS;
+        let again = one_way(s, c, b"b").await >= 100 * MS;
+        assert_eq!(first, again, "a connection keeps its roll");
+        delayed.push(first);
     }
-    assert!((1..12).contains(&delayed), "{delayed} of 12 delayed");
+    delayed
+}
+
+#[tokio::test]
+async fn toxicity_is_rolled_once_per_connection_and_the_seed_repeats_it() {
+    let a = delayed_connections(7).await;
+    let hits = a.iter().filter(|d| **d).count();
+    assert!((1..10).contains(&hits), "{hits} of 10 delayed");
+    assert_eq!(delayed_connections(7).await, a);
+}
+
+#[tokio::test]
+async fn updating_a_toxic_reaches_every_open_connection() {
+    let rig = Rig::new("p").await;
+    let mut conns = rig.connect_many(4).await;
+    rig.add(latency(50, Stream::Upstream)).await;
+    rig.engine
+        .update_toxic(
+            "p",
+            "latency_upstream",
+            ToxicKind::Latency {
+                latency: 250,
+                jitter: 0,
+            },
+            1.0,
+        )
+        .await
+        .unwrap();
+    for (c, s) in &mut conns {
+        assert!(within(one_way(c, s, b"u").await, 250, 450));
+        assert!(one_way(s, c, b"d").await < 150 * MS);
+    }
 }
 
 #[tokio::test]
