@@ -162,6 +162,73 @@ impl Engine {
         Ok(())
     }
 
+    /// Create a proxy, listening at once or (`enabled` false) only once
+    /// enabled, as Toxiproxy's `POST /proxies` with `"enabled"`.
+    pub async fn create_proxy_with(
+        &self,
+        name: &str,
+        listen: SocketAddr,
+        upstream: &str,
+        enabled: bool,
+    ) -> Result<ProxyInfo, FaultError> {
+        if name.is_empty() {
+            return Err(FaultError::Api {
+                endpoint: "embedded engine: create proxy".into(),
+                status: 400,
+                message: "missing required field: name".into(),
+            });
+        }
+        let mut proxies = self.proxies();
+        if proxies.contains_key(name) {
+            return Err(FaultError::ProxyExists(name.to_owned()));
+        }
+        let proxy = Proxy::new(name, listen, upstream, proxy_seed(self.inner.seed, name));
+        if enabled {
+            proxy.enable()?;
+        }
+        let info = proxy.info();
+        proxies.insert(name.to_owned(), proxy);
+        Ok(info)
+    }
+
+    /// Every proxy, by name.
+    pub fn proxies_info(&self) -> Vec<ProxyInfo> {
+        let mut v: Vec<ProxyInfo> = self.proxies().values().map(|p| p.info()).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Change a proxy's listen address and/or upstream (restarting it if
+    /// enabled, as Toxiproxy does), then its enabled state.
+    pub async fn update_proxy(
+        &self,
+        name: &str,
+        listen: Option<SocketAddr>,
+        upstream: Option<&str>,
+        enabled: Option<bool>,
+    ) -> Result<ProxyInfo, FaultError> {
+        let p = self.get(name)?;
+        p.retarget(listen, upstream).await?;
+        match enabled {
+            Some(true) => p.enable()?,
+            Some(false) => p.disable().await,
+            None => {}
+        }
+        Ok(p.info())
+    }
+
+    /// One toxic of a proxy, by name.
+    pub fn toxic(&self, proxy: &str, name: &str) -> Result<Toxic, FaultError> {
+        self.get(proxy)?
+            .toxics()
+            .into_iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| FaultError::NoSuchToxic {
+                proxy: proxy.to_owned(),
+                toxic: name.to_owned(),
+            })
+    }
+
     /// Change a toxic's attributes and toxicity (Toxiproxy's toxic update:
     /// name and stream stay). A value waiting in it is let through at once
     /// and the toxicity is rolled again on every connection.
@@ -227,22 +294,7 @@ impl LinkFaults for Engine {
         listen: SocketAddr,
         upstream: &str,
     ) -> Result<ProxyInfo, FaultError> {
-        if name.is_empty() {
-            return Err(FaultError::Api {
-                endpoint: "embedded engine: create proxy".into(),
-                status: 400,
-                message: "missing required field: name".into(),
-            });
-        }
-        let mut proxies = self.proxies();
-        if proxies.contains_key(name) {
-            return Err(FaultError::ProxyExists(name.to_owned()));
-        }
-        let seed = proxy_seed(self.inner.seed, name);
-        let proxy = Proxy::start(name, listen, upstream, seed)?;
-        let info = proxy.info();
-        proxies.insert(name.to_owned(), proxy);
-        Ok(info)
+        self.create_proxy_with(name, listen, upstream, true).await
     }
 
     async fn delete_proxy(&self, name: &str) -> Result<(), FaultError> {

@@ -20,9 +20,6 @@ use crate::fault::{FaultError, ProxyInfo, Stream};
 
 pub(crate) struct Proxy {
     pub name: String,
-    pub upstream: String,
-    /// The address actually bound (never port 0).
-    pub listen: SocketAddr,
     pub chain: watch::Sender<Chain>,
     pub half_open: watch::Sender<bool>,
     close: watch::Sender<u64>,
@@ -37,6 +34,11 @@ pub(crate) struct Proxy {
 struct State {
     enabled: bool,
     listener: Option<JoinHandle<()>>,
+    /// Where it listens: once bound, the address actually bound (never
+    /// port 0).
+    listen: SocketAddr,
+    /// `host:port` it connects each accepted client to.
+    upstream: String,
 }
 
 /// Bind `addr` with SO_REUSEADDR, so a proxy re-enabled on its port is not
@@ -58,22 +60,10 @@ fn bind(addr: SocketAddr) -> Result<TcpListener, FaultError> {
 }
 
 impl Proxy {
-    /// Bind `listen` (port 0: a free port) and start accepting.
-    pub(crate) fn start(
-        name: &str,
-        listen: SocketAddr,
-        upstream: &str,
-        seed: u64,
-    ) -> Result<Arc<Proxy>, FaultError> {
-        let listener = bind(listen)?;
-        let bound = listener.local_addr().map_err(|e| FaultError::Listen {
-            addr: listen.to_string(),
-            message: e.to_string(),
-        })?;
-        let proxy = Arc::new(Proxy {
+    /// A proxy that does not listen yet.
+    pub(crate) fn new(name: &str, listen: SocketAddr, upstream: &str, seed: u64) -> Arc<Proxy> {
+        Arc::new(Proxy {
             name: name.to_owned(),
-            upstream: upstream.to_owned(),
-            listen: bound,
             chain: watch::Sender::new(Arc::new(Toxics {
                 seq: 1,
                 ..Toxics::default()
@@ -85,32 +75,66 @@ impl Proxy {
             seed,
             next_link: AtomicU64::new(0),
             state: Mutex::new(State {
-                enabled: true,
+                enabled: false,
                 listener: None,
+                listen,
+                upstream: upstream.to_owned(),
             }),
-        });
-        let task = tokio::spawn(accept_loop(proxy.clone(), listener));
-        proxy.state().listener = Some(task);
-        Ok(proxy)
+        })
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn enabled(&self) -> bool {
-        self.state().enabled
-    }
-
-    /// Listen again on the same address.
+    /// Listen (again) on its address; port 0 binds a free port, which is
+    /// then kept.
     pub(crate) fn enable(self: &Arc<Self>) -> Result<(), FaultError> {
         let mut st = self.state();
         if st.enabled {
             return Ok(());
         }
-        let listener = bind(self.listen)?;
+        let listener = bind(st.listen)?;
+        st.listen = listener.local_addr().map_err(|e| FaultError::Listen {
+            addr: st.listen.to_string(),
+            message: e.to_string(),
+        })?;
         st.listener = Some(tokio::spawn(accept_loop(self.clone(), listener)));
         st.enabled = true;
+        Ok(())
+    }
+
+    /// Change where it listens and where it connects to; like Toxiproxy, a
+    /// change restarts an enabled proxy (its connections close).
+    pub(crate) async fn retarget(
+        self: &Arc<Self>,
+        listen: Option<SocketAddr>,
+        upstream: Option<&str>,
+    ) -> Result<(), FaultError> {
+        let (changed, was_enabled) = {
+            let st = self.state();
+            let changed = listen.is_some_and(|l| l != st.listen)
+                || upstream.is_some_and(|u| u != st.upstream);
+            (changed, st.enabled)
+        };
+        if !changed {
+            return Ok(());
+        }
+        if was_enabled {
+            self.disable().await;
+        }
+        {
+            let mut st = self.state();
+            if let Some(l) = listen {
+                st.listen = l;
+            }
+            if let Some(u) = upstream {
+                st.upstream = u.to_owned();
+            }
+        }
+        if was_enabled {
+            self.enable()?;
+        }
         Ok(())
     }
 
@@ -175,11 +199,15 @@ impl Proxy {
     }
 
     pub(crate) fn info(&self) -> ProxyInfo {
+        let (listen, upstream, enabled) = {
+            let st = self.state();
+            (st.listen, st.upstream.clone(), st.enabled)
+        };
         ProxyInfo {
             name: self.name.clone(),
-            listen: self.listen,
-            upstream: self.upstream.clone(),
-            enabled: self.enabled(),
+            listen,
+            upstream,
+            enabled,
             toxics: self.toxics(),
         }
     }
@@ -204,7 +232,8 @@ async fn accept_loop(proxy: Arc<Proxy>, listener: TcpListener) {
                 // Subscribed here, before the task runs, so a disable right
                 // after the accept still closes this connection.
                 let wiring = proxy.wiring();
-                tokio::spawn(link::run(client, proxy.upstream.clone(), wiring));
+                let upstream = proxy.state().upstream.clone();
+                tokio::spawn(link::run(client, upstream, wiring));
             }
             Err(e) => {
                 // Out of descriptors and the like: back off briefly rather
