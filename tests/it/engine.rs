@@ -443,7 +443,10 @@ async fn removing_latency_flushes_queued_data_at_once_without_loss() {
         .await
         .unwrap()
         .unwrap();
-    eprintln!("measured: removal flushed 20 queued chunks in {:?}", t.elapsed());
+    eprintln!(
+        "measured: removal flushed 20 queued chunks in {:?}",
+        t.elapsed()
+    );
     assert!(t.elapsed() < 500 * MS, "{:?}", t.elapsed());
     let want: Vec<u8> = (0..20u8).flat_map(|i| [i; 64]).collect();
     assert_eq!(got, want);
@@ -671,7 +674,10 @@ async fn reset_peer_added_later_resets_when_data_is_left_unread() {
         }
     }
     assert_eq!(seen, Seen::Rst);
-    eprintln!("measured: reset_peer 200 + pings: RST after {:?}", t.elapsed());
+    eprintln!(
+        "measured: reset_peer 200 + pings: RST after {:?}",
+        t.elapsed()
+    );
     assert!(within(t.elapsed(), 190, 600), "{:?}", t.elapsed());
 }
 
@@ -717,7 +723,10 @@ async fn slicer_cuts_data_into_small_delayed_slices_with_the_bytes_intact() {
         reads += 1;
     }
     assert_eq!(got, payload);
-    eprintln!("measured: slicer 10±5/20ms: 218 B in {reads} reads, {:?}", t.elapsed());
+    eprintln!(
+        "measured: slicer 10±5/20ms: 218 B in {reads} reads, {:?}",
+        t.elapsed()
+    );
     // Toxiproxy: 19 to 21 slices of 4..15 bytes, ~20 ms each.
     assert!(reads >= 8, "{reads} reads");
     assert!(within(t.elapsed(), 200, 1500), "{:?}", t.elapsed());
@@ -844,4 +853,143 @@ async fn dropping_the_engine_stops_listening_and_closes_connections() {
         }
     }
     assert!(refused, "still listening after the engine was dropped");
+}
+
+mod api {
+    //! Toxiproxy's HTTP API over the engine, replaying the transcript
+    //! recorded from a real Toxiproxy 2.12.
+
+    use std::collections::BTreeMap;
+
+    use mqtt_chaos::fault::engine::api::ApiServer;
+    use mqtt_chaos::fault::engine::Engine;
+    use serde_json::Value;
+
+    const TRANSCRIPT: &str = include_str!("../fixtures/toxiproxy-2.12-api-transcript.json");
+
+    /// A port nothing listens on now (bound, then released).
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// The transcript's fixed listen ports (260xx), each mapped to a free
+    /// port, so the replay does not depend on which ports are free.
+    fn port_map(text: &str) -> BTreeMap<String, String> {
+        let mut map = BTreeMap::new();
+        let mut rest = text;
+        while let Some(i) = rest.find("127.0.0.1:260") {
+            let port = &rest[i + 10..i + 15];
+            map.entry(port.to_owned())
+                .or_insert_with(|| free_port().to_string());
+            rest = &rest[i + 15..];
+        }
+        map
+    }
+
+    fn remap(s: &str, map: &BTreeMap<String, String>) -> String {
+        let mut out = s.to_owned();
+        for (from, to) in map {
+            out = out.replace(&format!("127.0.0.1:{from}"), &format!("127.0.0.1:{to}"));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn the_api_replays_the_toxiproxy_transcript() {
+        let steps: Vec<Value> = serde_json::from_str(TRANSCRIPT).unwrap();
+        let map = port_map(TRANSCRIPT);
+        let server = ApiServer::bind(Engine::new(1), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let base = format!("http://{}", server.local_addr());
+        let task = tokio::spawn(server.serve());
+        let client = reqwest::Client::new();
+        let mut replayed = 0;
+        for step in &steps {
+            let name = step["step"].as_str().unwrap();
+            if name.starts_with("[server2") {
+                continue; // a second Toxiproxy started with -proxy-metrics
+            }
+            let method =
+                reqwest::Method::from_bytes(step["method"].as_str().unwrap().as_bytes()).unwrap();
+            let url = format!("{base}{}", step["path"].as_str().unwrap());
+            let mut req = client.request(method, url);
+            for (k, v) in step["request_headers"].as_object().unwrap() {
+                req = req.header(k.as_str(), v.as_str().unwrap());
+            }
+            if let Some(body) = step["request_body"].as_str() {
+                req = req.body(remap(body, &map));
+            }
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let ctype = resp
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let body = resp.text().await.unwrap();
+
+            assert_eq!(
+                status,
+                step["status"].as_u64().unwrap() as u16,
+                "{name}: {body}"
+            );
+            assert_eq!(
+                ctype.as_deref(),
+                step["response_content_type"].as_str(),
+                "{name}"
+            );
+            let want = remap(step["response_body"].as_str().unwrap(), &map);
+            if name == "GET /version" {
+                let v: Value = serde_json::from_str(&body).unwrap();
+                assert!(v["version"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("mqtt-chaos embedded fault engine"));
+                assert!(body.starts_with("{\"version\": ") && body.ends_with("}\n"));
+            } else if let Ok(want_v) = serde_json::from_str::<Value>(&want) {
+                let got_v: Value = serde_json::from_str(&body)
+                    .unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {body}"));
+                assert_eq!(got_v, want_v, "{name}");
+                assert_eq!(body.ends_with('\n'), want.ends_with('\n'), "{name}");
+            } else {
+                assert_eq!(body, want, "{name}");
+            }
+            replayed += 1;
+        }
+        assert_eq!(replayed, 107);
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn a_toxic_added_over_http_acts_on_a_live_connection() {
+        use super::{one_way, within, Rig};
+        let rig = Rig::new("p").await;
+        let (mut c, mut s) = rig.connect().await;
+        let server = ApiServer::bind(rig.engine.clone(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let base = format!("http://{}", server.local_addr());
+        let task = tokio::spawn(server.serve());
+        let client = reqwest::Client::new();
+        let r = client
+            .post(format!("{base}/proxies/p/toxics"))
+            .body(r#"{"type":"latency","stream":"upstream","attributes":{"latency":200}}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert!(within(one_way(&mut c, &mut s, b"u").await, 200, 400));
+        let r = client
+            .delete(format!("{base}/proxies/p/toxics/latency_upstream"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 204);
+        assert!(one_way(&mut c, &mut s, b"u").await < super::MS * 150);
+        task.abort();
+    }
 }

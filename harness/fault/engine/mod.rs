@@ -6,6 +6,7 @@
 //! * [`link`]: one relayed connection, both directions, owning both sockets.
 //! * [`pipeline`]: one direction's toxics as a state machine without I/O.
 //! * [`toxics`]: each toxic's arithmetic (jitter, slicing plan, rates), pure.
+//! * [`api`]: Toxiproxy's HTTP API over an [`Engine`] (`serve_api`).
 //!
 //! Where Toxiproxy's behaviour was measured
 //! (`shared/fixtures/toxiproxy-2.12-behaviour.md`) the engine does the same:
@@ -15,6 +16,7 @@
 //! toxic change never blocks on a stalled writer (Toxiproxy's can, up to its
 //! 25 s API timeout).
 
+pub mod api;
 mod link;
 mod pipeline;
 mod proxy;
