@@ -61,6 +61,16 @@ enum Command {
         #[arg(long)]
         faults: Option<String>,
     },
+    /// Serve a Toxiproxy-compatible HTTP API over the embedded fault engine
+    /// (a stand-in for Toxiproxy where the real one cannot run).
+    ProxyServer {
+        /// Where the API listens (Toxiproxy's default port is 8474).
+        #[arg(long, default_value = "127.0.0.1:8474")]
+        listen: SocketAddr,
+        /// Seeds toxicity rolls and jitter.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Run the embedded broker (rumqttd) in this process; used by the harness.
     #[command(hide = true)]
     BrokerServe {
@@ -175,6 +185,23 @@ fn main() -> ExitCode {
                 Err(e) => {
                     eprintln!("{e}");
                     ExitCode::from(e.exit_code())
+                }
+            }
+        }
+        Command::ProxyServer { listen, seed } => {
+            let rt = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start the runtime: {e}");
+                    return ExitCode::from(exit::ENVIRONMENT);
+                }
+            };
+            let engine = mqtt_chaos::fault::engine::Engine::new(seed);
+            match rt.block_on(mqtt_chaos::fault::engine::api::serve_api(engine, listen)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("proxy-server: {e}");
+                    ExitCode::from(exit::ENVIRONMENT)
                 }
             }
         }
