@@ -11,6 +11,7 @@
 
 pub mod duration;
 mod load;
+pub mod slo;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -18,8 +19,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use load::{load, load_str, ScenarioError};
-pub use validate::{lint, validate, Lint};
+pub use load::{error_at, load, load_str, locate, Problem, ScenarioError};
+pub use slo::{figure_kind, slos, FigureKind, Slo, SloOp};
+pub use validate::{check, lint, validate, Issue, Lint};
 
 /// One scenario file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -169,15 +171,13 @@ impl Default for Reconnect {
 
 mod reconnect_serde {
     //! `reconnect = "off"` or `reconnect = { initial = …, max = …, jitter = … }`.
+    //!
+    //! A visitor rather than an untagged enum, so a mistake inside the table
+    //! keeps its own message and position ("invalid duration …" at the value)
+    //! instead of "data did not match any variant".
     use super::Reconnect;
+    use serde::de::{self, MapAccess, Visitor};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Repr {
-        Off(String),
-        On(Reconnect),
-    }
 
     pub fn serialize<S: Serializer>(v: &Option<Reconnect>, s: S) -> Result<S::Ok, S::Error> {
         match v {
@@ -186,14 +186,32 @@ mod reconnect_serde {
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Reconnect>, D::Error> {
-        match Repr::deserialize(d)? {
-            Repr::Off(s) if s == "off" => Ok(None),
-            Repr::Off(s) => Err(serde::de::Error::custom(format!(
-                "expected \"off\" or a table {{ initial, max, jitter }}, found \"{s}\""
-            ))),
-            Repr::On(r) => Ok(Some(r)),
+    struct OffOrTable;
+
+    impl<'de> Visitor<'de> for OffOrTable {
+        type Value = Option<Reconnect>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("\"off\" or a table { initial, max, jitter }")
         }
+
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            if s.trim() == "off" {
+                Ok(None)
+            } else {
+                Err(E::custom(format!(
+                    "expected \"off\" or a table {{ initial, max, jitter }}, found \"{s}\""
+                )))
+            }
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            Reconnect::deserialize(de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Reconnect>, D::Error> {
+        d.deserialize_any(OffOrTable)
     }
 }
 
@@ -319,8 +337,11 @@ pub struct CommandSpec {
 }
 
 /// One entry of the timeline.
+///
+/// No `deny_unknown_fields` here: serde cannot combine it with `flatten` (it
+/// would refuse `kind` itself). `FaultKind` denies unknown keys of struct
+/// kinds, and the loader reports keys that no kind consumed (see `load.rs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FaultSpec {
     /// Start, from the run's start.
     #[serde(with = "duration::required")]
