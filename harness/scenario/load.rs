@@ -688,11 +688,14 @@ fn quoted_after<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
     Some(&rest[..rest.find('`')?])
 }
 
-/// Spans of every key and value under `here`: (path, value span, key span).
+/// A field with the span of its value and, for table entries, of its key.
+type SpanNode = (Vec<Seg>, Range<usize>, Option<Range<usize>>);
+
+/// Spans of every key and value under `here`.
 fn collect_spans(
     here: Cur<'_, '_>,
     path: &mut Vec<Seg>,
-    out: &mut Vec<(Vec<Seg>, Range<usize>, Option<Range<usize>>)>,
+    out: &mut Vec<SpanNode>,
 ) {
     match here {
         Cur::Table(t) => {

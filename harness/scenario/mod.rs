@@ -10,6 +10,7 @@
 //! `None`, written `"off"` in the file, never `0`.
 
 pub mod duration;
+mod lint;
 mod load;
 pub mod slo;
 mod validate;
@@ -19,9 +20,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use lint::{lint, Lint};
 pub use load::{error_at, load, load_str, locate, Problem, ScenarioError};
 pub use slo::{figure_kind, slos, FigureKind, Slo, SloOp};
-pub use validate::{check, lint, validate, Issue, Lint};
+pub use validate::{check, validate, Issue};
 
 /// One scenario file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -278,7 +278,7 @@ fn parse_limit(limit: &str, kind: FigureKind, stat: Option<&str>) -> Result<(Slo
             }
         }
         (FigureKind::Duration, _) => match number {
-            Some(n) if n == 0.0 => 0.0,
+            Some(0.0) => 0.0,
             Some(_) => {
                 return Err(format!(
                     "limit \"{limit}\": a duration needs its unit (e.g. \"{op} {rest}s\" or \"{op} {rest}ms\")"

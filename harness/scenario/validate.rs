@@ -10,8 +10,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Serialize;
-
 use super::duration::format as human;
 use super::load::{error_at, path_key, ScenarioError};
 use super::slo::{self, SloError};
@@ -31,15 +29,6 @@ const MAX_RESOLVED_TOPICS: usize = 2_000_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Issue {
     pub path: String,
-    pub message: String,
-}
-
-/// A static warning about a profile: a known client-configuration mistake,
-/// and the figure of METRICS.md where a run will show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Lint {
-    pub profile: String,
-    pub figure: String,
     pub message: String,
 }
 
@@ -72,7 +61,8 @@ pub fn check(s: &Scenario) -> Vec<Issue> {
 #[derive(Default)]
 struct Checker {
     issues: Vec<Issue>,
-    /// A topic template is wrong: resolving topics would only repeat it.
+    /// A topic template or fleet name is wrong: resolving topics would only
+    /// repeat it.
     bad_topics: bool,
 }
 
@@ -270,6 +260,8 @@ impl Checker {
                     ),
                 );
             } else if let Some(j) = seen.insert(&f.name, i) {
+                // Device names repeat too: resolved topics would only echo this.
+                self.bad_topics = true;
                 self.err(
                     at("name"),
                     format!("fleet name \"{}\" is already used by fleets[{j}]", f.name),
@@ -741,248 +733,774 @@ fn placeholders(t: &str) -> Result<Vec<&str>, String> {
     Ok(out)
 }
 
-// ---------------------------------------------------------------- lints
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::scenario::{AckPolicy, CommandSpec, FaultSpec, Reconnect, StreamSel, StreamSpec};
 
-/// Known client-configuration mistakes, per profile, each naming the figure
-/// a run will show it in. Never fatal.
-pub fn lint(s: &Scenario) -> Vec<Lint> {
-    let mut out = Vec::new();
-    for (name, p) in &s.profiles {
-        let fleets: Vec<&Fleet> = s.fleets.iter().filter(|f| &f.profile == name).collect();
-        let mut push = |figure: &str, message: String| {
-            out.push(Lint {
-                profile: name.clone(),
-                figure: figure.into(),
-                message,
-            })
-        };
-        let qos_of = |stream: &str, fleet_qos: u8| p.qos.get(stream).copied().unwrap_or(fleet_qos);
-        let streams: Vec<(&str, u8)> = fleets
-            .iter()
-            .flat_map(|f| {
-                f.streams
-                    .iter()
-                    .map(|x| (x.name.as_str(), qos_of(&x.name, x.qos)))
-            })
-            .collect();
-        let commands: Vec<(&str, u8)> = fleets
-            .iter()
-            .flat_map(|f| {
-                f.commands
-                    .iter()
-                    .map(|x| (x.name.as_str(), qos_of(&x.name, x.qos)))
-            })
-            .collect();
-        let devices: u64 = fleets.iter().map(|f| u64::from(f.count)).sum();
-        let groups: Vec<&str> = fleets.iter().map(|f| f.group()).collect();
+    const BASE: &str = r#"
+name = "rules"
+duration = "60s"
 
-        match (p.keepalive, p.ping_timeout) {
-            (None, _) => push(
-                "zombie_time",
-                "keepalive is \"off\": the client sends no PINGREQ, so a blackholed or half-open \
-                 link is never noticed (zombie_time lasts the whole outage, counted in \
-                 zombie_undetected) and the broker never drops a silent client"
-                    .into(),
-            ),
-            (Some(k), None) => push(
-                "zombie_time",
-                format!(
-                    "no ping_timeout: rumqttc notices a missing PINGRESP only at its next \
-                     keepalive tick, so a blackholed link can go unnoticed for up to 2 × keepalive \
-                     ({}) (zombie_time; zombie_undetected when the outage heals first)",
-                    human(k * 2)
-                ),
-            ),
-            _ => {}
-        }
-        let qos0: Vec<&str> = streams
-            .iter()
-            .filter(|(_, q)| *q == 0)
-            .map(|(n, _)| *n)
-            .collect();
-        if !qos0.is_empty() {
-            push(
-                "lost_qos0",
-                format!(
-                    "telemetry at QoS 0 ({}): whatever is in flight or queued when the link drops \
-                     is lost without trace (lost_qos0)",
-                    dedup_join(&qos0)
-                ),
-            );
-        }
-        if !p.ack.wait {
-            push(
-                "silent_loss",
-                "ack.wait = false: the application counts a message as sent when it hands it to \
-                 the client, so messages lost after that are never reported to it (silent_loss)"
-                    .into(),
-            );
-        }
-        let all_flows = streams.iter().chain(&commands);
-        if all_flows.clone().next().is_some() && all_flows.clone().all(|(_, q)| *q == 2) {
-            push(
-                "e2e_latency",
-                "every stream and command is QoS 2: four packets and an extra round trip per \
-                 message cost throughput and latency (e2e_latency); QoS 1 with duplicate-tolerant \
-                 handling is usually enough"
-                    .into(),
-            );
-        }
-        match &p.will {
-            None => push(
-                "missed_offline",
-                "no Last Will: a device that dies is never reported offline on its status topic \
-                 (missed_offline)"
-                    .into(),
-            ),
-            Some(w) => {
-                if w.qos == 0 {
-                    push(
-                        "missed_offline",
-                        "the will is QoS 0: the broker may drop it on the way to a busy or \
-                         reconnecting observer, and the death goes unreported (missed_offline)"
-                            .into(),
-                    );
-                }
-                if !w.retain {
-                    push(
-                        "missed_offline",
-                        "the will is not retained: an observer that (re)subscribes after it fired \
-                         never learns the device is offline (missed_offline, and a stale status \
-                         after the device is back: stale_offline_time)"
-                            .into(),
-                    );
-                } else if !p.online_republish {
-                    push(
-                        "stale_offline_time",
-                        "the will is retained but `online` is not republished after a connect: \
-                         the retained `offline` stays on the status topic after the device is \
-                         back (stale_offline_time)"
-                            .into(),
-                    );
-                }
-            }
-        }
-        if p.clean_session && !p.resubscribe && !commands.is_empty() {
-            push(
-                "lost_after_ack",
-                format!(
-                    "clean_session = true and resubscribe = false: after a reconnect the broker \
-                     holds no subscription for the device, so commands ({}) are acked to the \
-                     backend and dropped (lost_after_ack of commands)",
-                    dedup_join(&commands.iter().map(|(n, _)| *n).collect::<Vec<_>>())
-                ),
-            );
-        }
-        if let ClientIdStrategy::Fixed(id) = &p.client_id {
-            if devices > 1 {
-                push(
-                    "flaps",
-                    format!(
-                        "client_id is fixed to \"{id}\" for {devices} devices: each connect takes \
-                         over another device's connection, so they knock each other off in a loop \
-                         (flaps, false_offline)"
-                    ),
-                );
-            }
-            if !p.clean_session {
-                push(
-                    "flaps",
-                    format!(
-                        "clean_session = false with the fixed client id \"{id}\": every device \
-                         resumes the same broker session and receives the others' queued messages \
-                         (flaps, duplicates)"
-                    ),
-                );
-            }
-        }
-        match &p.reconnect {
-            None => push(
-                "reconnect_after_heal",
-                "reconnect is \"off\": a device stays down after its first connection loss, so \
-                 it never comes back after a heal (reconnect_after_heal, first_attempt_delay)"
-                    .into(),
-            ),
-            Some(r) => {
-                if let Some(longest) = longest_outage(s, &groups) {
-                    if r.max > longest * 2 {
-                        push(
-                            "first_attempt_delay",
-                            format!(
-                                "reconnect max {} is far above the longest outage here ({}): \
-                                 after a longer outage a device may wait up to {} after the link \
-                                 is back before it tries again (first_attempt_delay, \
-                                 reconnect_after_heal)",
-                                human(r.max),
-                                human(longest),
-                                human(r.max)
-                            ),
-                        );
-                    }
-                }
-            }
-        }
-        if let Some(t) = p.ping_timeout {
-            if let Some(lat) = largest_latency(s, &groups) {
-                if lat * 2 >= t {
-                    push(
-                        "false_offline",
-                        format!(
-                            "ping_timeout {} is not above the round trip under the timeline's \
-                             latency ({} each way): pings time out on a slow but working link and \
-                             the client drops a healthy connection (false_offline, flaps)",
-                            human(t),
-                            human(lat)
-                        ),
-                    );
-                }
-            }
+[profiles.good]
+keepalive = "5s"
+ping_timeout = "2s"
+reconnect = { initial = "500ms", max = "5s", jitter = 0.2 }
+will = { topic = "status/{device}", qos = 1, retain = true }
+online_republish = true
+
+[profiles.other]
+keepalive = "10s"
+ping_timeout = "3s"
+reconnect = { initial = "1s", max = "4s", jitter = 0.1 }
+will = { topic = "status/{device}", qos = 1, retain = true }
+online_republish = true
+
+[[fleets]]
+name = "a"
+count = 3
+profile = "good"
+streams = [{ name = "telemetry", topic = "t/{fleet}/{device}", rate = 1.0 }]
+commands = [{ name = "control", topic = "c/{device}/{stream}", rate = 0.5 }]
+
+[[fleets]]
+name = "b"
+group = "gb"
+count = 2
+profile = "other"
+streams = [{ name = "telemetry", topic = "t/{fleet}/{device}", rate = 1.0 }]
+
+[[timeline]]
+at = "10s"
+duration = "5s"
+kind = "link_down"
+target = "a"
+
+[[timeline]]
+at = "20s"
+duration = "2s"
+kind = "broker_restart"
+
+[[timeline]]
+at = "30s"
+kind = "device_crash"
+target = "gb"
+devices = 2
+
+[slo]
+lost_after_ack = "= 0"
+"good.reconnect_after_heal.p99" = "<= 10s"
+"#;
+
+    /// A scenario that follows every rule and has no lints.
+    pub(in crate::scenario) fn base() -> Scenario {
+        toml::from_str(BASE).expect("the base scenario parses")
+    }
+
+    /// The one issue of `s`, which must be at `path` and say `needle`.
+    #[track_caller]
+    fn only_issue(s: &Scenario, path: &str, needle: &str) {
+        let issues = check(s);
+        assert_eq!(
+            issues.len(),
+            1,
+            "expected one issue at {path}, got {issues:#?}"
+        );
+        assert_eq!(issues[0].path, path, "{issues:#?}");
+        assert!(
+            issues[0].message.contains(needle),
+            "{:?} does not say {needle:?}",
+            issues[0].message
+        );
+    }
+
+    #[track_caller]
+    fn clean(s: &Scenario) {
+        let issues = check(s);
+        assert!(issues.is_empty(), "{issues:#?}");
+    }
+
+    pub(in crate::scenario) fn fault(
+        at: u64,
+        duration: Option<u64>,
+        target: Option<&str>,
+        kind: FaultKind,
+    ) -> FaultSpec {
+        FaultSpec {
+            at: Duration::from_secs(at),
+            duration: duration.map(Duration::from_secs),
+            target: target.map(str::to_string),
+            kind,
         }
     }
-    out
-}
 
-fn dedup_join(names: &[&str]) -> String {
-    let mut v = names.to_vec();
-    v.sort_unstable();
-    v.dedup();
-    v.join(", ")
-}
+    pub(in crate::scenario) fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
 
-fn hits(target: Option<&str>, groups: &[&str]) -> bool {
-    target.is_none_or(|t| groups.contains(&t))
-}
+    pub(in crate::scenario) fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
 
-/// The longest time the timeline keeps the profile's groups from the broker.
-fn longest_outage(s: &Scenario, groups: &[&str]) -> Option<Duration> {
-    s.timeline
-        .iter()
-        .filter(|f| hits(f.target.as_deref(), groups) || f.kind.is_broker_fault())
-        .filter_map(|f| match &f.kind {
-            FaultKind::LinkDown
-            | FaultKind::Blackhole { .. }
-            | FaultKind::HalfOpen
-            | FaultKind::ResetPeer { .. }
-            | FaultKind::BrokerRestart
-            | FaultKind::BrokerKill
-            | FaultKind::BrokerPause => f.duration,
-            FaultKind::Flapping { down, .. } => Some(*down),
-            _ => None,
-        })
-        .filter(|d| !d.is_zero())
-        .max()
-}
+    #[test]
+    fn the_base_scenario_follows_every_rule() {
+        clean(&base());
+    }
 
-/// The largest one-way latency (with jitter) the timeline adds to the groups.
-fn largest_latency(s: &Scenario, groups: &[&str]) -> Option<Duration> {
-    s.timeline
-        .iter()
-        .filter(|f| hits(f.target.as_deref(), groups))
-        .filter_map(|f| match &f.kind {
+    #[test]
+    fn the_name_must_be_non_empty_and_usable_as_a_directory() {
+        let mut s = base();
+        s.name = " ".into();
+        only_issue(&s, "name", "must not be empty");
+        for bad in ["a/b", "..", ".hidden", "a b", &"x".repeat(101)] {
+            s.name = bad.into();
+            only_issue(&s, "name", "directory name");
+        }
+        s.name = "soak-72h.v2".into();
+        clean(&s);
+    }
+
+    #[test]
+    fn duration_settle_and_interval_must_be_above_zero() {
+        let mut s = base();
+        s.timeline.clear();
+        s.duration = Duration::ZERO;
+        only_issue(&s, "duration", "longer than 0");
+        let mut s = base();
+        s.settle = Duration::ZERO;
+        only_issue(&s, "settle", "longer than 0");
+        let mut s = base();
+        s.interval = Duration::ZERO;
+        only_issue(&s, "interval", "longer than 0");
+    }
+
+    #[test]
+    fn a_scenario_needs_a_profile_and_a_fleet() {
+        let mut s = base();
+        s.fleets.clear();
+        s.timeline.clear();
+        s.profiles.values_mut().for_each(|p| p.qos.clear());
+        only_issue(&s, "fleets", "at least one fleet");
+        let mut s = base();
+        s.profiles.clear();
+        s.slo.clear();
+        let issues = check(&s);
+        assert!(issues
+            .iter()
+            .any(|i| i.path == "profiles" && i.message.contains("at least one profile")));
+    }
+
+    #[test]
+    fn profile_names_are_plain_identifiers() {
+        let mut s = base();
+        let p = s.profiles.remove("other").unwrap();
+        s.profiles.insert("my.other".into(), p);
+        s.fleets[1].profile = "my.other".into();
+        only_issue(&s, "profiles.\"my.other\"", "letters, digits");
+    }
+
+    #[test]
+    fn fleet_names_are_unique_and_plain() {
+        let mut s = base();
+        s.fleets[1].name = "a".into();
+        only_issue(&s, "fleets[1].name", "already used by fleets[0]");
+        s.fleets[1].name = "b b".into();
+        only_issue(&s, "fleets[1].name", "letters, digits");
+        s.fleets[1].name = String::new();
+        only_issue(&s, "fleets[1].name", "non-empty");
+        let mut s = base();
+        s.fleets[1].group = Some("g/1".into());
+        s.timeline[2].target = None;
+        only_issue(&s, "fleets[1].group", "letters, digits");
+    }
+
+    #[test]
+    fn fleet_count_is_between_one_and_a_hundred_thousand() {
+        let mut s = base();
+        s.fleets[0].count = 0;
+        only_issue(&s, "fleets[0].count", "at least 1");
+        s.fleets[0].count = MAX_FLEET_COUNT + 1;
+        only_issue(&s, "fleets[0].count", "above 100000");
+    }
+
+    #[test]
+    fn a_fleet_names_an_existing_profile() {
+        let mut s = base();
+        s.fleets[1].profile = "missing".into();
+        let issues = check(&s);
+        assert!(issues.iter().any(|i| i.path == "fleets[1].profile"
+            && i.message == "no profile named \"missing\" (profiles: good, other)"));
+    }
+
+    #[test]
+    fn stream_and_command_names_are_unique_within_a_fleet() {
+        let mut s = base();
+        let mut dup = s.fleets[0].streams[0].clone();
+        dup.topic = "u/{device}".into();
+        s.fleets[0].streams.push(dup);
+        only_issue(
+            &s,
+            "fleets[0].streams[1].name",
+            "already the name of fleets[0].streams[0]",
+        );
+        let mut s = base();
+        s.fleets[0].commands[0].name = "telemetry".into();
+        only_issue(&s, "fleets[0].commands[0].name", "unique within a fleet");
+        let mut s = base();
+        s.fleets[0].streams[0].name = String::new();
+        only_issue(&s, "fleets[0].streams[0].name", "must not be empty");
+    }
+
+    #[test]
+    fn publish_topics_are_non_empty_and_free_of_wildcards() {
+        for (topic, needle) in [
+            ("", "must not be empty"),
+            ("t/+/{device}", "wildcard"),
+            ("t/{device}/#", "wildcard"),
+            ("$SYS/{device}", "starts with `$`"),
+        ] {
+            let mut s = base();
+            s.fleets[0].streams[0].topic = topic.into();
+            only_issue(&s, "fleets[0].streams[0].topic", needle);
+        }
+        let mut s = base();
+        s.fleets[0].commands[0].topic = "c/#".into();
+        only_issue(&s, "fleets[0].commands[0].topic", "wildcard");
+    }
+
+    #[test]
+    fn every_placeholder_must_be_known() {
+        let mut s = base();
+        s.fleets[0].streams[0].topic = "t/{devise}".into();
+        only_issue(
+            &s,
+            "fleets[0].streams[0].topic",
+            "unknown placeholder {devise}",
+        );
+        s.fleets[0].streams[0].topic = "t/{device".into();
+        only_issue(&s, "fleets[0].streams[0].topic", "`{` without `}`");
+        s.fleets[0].streams[0].topic = "t/device}".into();
+        only_issue(&s, "fleets[0].streams[0].topic", "`}` without `{`");
+        // A will has no stream.
+        let mut s = base();
+        s.profiles
+            .get_mut("good")
+            .unwrap()
+            .will
+            .as_mut()
+            .unwrap()
+            .topic = "status/{device}/{stream}".into();
+        only_issue(
+            &s,
+            "profiles.good.will.topic",
+            "unknown placeholder {stream}",
+        );
+    }
+
+    #[test]
+    fn each_device_needs_its_own_telemetry_topic() {
+        let mut s = base();
+        s.fleets[0].streams[0].topic = "t/{fleet}".into();
+        only_issue(&s, "fleets[0].streams[0].topic", "same for all 3 devices");
+        // One device may do without {device}...
+        let mut s = base();
+        s.fleets[1].count = 1;
+        s.timeline[2].kind = FaultKind::DeviceCrash { devices: 1 };
+        s.fleets[1].streams[0].topic = "t/solo".into();
+        clean(&s);
+        // ...but not share its topic with another fleet's device.
+        s.fleets[0].count = 1;
+        s.fleets[0].streams[0].topic = "t/solo".into();
+        only_issue(&s, "fleets[1].streams[0].topic", "also the topic of a-0000");
+    }
+
+    #[test]
+    fn will_topics_are_per_device_too() {
+        let mut s = base();
+        s.profiles
+            .get_mut("good")
+            .unwrap()
+            .will
+            .as_mut()
+            .unwrap()
+            .topic = "status/{fleet}".into();
+        only_issue(
+            &s,
+            "profiles.good.will.topic",
+            "every device needs its own topics",
+        );
+    }
+
+    #[test]
+    fn qos_is_0_1_or_2_everywhere() {
+        let mut s = base();
+        s.fleets[0].streams[0].qos = 3;
+        only_issue(&s, "fleets[0].streams[0].qos", "0, 1 or 2");
+        let mut s = base();
+        s.fleets[0].commands[0].qos = 7;
+        only_issue(&s, "fleets[0].commands[0].qos", "0, 1 or 2");
+        let mut s = base();
+        s.profiles
+            .get_mut("good")
+            .unwrap()
+            .will
+            .as_mut()
+            .unwrap()
+            .qos = 3;
+        only_issue(&s, "profiles.good.will.qos", "0, 1 or 2");
+        let mut s = base();
+        s.profiles
+            .get_mut("good")
+            .unwrap()
+            .qos
+            .insert("telemetry".into(), 4);
+        only_issue(&s, "profiles.good.qos.telemetry", "0, 1 or 2");
+    }
+
+    #[test]
+    fn profile_qos_keys_name_a_stream_or_command_of_its_fleets() {
+        let mut s = base();
+        let good = s.profiles.get_mut("good").unwrap();
+        good.qos.insert("telemetry".into(), 0);
+        good.qos.insert("control".into(), 2);
+        clean(&s);
+        // `control` is a command of fleet a only, which does not use `other`.
+        s.profiles
+            .get_mut("other")
+            .unwrap()
+            .qos
+            .insert("control".into(), 1);
+        only_issue(
+            &s,
+            "profiles.other.qos.control",
+            "names no stream or command of the fleets using profile \"other\"",
+        );
+    }
+
+    #[test]
+    fn rate_is_above_zero_and_at_most_a_thousand_per_second() {
+        for rate in [0.0, -1.0, 1000.5, f64::NAN] {
+            let mut s = base();
+            s.fleets[0].streams[0].rate = rate;
+            only_issue(&s, "fleets[0].streams[0].rate", "above 0 and at most 1000");
+        }
+        let mut s = base();
+        s.fleets[0].commands[0].rate = 0.0;
+        only_issue(&s, "fleets[0].commands[0].rate", "above 0");
+        let mut s = base();
+        s.fleets[0].streams[0].rate = 1000.0;
+        clean(&s);
+    }
+
+    #[test]
+    fn payloads_are_at_most_256_kib() {
+        let mut s = base();
+        s.fleets[0].streams[0].payload_size = MAX_PAYLOAD;
+        clean(&s);
+        s.fleets[0].streams[0].payload_size = MAX_PAYLOAD + 1;
+        only_issue(&s, "fleets[0].streams[0].payload_size", "256 KiB");
+    }
+
+    #[test]
+    fn keepalive_when_on_is_whole_seconds_from_1_to_65535() {
+        let set = |k: Option<Duration>| {
+            let mut s = base();
+            let p = s.profiles.get_mut("good").unwrap();
+            p.keepalive = k;
+            p.ping_timeout = None;
+            s
+        };
+        only_issue(&set(Some(ms(500))), "profiles.good.keepalive", "below 1s");
+        only_issue(
+            &set(Some(secs(65536))),
+            "profiles.good.keepalive",
+            "above 65535s",
+        );
+        only_issue(
+            &set(Some(ms(1500))),
+            "profiles.good.keepalive",
+            "whole seconds",
+        );
+        clean(&set(Some(secs(1))));
+        clean(&set(Some(secs(65535))));
+        clean(&set(None));
+    }
+
+    #[test]
+    fn ping_timeout_must_be_shorter_than_keepalive() {
+        let mut s = base();
+        s.profiles.get_mut("good").unwrap().ping_timeout = Some(secs(5));
+        let issues = check(&s);
+        assert_eq!(
+            issues,
+            vec![Issue {
+                path: "profiles.good.ping_timeout".into(),
+                message:
+                    "ping_timeout must be shorter than keepalive (ping_timeout 5s, keepalive 5s)"
+                        .into()
+            }]
+        );
+        s.profiles.get_mut("good").unwrap().ping_timeout = Some(ms(4999));
+        clean(&s);
+        s.profiles.get_mut("good").unwrap().ping_timeout = Some(Duration::ZERO);
+        only_issue(&s, "profiles.good.ping_timeout", "longer than 0");
+    }
+
+    #[test]
+    fn ping_timeout_without_keepalive_is_refused() {
+        let mut s = base();
+        s.profiles.get_mut("good").unwrap().keepalive = None;
+        only_issue(&s, "profiles.good.ping_timeout", "needs a keepalive");
+    }
+
+    #[test]
+    fn reconnect_backoff_starts_above_zero_and_stays_under_its_cap() {
+        let set = |r: Reconnect| {
+            let mut s = base();
+            s.profiles.get_mut("good").unwrap().reconnect = Some(r);
+            s
+        };
+        let r = |initial, max, jitter| Reconnect {
+            initial,
+            max,
+            jitter,
+        };
+        only_issue(
+            &set(r(Duration::ZERO, secs(1), 0.0)),
+            "profiles.good.reconnect.initial",
+            "longer than 0",
+        );
+        only_issue(
+            &set(r(secs(2), secs(1), 0.0)),
+            "profiles.good.reconnect.max",
+            "must not be shorter than initial",
+        );
+        for j in [1.0, -0.1, f64::NAN] {
+            only_issue(
+                &set(r(secs(1), secs(1), j)),
+                "profiles.good.reconnect.jitter",
+                "[0, 1)",
+            );
+        }
+        clean(&set(r(secs(1), secs(1), 0.99)));
+        let mut s = base();
+        s.profiles.get_mut("good").unwrap().reconnect = None;
+        clean(&s);
+    }
+
+    #[test]
+    fn an_awaited_ack_needs_a_timeout_and_inflight_a_window() {
+        let mut s = base();
+        s.profiles.get_mut("good").unwrap().ack = AckPolicy {
+            wait: true,
+            timeout: Duration::ZERO,
+            retries: 0,
+        };
+        only_issue(&s, "profiles.good.ack.timeout", "longer than 0");
+        s.profiles.get_mut("good").unwrap().ack.wait = false;
+        clean(&s);
+        s.profiles.get_mut("good").unwrap().inflight = 0;
+        only_issue(&s, "profiles.good.inflight", "1..=65535");
+        let mut s = base();
+        s.profiles.get_mut("good").unwrap().connect_timeout = Duration::ZERO;
+        only_issue(&s, "profiles.good.connect_timeout", "longer than 0");
+    }
+
+    #[test]
+    fn the_will_topic_is_non_empty_without_wildcards() {
+        for (topic, needle) in [("", "must not be empty"), ("status/+", "wildcard")] {
+            let mut s = base();
+            s.profiles
+                .get_mut("good")
+                .unwrap()
+                .will
+                .as_mut()
+                .unwrap()
+                .topic = topic.into();
+            only_issue(&s, "profiles.good.will.topic", needle);
+        }
+    }
+
+    #[test]
+    fn online_republish_needs_a_will() {
+        let mut s = base();
+        s.profiles.get_mut("good").unwrap().will = None;
+        only_issue(&s, "profiles.good.online_republish", "needs a will");
+    }
+
+    #[test]
+    fn persistent_sessions_are_allowed_with_unique_and_fixed_ids() {
+        let mut s = base();
+        let p = s.profiles.get_mut("good").unwrap();
+        p.clean_session = false;
+        clean(&s);
+        s.profiles.get_mut("good").unwrap().client_id = ClientIdStrategy::Fixed("same".into());
+        clean(&s);
+        s.profiles.get_mut("good").unwrap().client_id = ClientIdStrategy::Fixed(String::new());
+        only_issue(&s, "profiles.good.client_id", "must not be empty");
+    }
+
+    #[test]
+    fn a_fault_starts_and_heals_inside_the_run() {
+        let mut s = base();
+        s.timeline[0].at = secs(60);
+        s.timeline[0].duration = Some(secs(1));
+        only_issue(&s, "timeline[0].at", "not before the end of the run");
+        let mut s = base();
+        s.timeline[0].at = secs(50);
+        s.timeline[0].duration = Some(secs(11));
+        only_issue(&s, "timeline[0].duration", "must heal inside the run");
+        s.timeline[0].duration = Some(secs(10));
+        clean(&s);
+    }
+
+    #[test]
+    fn duration_is_required_except_for_crashes_and_broker_restarts_and_kills() {
+        let mut s = base();
+        s.timeline[0].duration = None;
+        only_issue(&s, "timeline[0].duration", "required for kind `link_down`");
+        s.timeline[0].duration = Some(Duration::ZERO);
+        only_issue(&s, "timeline[0].duration", "longer than 0");
+        let mut s = base();
+        s.timeline[1].duration = None;
+        clean(&s);
+        s.timeline[1].duration = Some(Duration::ZERO);
+        clean(&s);
+        s.timeline[1].kind = FaultKind::BrokerKill;
+        clean(&s);
+        s.timeline[1].kind = FaultKind::BrokerPause;
+        only_issue(&s, "timeline[1].duration", "longer than 0");
+        s.timeline[1].duration = None;
+        only_issue(
+            &s,
+            "timeline[1].duration",
+            "required for kind `broker_pause`",
+        );
+        let mut s = base();
+        s.timeline[2].duration = Some(Duration::ZERO);
+        only_issue(&s, "timeline[2].duration", "leave it out");
+    }
+
+    #[test]
+    fn a_target_names_an_existing_group_and_broker_faults_take_none() {
+        let mut s = base();
+        s.timeline[0].target = Some("b".into()); // fleet b's group is "gb"
+        only_issue(
+            &s,
+            "timeline[0].target",
+            "no group named \"b\" (groups: a, gb)",
+        );
+        let mut s = base();
+        s.timeline[1].target = Some("a".into());
+        only_issue(&s, "timeline[1].target", "hits the broker, not a group");
+    }
+
+    #[test]
+    fn toxicity_is_a_fraction() {
+        let mut s = base();
+        s.timeline.push(fault(
+            40,
+            Some(5),
+            None,
+            FaultKind::Blackhole {
+                stream: StreamSel::Both,
+                toxicity: Some(1.5),
+            },
+        ));
+        only_issue(&s, "timeline[3].toxicity", "[0, 1]");
+        s.timeline[3].kind = FaultKind::Blackhole {
+            stream: StreamSel::Upstream,
+            toxicity: Some(1.0),
+        };
+        clean(&s);
+    }
+
+    #[test]
+    fn toxic_settings_must_be_above_zero() {
+        let cases = [
+            (
+                FaultKind::Latency {
+                    latency: Duration::ZERO,
+                    jitter: Duration::ZERO,
+                    stream: StreamSel::Both,
+                    toxicity: None,
+                },
+                "latency",
+            ),
+            (
+                FaultKind::Bandwidth {
+                    rate: 0,
+                    stream: StreamSel::Both,
+                    toxicity: None,
+                },
+                "rate",
+            ),
+            (
+                FaultKind::Slicer {
+                    average_size: 0,
+                    size_variation: 0,
+                    delay: ms(1),
+                    stream: StreamSel::Both,
+                    toxicity: None,
+                },
+                "average_size",
+            ),
+            (
+                FaultKind::Slicer {
+                    average_size: 8,
+                    size_variation: 8,
+                    delay: ms(1),
+                    stream: StreamSel::Both,
+                    toxicity: None,
+                },
+                "size_variation",
+            ),
+            (
+                FaultKind::Flapping {
+                    down: Duration::ZERO,
+                    up: secs(1),
+                },
+                "down",
+            ),
+            (
+                FaultKind::Flapping {
+                    down: secs(1),
+                    up: Duration::ZERO,
+                },
+                "up",
+            ),
+        ];
+        for (kind, field) in cases {
+            let mut s = base();
+            s.timeline.push(fault(40, Some(5), Some("a"), kind));
+            only_issue(&s, &format!("timeline[3].{field}"), "");
+        }
+    }
+
+    #[test]
+    fn crashes_and_conflicts_pick_between_one_and_all_devices_of_the_group() {
+        let mut s = base();
+        s.timeline[2].kind = FaultKind::DeviceCrash { devices: 3 };
+        only_issue(
+            &s,
+            "timeline[2].devices",
+            "more than the 2 devices of group \"gb\"",
+        );
+        s.timeline[2].kind = FaultKind::ClientIdConflict { devices: 0 };
+        s.timeline[2].duration = Some(secs(5));
+        only_issue(&s, "timeline[2].devices", "at least 1");
+        // Without a target every device of the run counts: 3 + 2.
+        s.timeline[2].target = None;
+        s.timeline[2].kind = FaultKind::ClientIdConflict { devices: 5 };
+        clean(&s);
+        s.timeline[2].kind = FaultKind::ClientIdConflict { devices: 6 };
+        only_issue(&s, "timeline[2].devices", "the 5 devices of the run");
+    }
+
+    #[test]
+    fn two_broker_faults_must_not_overlap() {
+        let mut s = base();
+        // broker_restart at 20s for 2s; a pause from 21s overlaps it.
+        s.timeline
+            .push(fault(21, Some(3), None, FaultKind::BrokerPause));
+        only_issue(&s, "timeline[3].at", "overlaps broker fault timeline[1]");
+        // Starting exactly at the end is fine.
+        s.timeline[3].at = secs(22);
+        clean(&s);
+        // Two instant restarts at the same moment overlap.
+        let mut s = base();
+        s.timeline[1].duration = None;
+        s.timeline
+            .push(fault(20, None, None, FaultKind::BrokerKill));
+        only_issue(&s, "timeline[3].at", "one fault at a time");
+        // Listed out of order: the later one is reported.
+        let mut s = base();
+        s.timeline
+            .insert(0, fault(21, Some(5), None, FaultKind::BrokerPause));
+        only_issue(&s, "timeline[0].at", "overlaps broker fault timeline[2]");
+    }
+
+    #[test]
+    fn slo_keys_and_limits_are_checked() {
+        let mut s = base();
+        s.slo.insert("lost".into(), "= 0".into());
+        only_issue(&s, "slo.lost", "unknown figure");
+        let mut s = base();
+        s.slo.insert("good.zombie_time.p95".into(), "< 1s".into());
+        only_issue(&s, "slo.\"good.zombie_time.p95\"", "unknown statistic");
+        let mut s = base();
+        s.slo.insert("nobody.flaps".into(), "= 0".into());
+        only_issue(&s, "slo.\"nobody.flaps\"", "no profile named \"nobody\"");
+        let mut s = base();
+        s.slo.insert("flaps".into(), "about 3".into());
+        only_issue(&s, "slo.flaps", "must start with");
+        let mut s = base();
+        s.slo
+            .insert("other.false_offline_rate".into(), "< 1%".into());
+        s.slo.insert("e2e_latency.p999".into(), "<= 2s".into());
+        clean(&s);
+    }
+
+    #[test]
+    fn every_problem_is_reported_not_just_the_first() {
+        let mut s = base();
+        s.name = String::new();
+        s.fleets[0].count = 0;
+        s.fleets[1].streams[0].rate = 0.0;
+        s.timeline[0].target = Some("zz".into());
+        let paths: Vec<String> = check(&s).into_iter().map(|i| i.path).collect();
+        assert_eq!(
+            paths,
+            [
+                "name",
+                "fleets[0].count",
+                "fleets[1].streams[0].rate",
+                "timeline[0].target"
+            ]
+        );
+    }
+
+    #[test]
+    fn fault_keys_list_each_kinds_own_fields() {
+        let spec = fault(1, Some(1), None, FaultKind::HalfOpen);
+        let mut keys = crate::scenario::load::fault_keys(&spec);
+        keys.sort();
+        assert_eq!(keys, ["at", "duration", "kind", "target"]);
+        let spec = fault(
+            1,
+            Some(1),
+            None,
             FaultKind::Latency {
-                latency, jitter, ..
-            } => Some(*latency + *jitter),
-            _ => None,
-        })
-        .max()
+                latency: ms(1),
+                jitter: ms(0),
+                stream: StreamSel::Both,
+                toxicity: None,
+            },
+        );
+        let mut keys = crate::scenario::load::fault_keys(&spec);
+        keys.sort();
+        assert_eq!(
+            keys,
+            ["at", "duration", "jitter", "kind", "latency", "stream", "target", "toxicity"]
+        );
+    }
+
+    #[test]
+    fn unused_spec_types_still_build() {
+        // Keeps the struct literals above honest if a field is added.
+        let _ = StreamSpec {
+            name: "s".into(),
+            topic: "t".into(),
+            qos: 1,
+            rate: 1.0,
+            payload_size: 1,
+        };
+        let _ = CommandSpec {
+            name: "c".into(),
+            topic: "t".into(),
+            qos: 1,
+            rate: 1.0,
+            payload_size: 1,
+        };
+    }
 }
