@@ -692,11 +692,7 @@ fn quoted_after<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
 type SpanNode = (Vec<Seg>, Range<usize>, Option<Range<usize>>);
 
 /// Spans of every key and value under `here`.
-fn collect_spans(
-    here: Cur<'_, '_>,
-    path: &mut Vec<Seg>,
-    out: &mut Vec<SpanNode>,
-) {
+fn collect_spans(here: Cur<'_, '_>, path: &mut Vec<Seg>, out: &mut Vec<SpanNode>) {
     match here {
         Cur::Table(t) => {
             for (k, v) in t.iter() {

@@ -2,9 +2,13 @@
 //!
 //! A scenario is TOML (see `scenarios/*.toml` and the README). Loading is
 //! two-phase and free of I/O beyond reading the file: [`load`] parses into
-//! the types below (serde) and [`validate`] checks every rule; each mistake
-//! is a [`ScenarioError`] naming file, line, column and field. The runner
-//! then resolves a valid scenario into a plan (`crate::plan`).
+//! the types below (serde) and checks every rule ([`check`]); each mistake
+//! is a [`Problem`] of a [`ScenarioError`] naming file, line, column and
+//! field path. [`locate`] and [`error_at`] let the runner report checks of
+//! its own (those that depend on the chosen broker) the same way. [`lint`]
+//! warns about legal but weak client configurations, and [`slos`] parses
+//! the `[slo]` table. The runner then resolves a valid scenario into a plan
+//! (`crate::plan`).
 //!
 //! Durations are human strings (`"500ms"`, `"30s"`, `"72h"`); "off" is
 //! `None`, written `"off"` in the file, never `0`.

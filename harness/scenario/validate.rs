@@ -1,10 +1,9 @@
-//! The rules a scenario must follow, and lints for client configurations
-//! that are legal but known to go wrong.
+//! The rules a scenario must follow.
 //!
 //! Pure: [`check`] takes a parsed scenario and names each broken rule by
 //! field path (`profiles.recommended.ping_timeout`, `timeline[2].duration`);
-//! `load.rs` locates the paths in the text. [`lint`] never fails a scenario:
-//! it explains which figure of METRICS.md a mistake will show up in.
+//! `load.rs` locates the paths in the text. Legal but weak client
+//! configurations are `lint.rs`'s business.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
