@@ -2,15 +2,21 @@
 //!
 //! A scenario is TOML (see `scenarios/*.toml` and the README). Loading is
 //! two-phase and free of I/O beyond reading the file: [`load`] parses into
-//! the types below (serde) and [`validate`] checks every rule; each mistake
-//! is a [`ScenarioError`] naming file, line, column and field. The runner
-//! then resolves a valid scenario into a plan (`crate::plan`).
+//! the types below (serde) and checks every rule ([`check`]); each mistake
+//! is a [`Problem`] of a [`ScenarioError`] naming file, line, column and
+//! field path. [`locate`] and [`error_at`] let the runner report checks of
+//! its own (those that depend on the chosen broker) the same way. [`lint`]
+//! warns about legal but weak client configurations, and [`slos`] parses
+//! the `[slo]` table. The runner then resolves a valid scenario into a plan
+//! (`crate::plan`).
 //!
 //! Durations are human strings (`"500ms"`, `"30s"`, `"72h"`); "off" is
 //! `None`, written `"off"` in the file, never `0`.
 
 pub mod duration;
+mod lint;
 mod load;
+pub mod slo;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -18,8 +24,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use load::{load, load_str, ScenarioError};
-pub use validate::{lint, validate, Lint};
+pub use lint::{lint, Lint};
+pub use load::{error_at, load, load_str, locate, Problem, ScenarioError};
+pub use slo::{figure_kind, slos, FigureKind, Slo, SloOp};
+pub use validate::{check, validate, Issue};
 
 /// One scenario file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -169,15 +177,13 @@ impl Default for Reconnect {
 
 mod reconnect_serde {
     //! `reconnect = "off"` or `reconnect = { initial = …, max = …, jitter = … }`.
+    //!
+    //! A visitor rather than an untagged enum, so a mistake inside the table
+    //! keeps its own message and position ("invalid duration …" at the value)
+    //! instead of "data did not match any variant".
     use super::Reconnect;
+    use serde::de::{self, MapAccess, Visitor};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Repr {
-        Off(String),
-        On(Reconnect),
-    }
 
     pub fn serialize<S: Serializer>(v: &Option<Reconnect>, s: S) -> Result<S::Ok, S::Error> {
         match v {
@@ -186,14 +192,32 @@ mod reconnect_serde {
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Reconnect>, D::Error> {
-        match Repr::deserialize(d)? {
-            Repr::Off(s) if s == "off" => Ok(None),
-            Repr::Off(s) => Err(serde::de::Error::custom(format!(
-                "expected \"off\" or a table {{ initial, max, jitter }}, found \"{s}\""
-            ))),
-            Repr::On(r) => Ok(Some(r)),
+    struct OffOrTable;
+
+    impl<'de> Visitor<'de> for OffOrTable {
+        type Value = Option<Reconnect>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("\"off\" or a table { initial, max, jitter }")
         }
+
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            if s.trim() == "off" {
+                Ok(None)
+            } else {
+                Err(E::custom(format!(
+                    "expected \"off\" or a table {{ initial, max, jitter }}, found \"{s}\""
+                )))
+            }
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            Reconnect::deserialize(de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Reconnect>, D::Error> {
+        d.deserialize_any(OffOrTable)
     }
 }
 
@@ -319,8 +343,11 @@ pub struct CommandSpec {
 }
 
 /// One entry of the timeline.
+///
+/// No `deny_unknown_fields` here: serde cannot combine it with `flatten` (it
+/// would refuse `kind` itself). `FaultKind` denies unknown keys of struct
+/// kinds, and the loader reports keys that no kind consumed (see `load.rs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FaultSpec {
     /// Start, from the run's start.
     #[serde(with = "duration::required")]
