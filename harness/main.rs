@@ -99,7 +99,11 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::Validate { scenario, broker, faults } => {
+        Command::Validate {
+            scenario,
+            broker,
+            faults,
+        } => {
             let opts = RunOptions {
                 scenario: scenario.clone(),
                 out: None,
@@ -114,7 +118,10 @@ fn main() -> ExitCode {
             match runner::prepare(&opts) {
                 Ok((plan, _, _)) => {
                     for l in mqtt_chaos::scenario::lint(&plan.scenario) {
-                        println!("lint: {l}");
+                        println!(
+                            "lint: profile {}: {} (shows in {})",
+                            l.profile, l.message, l.figure
+                        );
                     }
                     println!(
                         "{}: valid: {} devices in {} groups, {} faults, {} SLOs",

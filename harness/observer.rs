@@ -12,12 +12,14 @@
 //! Its own connection state is recorded (`Connected`/`Disconnected`), so what
 //! happens while it is down is reported as unobserved.
 
-use std::collections::{BinaryHeap, HashMap};
 use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, ConnectionError, Event, Incoming, MqttOptions, Outgoing, SubscribeFilter};
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, Incoming, MqttOptions, Outgoing, SubscribeFilter,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
@@ -54,7 +56,9 @@ pub fn pattern(template: &str) -> String {
     let mut out = String::new();
     let mut rest = template;
     while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}') else { break };
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
         out.push_str(&rest[..open]);
         out.push('+');
         rest = &rest[open + close + 1..];
@@ -129,7 +133,10 @@ impl Observer {
         for d in &plan.devices {
             if let Some(w) = &d.will {
                 if seen.insert(w.topic.clone()) {
-                    filters.push(SubscribeFilter::new(w.topic.clone(), rumqttc::QoS::ExactlyOnce));
+                    filters.push(SubscribeFilter::new(
+                        w.topic.clone(),
+                        rumqttc::QoS::ExactlyOnce,
+                    ));
                 }
             }
         }
@@ -194,7 +201,10 @@ impl Observer {
     /// Stop (clean DISCONNECT, bounded).
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        if tokio::time::timeout(Duration::from_secs(3), self.task).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(3), self.task)
+            .await
+            .is_err()
+        {
             // aborted by the drop of its handle's future
         }
     }
@@ -234,7 +244,10 @@ impl Loop {
                 .peek()
                 .map(|Reverse(d)| d.at)
                 .filter(|t| *t < self.publish_until);
-            let wake = [next_cmd, self.tracker.next_deadline()].into_iter().flatten().min();
+            let wake = [next_cmd, self.tracker.next_deadline()]
+                .into_iter()
+                .flatten()
+                .min();
             let wake = wake
                 .map(|t| Instant::from_std(self.clock.instant(t)))
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
@@ -310,7 +323,9 @@ impl Loop {
                     return;
                 }
                 if let Some(h) = payload::decode(&p.payload) {
-                    let Some(&device) = self.ix.by_name.get(h.device) else { return };
+                    let Some(&device) = self.ix.by_name.get(h.device) else {
+                        return;
+                    };
                     let Some(&stream) = self.ix.streams.get(&(device, h.stream.to_string())) else {
                         return;
                     };
@@ -362,8 +377,13 @@ impl Loop {
         let now = self.clock.now();
         for exp in self.tracker.expire(now) {
             // The backend does not retry commands (retries = 0).
-            let (Expiry::Failed { key: (device, stream, seq) }
-            | Expiry::Retry { key: (device, stream, seq), .. }) = exp;
+            let (Expiry::Failed {
+                key: (device, stream, seq),
+            }
+            | Expiry::Retry {
+                key: (device, stream, seq),
+                ..
+            }) = exp;
             self.emit(ObserverEvent::CommandOutcome {
                 device,
                 stream,
@@ -377,7 +397,8 @@ impl Loop {
                 break;
             }
             let Reverse(d) = self.due.pop().expect("peeked");
-            let (spec, name, period, next) = self.cmd.get_mut(&(d.device, d.stream)).expect("scheduled");
+            let (spec, name, period, next) =
+                self.cmd.get_mut(&(d.device, d.stream)).expect("scheduled");
             let seq = *next;
             *next += 1;
             let body = payload::encode(name, &spec.name, seq, d.at, spec.payload_size);
@@ -387,12 +408,13 @@ impl Loop {
                 stream: d.stream,
                 seq,
                 t_intended: d.at,
-            qos: q,
+                qos: q,
             })
             .await;
             let outcome = match self.client.try_publish(topic, qos(q), false, body) {
                 Ok(()) => {
-                    self.tracker.queued((d.device, d.stream, seq), q, true, 0, now);
+                    self.tracker
+                        .queued((d.device, d.stream, seq), q, true, 0, now);
                     (q == 0).then_some(PublishOutcome::Unawaited)
                 }
                 Err(_) => Some(PublishOutcome::Failed),

@@ -24,8 +24,17 @@ pub struct Snapshot {
 
 /// How a run shows its progress.
 pub enum Progress {
-    Bar { bar: ProgressBar, last_delivered: u64, last: Duration },
-    Plain { every: Duration, last_print: Option<Duration>, last_delivered: u64, last: Duration },
+    Bar {
+        bar: ProgressBar,
+        last_delivered: u64,
+        last: Duration,
+    },
+    Plain {
+        every: Duration,
+        last_print: Option<Duration>,
+        last_delivered: u64,
+        last: Duration,
+    },
     Quiet,
 }
 
@@ -36,11 +45,16 @@ impl Progress {
             return Progress::Quiet;
         }
         if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::with_draw_target(Some(total.as_secs().max(1)), ProgressDrawTarget::stderr());
+            let bar = ProgressBar::with_draw_target(
+                Some(total.as_secs().max(1)),
+                ProgressDrawTarget::stderr(),
+            );
             bar.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len}s {msg}")
-                    .expect("static template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len}s {msg}",
+                )
+                .expect("static template")
+                .progress_chars("=> "),
             );
             Progress::Bar {
                 bar,
@@ -61,14 +75,23 @@ impl Progress {
     pub fn update(&mut self, s: &Snapshot) {
         match self {
             Progress::Quiet => {}
-            Progress::Bar { bar, last_delivered, last } => {
+            Progress::Bar {
+                bar,
+                last_delivered,
+                last,
+            } => {
                 let rate = rate(s, *last_delivered, *last);
                 *last_delivered = s.delivered;
                 *last = s.elapsed;
                 bar.set_position(s.elapsed.as_secs());
                 bar.set_message(line_body(s, rate));
             }
-            Progress::Plain { every, last_print, last_delivered, last } => {
+            Progress::Plain {
+                every,
+                last_print,
+                last_delivered,
+                last,
+            } => {
                 if last_print.is_some_and(|t| s.elapsed < t + *every) {
                     return;
                 }

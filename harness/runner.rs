@@ -93,8 +93,12 @@ impl FaultsSpec {
     pub fn parse(s: &str) -> Result<FaultsSpec, String> {
         match s {
             "embedded" => Ok(FaultsSpec::Embedded),
-            s if s.starts_with("toxiproxy=") => Ok(FaultsSpec::Toxiproxy(s["toxiproxy=".len()..].into())),
-            other => Err(format!("unknown fault backend \"{other}\": use embedded or toxiproxy=http://HOST:PORT")),
+            s if s.starts_with("toxiproxy=") => {
+                Ok(FaultsSpec::Toxiproxy(s["toxiproxy=".len()..].into()))
+            }
+            other => Err(format!(
+                "unknown fault backend \"{other}\": use embedded or toxiproxy=http://HOST:PORT"
+            )),
         }
     }
 }
@@ -171,7 +175,9 @@ pub fn prepare(opts: &RunOptions) -> Result<(Plan, BrokerSpec, FaultsSpec), RunE
         }
         sc.duration = d;
     }
-    let at = |field: &str, msg: String| -> RunError { scenario::error_at(&opts.scenario, &text, field, msg).into() };
+    let at = |field: &str, msg: String| -> RunError {
+        scenario::error_at(&opts.scenario, &text, field, msg).into()
+    };
     // What each broker can do, checked before anything starts.
     // An external broker is as it is configured: whether it takes keepalive
     // 0 is checked once it answers; lifecycle faults are never possible.
@@ -215,10 +221,14 @@ pub fn prepare(opts: &RunOptions) -> Result<(Plan, BrokerSpec, FaultsSpec), RunE
         if !ok {
             return Err(at(
                 &format!("timeline[{i}].kind"),
-                format!("{} needs a broker the harness controls; {broker_name} is not", f.kind.name()),
+                format!(
+                    "{} needs a broker the harness controls; {broker_name} is not",
+                    f.kind.name()
+                ),
             ));
         }
-        if matches!(f.kind, FaultKind::HalfOpen) && matches!(faults_spec, FaultsSpec::Toxiproxy(_)) {
+        if matches!(f.kind, FaultKind::HalfOpen) && matches!(faults_spec, FaultsSpec::Toxiproxy(_))
+        {
             return Err(at(
                 &format!("timeline[{i}].kind"),
                 "half_open is a mode of the embedded fault engine, not of Toxiproxy; use kind = \"blackhole\"".into(),
@@ -251,8 +261,12 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
             started_at.format("%Y%m%dT%H%M%SZ")
         )),
     };
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| RunError::Usage(format!("{}: cannot create the report directory: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        RunError::Usage(format!(
+            "{}: cannot create the report directory: {e}",
+            dir.display()
+        ))
+    })?;
 
     let settings = BrokerSettings {
         persistence: plan.scenario.broker.persistence,
@@ -265,7 +279,10 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
         .max()
         .unwrap_or(Duration::from_secs(5));
     let mut broker: Box<dyn Broker> = match &broker_spec {
-        BrokerSpec::Embedded => Box::new(broker::embedded::EmbeddedBroker::new(settings, opts.exe.clone())?),
+        BrokerSpec::Embedded => Box::new(broker::embedded::EmbeddedBroker::new(
+            settings,
+            opts.exe.clone(),
+        )?),
         BrokerSpec::Mosquitto => Box::new(broker::mosquitto::MosquittoBroker::new(
             settings,
             broker::mosquitto::MosquittoBroker::find()?,
@@ -282,7 +299,12 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
         .map_err(|e| RunError::Environment(format!("broker: {e}")))?;
     let broker_addr = broker.addr();
     if !broker.capabilities().keepalive_zero {
-        if let Some((name, _)) = plan.scenario.profiles.iter().find(|(_, p)| p.keepalive.is_none()) {
+        if let Some((name, _)) = plan
+            .scenario
+            .profiles
+            .iter()
+            .find(|(_, p)| p.keepalive.is_none())
+        {
             let _ = broker.shutdown().await;
             let text = std::fs::read_to_string(&opts.scenario).unwrap_or_default();
             return Err(scenario::error_at(
@@ -297,7 +319,9 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
 
     let links: Arc<dyn LinkFaults> = match &faults_spec {
         FaultsSpec::Embedded => Arc::new(Engine::new(plan.seed)),
-        FaultsSpec::Toxiproxy(url) => Arc::new(Toxiproxy::new(url).map_err(|e| RunError::Usage(e.to_string()))?),
+        FaultsSpec::Toxiproxy(url) => {
+            Arc::new(Toxiproxy::new(url).map_err(|e| RunError::Usage(e.to_string()))?)
+        }
     };
     let faults_version = match links.version().await {
         Ok(v) => v,
@@ -312,7 +336,11 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
         let name = format!("mqtt-chaos-{g}");
         let _ = links.delete_proxy(&name).await; // a leftover of a crashed run
         match links
-            .create_proxy(&name, "127.0.0.1:0".parse().expect("literal"), &broker_addr.to_string())
+            .create_proxy(
+                &name,
+                "127.0.0.1:0".parse().expect("literal"),
+                &broker_addr.to_string(),
+            )
             .await
         {
             Ok(info) => {
@@ -331,9 +359,9 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
     let (events_tx, mut events_rx) = mpsc::channel::<Event>(65_536);
     let recorder = Arc::new(Mutex::new(Recorder::new(&plan)));
     let mut history = match &opts.history {
-        Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).map_err(|e| {
-            RunError::Usage(format!("{}: cannot write the history: {e}", p.display()))
-        })?)),
+        Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).map_err(
+            |e| RunError::Usage(format!("{}: cannot write the history: {e}", p.display())),
+        )?)),
         None => None,
     };
     let aggregator = {
@@ -361,7 +389,16 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
     };
 
     let publish_until = Nanos::from_duration(plan.scenario.duration);
-    let observer = match Observer::start(&plan, broker_addr, clock, events_tx.clone(), publish_until, connect_timeout).await {
+    let observer = match Observer::start(
+        &plan,
+        broker_addr,
+        clock,
+        events_tx.clone(),
+        publish_until,
+        connect_timeout,
+    )
+    .await
+    {
         Ok(o) => o,
         Err(e) => {
             cleanup_links(&*links, &proxies).await;
@@ -461,7 +498,10 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
         started_at,
         // How long devices published: the scenario's duration, or less
         // when the run was cut short.
-        duration_s: end_at.as_duration().min(plan.scenario.duration).as_secs_f64(),
+        duration_s: end_at
+            .as_duration()
+            .min(plan.scenario.duration)
+            .as_secs_f64(),
         versions: report::Versions {
             harness: format!("mqtt-chaos {}", env!("CARGO_PKG_VERSION")),
             broker: broker_version,
@@ -482,8 +522,9 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
 
 /// Write every output of a run into `dir`.
 pub fn write_outputs(report: &Report, dir: &Path) -> Result<(), RunError> {
-    report::write_json(report, &dir.join("report.json"))
-        .map_err(|e| RunError::Environment(format!("{}: {e}", dir.join("report.json").display())))?;
+    report::write_json(report, &dir.join("report.json")).map_err(|e| {
+        RunError::Environment(format!("{}: {e}", dir.join("report.json").display()))
+    })?;
     report::write_markdown(report, &dir.join("report.md"))
         .map_err(|e| RunError::Environment(format!("{}: {e}", dir.join("report.md").display())))?;
     Ok(())
@@ -523,7 +564,12 @@ fn streams(sel: StreamSel) -> &'static [Stream] {
 pub fn toxic_of(kind: &FaultKind) -> Option<(ToxicKind, StreamSel, Option<f32>)> {
     let ms = |d: Duration| d.as_millis() as u64;
     Some(match kind {
-        FaultKind::Latency { latency, jitter, stream, toxicity } => (
+        FaultKind::Latency {
+            latency,
+            jitter,
+            stream,
+            toxicity,
+        } => (
             ToxicKind::Latency {
                 latency: ms(*latency),
                 jitter: ms(*jitter),
@@ -531,12 +577,34 @@ pub fn toxic_of(kind: &FaultKind) -> Option<(ToxicKind, StreamSel, Option<f32>)>
             *stream,
             *toxicity,
         ),
-        FaultKind::Bandwidth { rate, stream, toxicity } => (ToxicKind::Bandwidth { rate: *rate }, *stream, *toxicity),
-        FaultKind::Blackhole { stream, toxicity } => (ToxicKind::Timeout { timeout: 0 }, *stream, *toxicity),
-        FaultKind::ResetPeer { timeout, stream, toxicity } => {
-            (ToxicKind::ResetPeer { timeout: ms(*timeout) }, *stream, *toxicity)
+        FaultKind::Bandwidth {
+            rate,
+            stream,
+            toxicity,
+        } => (ToxicKind::Bandwidth { rate: *rate }, *stream, *toxicity),
+        FaultKind::Blackhole { stream, toxicity } => {
+            (ToxicKind::Timeout { timeout: 0 }, *stream, *toxicity)
         }
-        FaultKind::SlowClose { delay, stream, toxicity } => (ToxicKind::SlowClose { delay: ms(*delay) }, *stream, *toxicity),
+        FaultKind::ResetPeer {
+            timeout,
+            stream,
+            toxicity,
+        } => (
+            ToxicKind::ResetPeer {
+                timeout: ms(*timeout),
+            },
+            *stream,
+            *toxicity,
+        ),
+        FaultKind::SlowClose {
+            delay,
+            stream,
+            toxicity,
+        } => (
+            ToxicKind::SlowClose { delay: ms(*delay) },
+            *stream,
+            *toxicity,
+        ),
         FaultKind::Slicer {
             average_size,
             size_variation,
@@ -552,7 +620,11 @@ pub fn toxic_of(kind: &FaultKind) -> Option<(ToxicKind, StreamSel, Option<f32>)>
             *stream,
             *toxicity,
         ),
-        FaultKind::LimitData { bytes, stream, toxicity } => (ToxicKind::LimitData { bytes: *bytes }, *stream, *toxicity),
+        FaultKind::LimitData {
+            bytes,
+            stream,
+            toxicity,
+        } => (ToxicKind::LimitData { bytes: *bytes }, *stream, *toxicity),
         _ => return None,
     })
 }
@@ -569,7 +641,10 @@ impl Targets {
     }
 
     async fn sleep_until(&self, at: Duration) {
-        tokio::time::sleep_until(tokio::time::Instant::from_std(self.clock.instant(Nanos::from_duration(at)))).await;
+        tokio::time::sleep_until(tokio::time::Instant::from_std(
+            self.clock.instant(Nanos::from_duration(at)),
+        ))
+        .await;
     }
 
     fn proxies_of<'a>(&'a self, f: &'a ScheduledFault) -> impl Iterator<Item = &'a String> + 'a {
@@ -609,7 +684,9 @@ async fn play(t: &Targets, f: &ScheduledFault) -> Result<(), String> {
             for p in t.proxies_of(f) {
                 for s in streams(sel) {
                     let name = format!("f{}_{}_{}", f.index, kind.type_name(), s.as_str());
-                    let toxic = Toxic::new(kind.clone(), *s).named(name.clone()).with_toxicity(toxicity.unwrap_or(1.0));
+                    let toxic = Toxic::new(kind.clone(), *s)
+                        .named(name.clone())
+                        .with_toxicity(toxicity.unwrap_or(1.0));
                     step!(t.links.add_toxic(p, &toxic).await, !added.is_empty());
                     added.push((p.clone(), name));
                 }
@@ -730,7 +807,10 @@ mod tests {
     #[test]
     fn broker_and_fault_specs_parse() {
         assert_eq!(BrokerSpec::parse("embedded").unwrap(), BrokerSpec::Embedded);
-        assert_eq!(BrokerSpec::parse("mosquitto").unwrap(), BrokerSpec::Mosquitto);
+        assert_eq!(
+            BrokerSpec::parse("mosquitto").unwrap(),
+            BrokerSpec::Mosquitto
+        );
         assert_eq!(
             BrokerSpec::parse("tcp://127.0.0.1:1883").unwrap(),
             BrokerSpec::External("tcp://127.0.0.1:1883".into())

@@ -29,15 +29,16 @@ pub const RUMQTTD_VERSION: &str = "0.20.0";
 pub const LOG_FILTER_ENV: &str = "MQTT_CHAOS_BROKER_LOG";
 
 /// rumqttd as a child process of the `mqtt-chaos` binary.
-#[derive(Debug)]
 /// What this backend can do (known before it starts).
-pub const CAPABILITIES: Capabilities {
+pub const CAPABILITIES: Capabilities = Capabilities {
     restart: true,
     kill: true,
     pause: true,
     persistence: false,
     keepalive_zero: false,
 };
+
+#[derive(Debug)]
 
 pub struct EmbeddedBroker {
     exe: PathBuf,

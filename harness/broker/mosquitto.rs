@@ -30,15 +30,16 @@ pub const KNOWN_PATHS: [&str; 3] = [
 pub const MAX_QUEUED_MESSAGES: u32 = 100_000;
 
 /// A Mosquitto child process.
-#[derive(Debug)]
 /// What this backend can do (known before it starts).
-pub const CAPABILITIES: Capabilities {
+pub const CAPABILITIES: Capabilities = Capabilities {
     restart: true,
     kill: true,
     pause: true,
     persistence: true,
     keepalive_zero: true,
 };
+
+#[derive(Debug)]
 
 pub struct MosquittoBroker {
     settings: BrokerSettings,

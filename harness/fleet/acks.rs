@@ -206,7 +206,11 @@ mod tests {
         assert_eq!(t.acked(2).map(|(k, _)| k), Some(1));
         assert_eq!(t.acked(1).map(|(k, _)| k), Some(0));
         assert_eq!(t.acked(3).map(|(k, _)| k), Some(2));
-        assert_eq!(t.acked(3), None, "a second ack of one packet id acks nothing");
+        assert_eq!(
+            t.acked(3),
+            None,
+            "a second ack of one packet id acks nothing"
+        );
         assert_eq!(t.outstanding(), 0);
     }
 
@@ -258,7 +262,10 @@ mod tests {
         t.written(5); // pkid 5 reused for a new message
         assert_eq!(t.acked(5).map(|(k, _)| k), Some(2));
         assert_eq!(t.expire(ms(999)), vec![]);
-        assert_eq!(t.expire(ms(1000)), vec![Expiry::Retry { key: 1, attempt: 1 }]);
+        assert_eq!(
+            t.expire(ms(1000)),
+            vec![Expiry::Retry { key: 1, attempt: 1 }]
+        );
         t.queued(1, 1, true, 1, ms(1000));
         assert_eq!(t.expire(ms(2000)), vec![Expiry::Failed { key: 1 }]);
         assert_eq!(t.outstanding(), 0);
@@ -269,7 +276,10 @@ mod tests {
         let mut t: AckTracker<u64> = AckTracker::new(T, 3);
         t.queued(1, 1, true, 0, ms(0));
         t.written(1);
-        assert_eq!(t.expire(ms(1000)), vec![Expiry::Retry { key: 1, attempt: 1 }]);
+        assert_eq!(
+            t.expire(ms(1000)),
+            vec![Expiry::Retry { key: 1, attempt: 1 }]
+        );
         t.queued(1, 1, true, 1, ms(1000));
         t.written(2);
         let (_, a) = t.acked(2).unwrap();

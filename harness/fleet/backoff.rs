@@ -63,7 +63,9 @@ mod tests {
     fn doubles_from_initial_up_to_max() {
         let mut b = Backoff::new(policy(0.0));
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let got: Vec<u64> = (0..6).map(|_| b.next_delay(&mut rng).as_millis() as u64).collect();
+        let got: Vec<u64> = (0..6)
+            .map(|_| b.next_delay(&mut rng).as_millis() as u64)
+            .collect();
         assert_eq!(got, vec![100, 200, 400, 800, 1000, 1000]);
         b.reset();
         assert_eq!(b.next_delay(&mut rng), Duration::from_millis(100));
@@ -75,7 +77,10 @@ mod tests {
         for _ in 0..200 {
             let mut b = Backoff::new(policy(0.5));
             let d = b.next_delay(&mut rng);
-            assert!(d >= Duration::from_millis(50) && d <= Duration::from_millis(150), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(50) && d <= Duration::from_millis(150),
+                "{d:?}"
+            );
         }
         let mut b = Backoff::new(policy(0.5));
         for _ in 0..10 {

@@ -90,7 +90,12 @@ pub fn options(device: &DevicePlan, profile: &Profile, addr: SocketAddr) -> Mqtt
     o.set_inflight(profile.inflight);
     o.set_max_packet_size(512 * 1024, 512 * 1024);
     if let Some(w) = &device.will {
-        o.set_last_will(LastWill::new(&w.topic, w.payload.clone(), qos(w.qos), w.retain));
+        o.set_last_will(LastWill::new(
+            &w.topic,
+            w.payload.clone(),
+            qos(w.qos),
+            w.retain,
+        ));
     }
     o
 }
@@ -162,10 +167,15 @@ pub async fn run(
             Conn::Down(at) => at,
             _ => None,
         };
-        let wake = [next_slot, ping_deadline, tracker.next_deadline(), attempt_at]
-            .into_iter()
-            .flatten()
-            .min();
+        let wake = [
+            next_slot,
+            ping_deadline,
+            tracker.next_deadline(),
+            attempt_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let wake_instant = wake
             .map(|t| Instant::from_std(clock.instant(t)))
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
@@ -428,7 +438,10 @@ pub fn cause(e: &ConnectionError) -> LossCause {
         ConnectionError::MqttState(StateError::AwaitPingResp) => LossCause::KeepaliveMissed,
         ConnectionError::MqttState(StateError::ConnectionAborted) => LossCause::Closed,
         ConnectionError::MqttState(StateError::Io(io)) | ConnectionError::Io(io)
-            if matches!(io.kind(), ConnectionReset | ConnectionAborted | UnexpectedEof | BrokenPipe) =>
+            if matches!(
+                io.kind(),
+                ConnectionReset | ConnectionAborted | UnexpectedEof | BrokenPipe
+            ) =>
         {
             LossCause::Closed
         }

@@ -48,7 +48,12 @@ impl Fleet {
     /// Start every device; device `i` makes its first attempt at
     /// `start + i × stagger` so a large fleet does not connect in one burst.
     /// `addrs` maps each group to the address its devices connect to.
-    pub fn start(plan: &Plan, addrs: &HashMap<String, SocketAddr>, shared: Shared, start: Nanos) -> Fleet {
+    pub fn start(
+        plan: &Plan,
+        addrs: &HashMap<String, SocketAddr>,
+        shared: Shared,
+        start: Nanos,
+    ) -> Fleet {
         let n = plan.devices.len().max(1) as u32;
         let stagger = (Duration::from_millis(10) * n).min(Duration::from_secs(2)) / n;
         let (phase, _) = watch::channel(Phase::Run);
@@ -121,12 +126,21 @@ impl Fleet {
     pub fn intrude(&mut self, id: DeviceId) {
         let s = &self.slots[id as usize];
         let mut o: MqttOptions = device::options(&s.plan, &s.profile, s.addr);
-        o.set_last_will(rumqttc::LastWill::new("mqtt-chaos/intruder", "gone", rumqttc::QoS::AtMostOnce, false));
-        let wait = s.profile.reconnect.as_ref().map_or(Duration::from_secs(1), |r| r.initial);
+        o.set_last_will(rumqttc::LastWill::new(
+            "mqtt-chaos/intruder",
+            "gone",
+            rumqttc::QoS::AtMostOnce,
+            false,
+        ));
+        let wait = s
+            .profile
+            .reconnect
+            .as_ref()
+            .map_or(Duration::from_secs(1), |r| r.initial);
         let task = tokio::spawn(async move {
             let (client, mut el) = AsyncClient::new(o, 16);
             let _client = client; // keeps the request channel open
-            // Bounded: the task is aborted at the end of the fault window.
+                                  // Bounded: the task is aborted at the end of the fault window.
             loop {
                 match el.poll().await {
                     Ok(Event::Incoming(Incoming::ConnAck(_))) | Ok(_) => {}
@@ -155,7 +169,10 @@ impl Fleet {
         }
         for s in &mut self.slots {
             if let Some(t) = s.task.take() {
-                if tokio::time::timeout(Duration::from_secs(3), &mut *Box::pin(t)).await.is_err() {
+                if tokio::time::timeout(Duration::from_secs(3), &mut *Box::pin(t))
+                    .await
+                    .is_err()
+                {
                     // A device that cannot disconnect in time is aborted.
                 }
             }

@@ -11,7 +11,6 @@
 //! sample must meet the limit). Limits of duration figures are in µs.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -19,63 +18,7 @@ use serde_json::Value;
 use super::figures::{self, FigureKind};
 use super::Figures;
 
-// The scenario module will own these (parsed from the `[slo]` table); until
-// it does, the same shapes live here behind this one `pub use`.
-pub use shapes::{Slo, SloOp};
-
-mod shapes {
-    /// One objective, parsed from the scenario's `[slo]` table.
-    #[derive(Debug, Clone, PartialEq)]
-    pub struct Slo {
-        /// `None`: the run's totals.
-        pub profile: Option<String>,
-        pub figure: String,
-        /// `p50 p90 p99 p999 max min count`, for duration figures.
-        pub stat: Option<String>,
-        pub op: SloOp,
-        /// Durations in µs.
-        pub limit: f64,
-        /// The objective as written.
-        pub text: String,
-    }
-
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum SloOp {
-        Eq,
-        Le,
-        Lt,
-        Ge,
-        Gt,
-    }
-}
-
-impl SloOp {
-    pub fn holds(self, observed: f64, limit: f64) -> bool {
-        match self {
-            SloOp::Eq => observed == limit,
-            SloOp::Le => observed <= limit,
-            SloOp::Lt => observed < limit,
-            SloOp::Ge => observed >= limit,
-            SloOp::Gt => observed > limit,
-        }
-    }
-
-    pub fn symbol(self) -> &'static str {
-        match self {
-            SloOp::Eq => "=",
-            SloOp::Le => "<=",
-            SloOp::Lt => "<",
-            SloOp::Ge => ">=",
-            SloOp::Gt => ">",
-        }
-    }
-}
-
-impl fmt::Display for SloOp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.symbol())
-    }
-}
+pub use crate::scenario::{Slo, SloOp};
 
 /// What checking an SLO gave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use mqtt_chaos::clock::Nanos;
-use mqtt_chaos::history::{DeviceEvent, DeviceId, Event, FaultEvent, LossCause, ObserverEvent, PublishOutcome};
+use mqtt_chaos::history::{
+    DeviceEvent, DeviceId, Event, FaultEvent, LossCause, ObserverEvent, PublishOutcome,
+};
 use mqtt_chaos::runner::{self, Finished, RunOptions};
 
 use crate::support;
@@ -91,8 +93,14 @@ pub async fn run(text: &str, broker: &str) -> Ran {
         history: Some(history.clone()),
         exe: support::bin(),
     };
-    let finished = runner::run(&opts).await.unwrap_or_else(|e| panic!("run failed: {e}"));
-    assert!(finished.environment_error.is_none(), "{:?}", finished.environment_error);
+    let finished = runner::run(&opts)
+        .await
+        .unwrap_or_else(|e| panic!("run failed: {e}"));
+    assert!(
+        finished.environment_error.is_none(),
+        "{:?}",
+        finished.environment_error
+    );
     let events = std::fs::read_to_string(&history)
         .unwrap()
         .lines()
@@ -110,7 +118,10 @@ impl Ran {
         self.events
             .iter()
             .find_map(|e| match e {
-                Event::Fault { at, what: FaultEvent::Applied { index: i, .. } } if *i == index => Some(*at),
+                Event::Fault {
+                    at,
+                    what: FaultEvent::Applied { index: i, .. },
+                } if *i == index => Some(*at),
                 _ => None,
             })
             .unwrap_or_else(|| panic!("fault {index} never applied"))
@@ -120,7 +131,10 @@ impl Ran {
         self.events
             .iter()
             .find_map(|e| match e {
-                Event::Fault { at, what: FaultEvent::Healed { index: i } } if *i == index => Some(*at),
+                Event::Fault {
+                    at,
+                    what: FaultEvent::Healed { index: i },
+                } if *i == index => Some(*at),
                 _ => None,
             })
             .unwrap_or_else(|| panic!("fault {index} never healed"))
@@ -128,7 +142,11 @@ impl Ran {
 
     pub fn device(&self, device: DeviceId) -> impl Iterator<Item = (Nanos, &DeviceEvent)> {
         self.events.iter().filter_map(move |e| match e {
-            Event::Device { at, device: d, what } if *d == device => Some((*at, what)),
+            Event::Device {
+                at,
+                device: d,
+                what,
+            } if *d == device => Some((*at, what)),
             _ => None,
         })
     }
@@ -137,7 +155,9 @@ impl Ran {
     pub fn losses(&self, device: DeviceId, from: Nanos, to: Nanos) -> Vec<(Nanos, LossCause)> {
         self.device(device)
             .filter_map(|(at, w)| match w {
-                DeviceEvent::ConnectionLost { cause } if at >= from && at < to => Some((at, cause.clone())),
+                DeviceEvent::ConnectionLost { cause } if at >= from && at < to => {
+                    Some((at, cause.clone()))
+                }
                 _ => None,
             })
             .collect()
@@ -184,7 +204,10 @@ impl Ran {
             .filter_map(|e| match e {
                 Event::Observer {
                     at,
-                    what: ObserverEvent::Status { device: d, online, .. },
+                    what:
+                        ObserverEvent::Status {
+                            device: d, online, ..
+                        },
                 } if *d == device => Some((*at, *online)),
                 _ => None,
             })
@@ -208,7 +231,9 @@ fn assert_noticed_by_client(r: &Ran, index: usize) {
     let t0 = r.applied(index);
     for d in DEVICES {
         let l = r.losses(d, t0, END);
-        let (at, cause) = l.first().unwrap_or_else(|| panic!("device {d} never noticed"));
+        let (at, cause) = l
+            .first()
+            .unwrap_or_else(|| panic!("device {d} never noticed"));
         let took = at.saturating_since(t0);
         assert!(
             took <= KEEPALIVE + PING_TIMEOUT + TOLERANCE,
@@ -226,24 +251,29 @@ fn assert_back_after_heal(r: &Ran, index: usize) {
     let healed = r.healed(index);
     for d in DEVICES {
         let c = r.connects(d, healed, END);
-        let first = c.first().unwrap_or_else(|| panic!("device {d} not back after the heal"));
+        let first = c
+            .first()
+            .unwrap_or_else(|| panic!("device {d} not back after the heal"));
         let took = first.saturating_since(healed);
-        assert!(took <= Duration::from_secs(1) + TOLERANCE + Duration::from_secs(2), "device {d} back after {took:?}");
+        assert!(
+            took <= Duration::from_secs(1) + TOLERANCE + Duration::from_secs(2),
+            "device {d} back after {took:?}"
+        );
     }
 }
 
 macro_rules! on_both_brokers {
-    ($($name:ident => $check:path;)*) => {
+    ($($name:ident => $check:ident;)*) => {
         $(
             mod $name {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn on_the_embedded_broker() {
-                    $check("embedded").await
+                    super::$check("embedded").await
                 }
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn on_mosquitto() {
                     if super::broker("mosquitto").is_some() {
-                        $check("mosquitto").await
+                        super::$check("mosquitto").await
                     }
                 }
             }
@@ -279,7 +309,11 @@ kind = "blackhole""#;
     assert_back_after_heal(&r, 0);
     // Nothing got through while the link was black.
     for d in DEVICES {
-        let got = r.received(d, r.applied(0) + secs(Duration::from_millis(300)), r.healed(0));
+        let got = r.received(
+            d,
+            r.applied(0) + secs(Duration::from_millis(300)),
+            r.healed(0),
+        );
         assert_eq!(got, 0, "device {d}: {got} messages crossed a blackhole");
     }
 }
@@ -304,8 +338,14 @@ kind = "link_down""#;
     for d in DEVICES {
         let l = r.losses(d, t0, END);
         let took = l.first().expect("lost").0.saturating_since(t0);
-        assert!(took <= Duration::from_millis(500), "device {d} noticed after {took:?}");
-        assert!(r.connects(d, t0, t1).is_empty(), "device {d} connected through a down link");
+        assert!(
+            took <= Duration::from_millis(500),
+            "device {d} noticed after {took:?}"
+        );
+        assert!(
+            r.connects(d, t0, t1).is_empty(),
+            "device {d} connected through a down link"
+        );
     }
     assert_back_after_heal(&r, 0);
 }
@@ -322,8 +362,14 @@ stream = "downstream""#;
     for d in DEVICES {
         let before = r.ack_latencies(d, secs(Duration::from_millis(1500)), t0);
         let during = r.ack_latencies(d, t0 + secs(Duration::from_millis(500)), t1);
-        assert!(!before.is_empty() && !during.is_empty(), "device {d}: no acks");
-        assert!(before.iter().all(|l| *l < Duration::from_millis(300)), "device {d} before: {before:?}");
+        assert!(
+            !before.is_empty() && !during.is_empty(),
+            "device {d}: no acks"
+        );
+        assert!(
+            before.iter().all(|l| *l < Duration::from_millis(300)),
+            "device {d} before: {before:?}"
+        );
         assert!(
             during.iter().all(|l| *l >= Duration::from_millis(390)),
             "device {d} during: {during:?}"
@@ -343,9 +389,15 @@ stream = "upstream""#;
     let r = run(&text, b).await;
     let (t0, t1) = (r.applied(0), r.healed(0));
     let window = t1.saturating_since(t0).as_secs_f64();
-    let got: usize = DEVICES.iter().map(|&d| r.received(d, t0 + secs(Duration::from_millis(500)), t1)).sum();
+    let got: usize = DEVICES
+        .iter()
+        .map(|&d| r.received(d, t0 + secs(Duration::from_millis(500)), t1))
+        .sum();
     // At most what 2 KB/s carries (plus one buffered burst), far below the 30 KB/s asked.
-    assert!((got as f64) < (window * 2.0 + 8.0), "{got} messages of 2 KB crossed a 2 KB/s link in {window:.1}s");
+    assert!(
+        (got as f64) < (window * 2.0 + 8.0),
+        "{got} messages of 2 KB crossed a 2 KB/s link in {window:.1}s"
+    );
     let report = r.report();
     assert_eq!(report["totals"]["lost_after_ack"], 0, "{report:#}");
 }
@@ -362,8 +414,13 @@ stream = "upstream""#;
         // 5 msg/s: the next data comes within 200 ms.
         let l = r.losses(d, t0, END);
         let took = l.first().expect("lost").0.saturating_since(t0);
-        assert!(took <= Duration::from_millis(200) + TOLERANCE, "device {d}: {took:?}");
-        assert!(r.connects(d, t0 + secs(Duration::from_millis(100)), r.healed(0)).is_empty());
+        assert!(
+            took <= Duration::from_millis(200) + TOLERANCE,
+            "device {d}: {took:?}"
+        );
+        assert!(r
+            .connects(d, t0 + secs(Duration::from_millis(100)), r.healed(0))
+            .is_empty());
     }
     assert_back_after_heal(&r, 0);
 }
@@ -386,7 +443,10 @@ kind = "broker_restart""#;
     for d in DEVICES {
         let l = r.losses(d, secs(Duration::from_secs(3)), END);
         let took = l.first().expect("lost").0.saturating_since(stopped);
-        assert!(took >= Duration::from_millis(1200), "device {d} saw the close after only {took:?}");
+        assert!(
+            took >= Duration::from_millis(1200),
+            "device {d} saw the close after only {took:?}"
+        );
     }
 }
 
@@ -405,7 +465,10 @@ stream = "upstream""#;
         let during = r.ack_latencies(d, t0 + secs(Duration::from_millis(500)), t1);
         assert!(!during.is_empty(), "device {d}: no acks while sliced");
         // A 64-byte publish in ~8-byte slices 10 ms apart: ≥ 50 ms.
-        assert!(during.iter().all(|l| *l >= Duration::from_millis(50)), "device {d}: {during:?}");
+        assert!(
+            during.iter().all(|l| *l >= Duration::from_millis(50)),
+            "device {d}: {during:?}"
+        );
     }
     let report = r.report();
     assert_eq!(report["totals"]["lost_after_ack"], 0);
@@ -424,8 +487,15 @@ stream = "upstream""#;
     for d in DEVICES {
         // 5 × 66-byte publishes a second: 600 bytes last about 2 s.
         let l = r.losses(d, t0, r.healed(0) + secs(Duration::from_millis(500)));
-        assert!(!l.is_empty(), "device {d} kept its connection past the byte budget");
-        assert!(matches!(l[0].1, LossCause::Closed | LossCause::Error(_)), "{:?}", l[0].1);
+        assert!(
+            !l.is_empty(),
+            "device {d} kept its connection past the byte budget"
+        );
+        assert!(
+            matches!(l[0].1, LossCause::Closed | LossCause::Error(_)),
+            "{:?}",
+            l[0].1
+        );
     }
     assert_back_after_heal(&r, 0);
 }
@@ -493,18 +563,34 @@ devices = 1"#;
         .events
         .iter()
         .find_map(|e| match e {
-            Event::Fault { what: FaultEvent::Applied { devices, .. }, .. } => devices.first().copied(),
+            Event::Fault {
+                what: FaultEvent::Applied { devices, .. },
+                ..
+            } => devices.first().copied(),
             _ => None,
         })
         .expect("a device crashed");
     let st = r.statuses(victim);
-    let offline = st.iter().find(|(at, on)| !on && *at >= t0).expect("the will never arrived");
-    assert!(offline.0.saturating_since(t0) <= Duration::from_secs(1), "will after {:?}", offline.0.saturating_since(t0));
-    let online = st.iter().find(|(at, on)| *on && *at >= t1).expect("online never republished");
+    let offline = st
+        .iter()
+        .find(|(at, on)| !on && *at >= t0)
+        .expect("the will never arrived");
+    assert!(
+        offline.0.saturating_since(t0) <= Duration::from_secs(1),
+        "will after {:?}",
+        offline.0.saturating_since(t0)
+    );
+    let online = st
+        .iter()
+        .find(|(at, on)| *on && *at >= t1)
+        .expect("online never republished");
     assert!(online.0.saturating_since(t1) <= TOLERANCE + Duration::from_secs(1));
     // The others never went offline.
     for d in DEVICES.iter().copied().filter(|d| *d != victim) {
-        assert!(r.statuses(d).iter().all(|(_, on)| *on), "device {d} reported offline");
+        assert!(
+            r.statuses(d).iter().all(|(_, on)| *on),
+            "device {d} reported offline"
+        );
     }
 }
 
@@ -520,14 +606,20 @@ devices = 1"#;
         .events
         .iter()
         .find_map(|e| match e {
-            Event::Fault { what: FaultEvent::Applied { devices, .. }, .. } => devices.first().copied(),
+            Event::Fault {
+                what: FaultEvent::Applied { devices, .. },
+                ..
+            } => devices.first().copied(),
             _ => None,
         })
         .expect("a device was picked");
     let l = r.losses(victim, t0, t1 + secs(Duration::from_millis(300)));
     assert!(!l.is_empty(), "the victim was never thrown out");
     let c = r.connects(victim, t1, END);
-    assert!(!c.is_empty(), "the victim did not come back after the intruder left");
+    assert!(
+        !c.is_empty(),
+        "the victim did not come back after the intruder left"
+    );
 }
 
 /// The exit codes the command line promises, through the real binary.
@@ -544,17 +636,28 @@ mod command_line {
             "name = \"bad\"\nduration = \"10s\"\n[profiles.p]\nkeepalive = \"5s\"\nping_timeout = \"9s\"\n[[fleets]]\nname = \"f\"\ncount = 1\nprofile = \"p\"\n",
         )
         .unwrap();
-        let out = Command::new(support::bin()).arg("run").arg(&p).output().unwrap();
+        let out = Command::new(support::bin())
+            .arg("run")
+            .arg(&p)
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(2));
         let err = String::from_utf8_lossy(&out.stderr);
         let want = format!("{}:5:", p.display());
         assert!(err.contains(&want), "{err}");
-        assert!(err.contains("ping_timeout must be shorter than keepalive"), "{err}");
+        assert!(
+            err.contains("ping_timeout must be shorter than keepalive"),
+            "{err}"
+        );
     }
 
     #[test]
     fn an_unreachable_external_broker_exits_3_within_the_connect_timeout() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.toml");
         std::fs::write(&p, scenario("unreachable", "", "")).unwrap();
@@ -567,7 +670,12 @@ mod command_line {
             .arg(&p)
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         // connect_timeout is 2 s; allow process start-up on a loaded machine.
         assert!(started.elapsed() < Duration::from_secs(2) + Duration::from_secs(4));
         let err = String::from_utf8_lossy(&out.stderr);
@@ -582,8 +690,17 @@ mod command_line {
             files.push(e.unwrap().path());
         }
         for f in files {
-            let out = Command::new(support::bin()).arg("validate").arg(&f).output().unwrap();
-            assert!(out.status.success(), "{}: {}", f.display(), String::from_utf8_lossy(&out.stderr));
+            let out = Command::new(support::bin())
+                .arg("validate")
+                .arg(&f)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                f.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 }
