@@ -445,10 +445,14 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut interrupted = false;
     let mut environment_error = None;
+    // SIGTERM (a CI job cancelled) is handled like Ctrl-C: heal, stop, report.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| RunError::Environment(format!("cannot handle SIGTERM: {e}")))?;
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(end) => break,
             _ = tokio::signal::ctrl_c() => { interrupted = true; break; }
+            _ = term.recv() => { interrupted = true; break; }
             Some(e) = fail_rx.recv() => { environment_error = Some(e); break; }
             _ = tick.tick() => {
                 let live = recorder.lock().expect("recorder lock").live();
