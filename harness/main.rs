@@ -79,6 +79,14 @@ enum Command {
     },
 }
 
+/// The tokio runtime of `run` and `proxy-server`.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Runtime::new().map_err(|e| {
+        eprintln!("cannot start the runtime: {e}");
+        ExitCode::from(exit::ENVIRONMENT)
+    })
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     mqtt_chaos::scenario::duration::parse(s)
 }
@@ -167,12 +175,9 @@ fn main() -> ExitCode {
                 history,
                 exe,
             };
-            let rt = match tokio::runtime::Runtime::new() {
+            let rt = match runtime() {
                 Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("cannot start the runtime: {e}");
-                    return ExitCode::from(exit::ENVIRONMENT);
-                }
+                Err(code) => return code,
             };
             match rt.block_on(runner::run(&opts)) {
                 Ok(done) => {
@@ -196,12 +201,9 @@ fn main() -> ExitCode {
             }
         }
         Command::ProxyServer { listen, seed } => {
-            let rt = match tokio::runtime::Runtime::new() {
+            let rt = match runtime() {
                 Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("cannot start the runtime: {e}");
-                    return ExitCode::from(exit::ENVIRONMENT);
-                }
+                Err(code) => return code,
             };
             let engine = mqtt_chaos::fault::engine::Engine::new(seed);
             match rt.block_on(mqtt_chaos::fault::engine::api::serve_api(engine, listen)) {

@@ -97,31 +97,28 @@ impl Plan {
                     group: &group,
                     fleet: &fleet.name,
                 };
+                let resolve =
+                    |k: usize, name: &str, topic: &str, qos: u8, rate: f64, size: usize| {
+                        StreamPlan {
+                            id: k as StreamId,
+                            name: name.to_string(),
+                            topic: vars.apply(topic, name),
+                            qos: profile.qos.get(name).copied().unwrap_or(qos),
+                            rate,
+                            payload_size: size,
+                        }
+                    };
                 let streams = fleet
                     .streams
                     .iter()
                     .enumerate()
-                    .map(|(k, s)| StreamPlan {
-                        id: k as StreamId,
-                        name: s.name.clone(),
-                        topic: vars.apply(&s.topic, &s.name),
-                        qos: profile.qos.get(&s.name).copied().unwrap_or(s.qos),
-                        rate: s.rate,
-                        payload_size: s.payload_size,
-                    })
+                    .map(|(k, s)| resolve(k, &s.name, &s.topic, s.qos, s.rate, s.payload_size))
                     .collect();
                 let commands = fleet
                     .commands
                     .iter()
                     .enumerate()
-                    .map(|(k, c)| StreamPlan {
-                        id: k as StreamId,
-                        name: c.name.clone(),
-                        topic: vars.apply(&c.topic, &c.name),
-                        qos: profile.qos.get(&c.name).copied().unwrap_or(c.qos),
-                        rate: c.rate,
-                        payload_size: c.payload_size,
-                    })
+                    .map(|(k, c)| resolve(k, &c.name, &c.topic, c.qos, c.rate, c.payload_size))
                     .collect();
                 let client_id = match &profile.client_id {
                     ClientIdStrategy::Unique => name.clone(),

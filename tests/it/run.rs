@@ -214,6 +214,17 @@ impl Ran {
             .collect()
     }
 
+    /// The first device a device fault picked.
+    pub fn victim(&self) -> Option<DeviceId> {
+        self.events.iter().find_map(|e| match e {
+            Event::Fault {
+                what: FaultEvent::Applied { devices, .. },
+                ..
+            } => devices.first().copied(),
+            _ => None,
+        })
+    }
+
     /// Whether the device's client believed it was connected at `t`.
     pub fn connected_at(&self, device: DeviceId, t: Nanos) -> bool {
         let mut up = false;
@@ -596,17 +607,7 @@ kind = "device_crash"
 devices = 1"#;
     let r = run(&scenario("device-crash", tl, ""), b).await;
     let (t0, t1) = (r.applied(0), r.healed(0));
-    let victim = r
-        .events
-        .iter()
-        .find_map(|e| match e {
-            Event::Fault {
-                what: FaultEvent::Applied { devices, .. },
-                ..
-            } => devices.first().copied(),
-            _ => None,
-        })
-        .expect("a device crashed");
+    let victim = r.victim().expect("a device crashed");
     let st = r.statuses(victim);
     let offline = st
         .iter()
@@ -639,17 +640,7 @@ kind = "client_id_conflict"
 devices = 1"#;
     let r = run(&scenario("client-id-conflict", tl, ""), b).await;
     let (t0, t1) = (r.applied(0), r.healed(0));
-    let victim = r
-        .events
-        .iter()
-        .find_map(|e| match e {
-            Event::Fault {
-                what: FaultEvent::Applied { devices, .. },
-                ..
-            } => devices.first().copied(),
-            _ => None,
-        })
-        .expect("a device was picked");
+    let victim = r.victim().expect("a device was picked");
     let l = r.losses(victim, t0, t1 + secs(Duration::from_millis(300)));
     assert!(!l.is_empty(), "the victim was never thrown out");
     let c = r.connects(victim, t1, END);
