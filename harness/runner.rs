@@ -371,19 +371,17 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
             let mut buf = Vec::with_capacity(1024);
             while events_rx.recv_many(&mut buf, 1024).await > 0 {
                 if let Some(h) = history.as_mut() {
+                    // A history that cannot be written is a debugging aid
+                    // lost, not a measurement: the report does not use it.
                     for ev in &buf {
-                        // A history that cannot be written is a debugging aid
-                        // lost, not a measurement: the report does not use it.
                         let _ = serde_json::to_writer(&mut *h, ev).map(|_| h.write_all(b"\n"));
                     }
+                    let _ = h.flush();
                 }
                 let mut r = recorder.lock().expect("recorder lock");
                 for ev in buf.drain(..) {
                     r.record(&ev);
                 }
-            }
-            if let Some(mut h) = history {
-                let _ = h.flush();
             }
         })
     };
