@@ -201,11 +201,15 @@ impl Observer {
     /// Stop (clean DISCONNECT, bounded).
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        if tokio::time::timeout(Duration::from_secs(3), self.task)
+        let mut task = self.task;
+        if tokio::time::timeout(Duration::from_secs(3), &mut task)
             .await
             .is_err()
         {
-            // aborted by the drop of its handle's future
+            // A broker that does not take the DISCONNECT in time: drop the
+            // connection instead.
+            task.abort();
+            let _ = task.await;
         }
     }
 }

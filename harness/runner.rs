@@ -488,8 +488,18 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
     drop(fail_tx);
     drop(events_tx);
     drop(targets);
-    // Every sender is gone once the fleet and observer stopped.
-    let _ = tokio::time::timeout(Duration::from_secs(5), aggregator).await;
+    // Every sender is gone once the fleet and observer stopped: the
+    // aggregator folds what is left in the channel and ends.
+    let mut aggregator = aggregator;
+    if tokio::time::timeout(Duration::from_secs(10), &mut aggregator)
+        .await
+        .is_err()
+    {
+        aggregator.abort();
+        let _ = aggregator.await;
+        environment_error
+            .get_or_insert("internal: the event aggregator did not finish in 10 s".into());
+    }
     let recorder = Arc::try_unwrap(recorder)
         .map_err(|_| RunError::Environment("internal: event senders outlived the run".into()))?
         .into_inner()

@@ -168,12 +168,14 @@ impl Fleet {
             self.end_intrusion(id).await;
         }
         for s in &mut self.slots {
-            if let Some(t) = s.task.take() {
-                if tokio::time::timeout(Duration::from_secs(3), &mut *Box::pin(t))
+            if let Some(mut t) = s.task.take() {
+                if tokio::time::timeout(Duration::from_secs(3), &mut t)
                     .await
                     .is_err()
                 {
                     // A device that cannot disconnect in time is aborted.
+                    t.abort();
+                    let _ = t.await;
                 }
             }
         }
