@@ -308,3 +308,120 @@ pub fn read_intervals(dir: &Path) -> Result<Vec<IntervalRecord>, IntervalLogErro
     }
     Ok(records)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::ledger::latency_histogram;
+    use crate::metrics::interval::ProfileInterval;
+
+    fn record(index: u64, samples: &[u64]) -> IntervalRecord {
+        let mut profiles = BTreeMap::new();
+        for (name, scale) in [("a", 1), ("b", 1000)] {
+            let mut p = ProfileInterval::default();
+            p.telemetry.sent = samples.len() as i64;
+            let mut h = latency_histogram();
+            for s in samples {
+                h.record(s * scale).unwrap();
+            }
+            p.histograms.e2e_latency = h;
+            profiles.insert(name.to_string(), p);
+        }
+        IntervalRecord {
+            index,
+            start_ns: index * 1_000_000_000,
+            end_ns: (index + 1) * 1_000_000_000,
+            last: false,
+            unobserved_ns: 0,
+            unknown_device_events: 0,
+            errors: vec![],
+            faults: vec![],
+            profiles,
+        }
+    }
+
+    fn written(records: &[IntervalRecord]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = IntervalLog::create(dir.path(), SystemTime::UNIX_EPOCH).unwrap();
+        for r in records {
+            log.append(r).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn intervals_read_back_with_their_histograms_bucket_for_bucket() {
+        let recs = [
+            record(0, &[10, 20, 30]),
+            record(1, &[]),
+            record(2, &[5_000_000]),
+        ];
+        let dir = written(&recs);
+        let back = read_intervals(dir.path()).unwrap();
+        assert_eq!(back.len(), 3);
+        for (r, b) in recs.iter().zip(&back) {
+            assert_eq!(b.index, r.index);
+            for name in ["a", "b"] {
+                let (x, y) = (&r.profiles[name], &b.profiles[name]);
+                assert_eq!(y.telemetry, x.telemetry);
+                for i in 0..Histograms::NAMES.len() {
+                    assert_eq!(y.histograms.get(i), x.histograms.get(i), "{name} {i}");
+                }
+            }
+        }
+        // One histogram per profile per interval, tagged, in the standard log.
+        let logged = read_hlog(&dir.path().join("e2e_latency.hlog")).unwrap();
+        let tags: Vec<_> = logged.iter().map(|h| h.tag.clone().unwrap()).collect();
+        assert_eq!(tags, ["a", "b", "a", "b", "a", "b"]);
+        assert_eq!(logged[4].start, Duration::from_secs(2));
+        assert_eq!(logged[4].length, Duration::from_secs(1));
+        let text = std::fs::read_to_string(dir.path().join("e2e_latency.hlog")).unwrap();
+        assert!(text.starts_with("#mqtt-chaos e2e_latency"), "{text}");
+        assert!(text.contains("#[StartTime: 0.000 (seconds since epoch)]"));
+    }
+
+    #[test]
+    fn a_torn_last_line_and_histograms_without_their_line_are_ignored() {
+        // Killed after the histograms of interval 2, halfway through its line.
+        let dir = written(&[record(0, &[1]), record(1, &[2]), record(2, &[3])]);
+        let jsonl = dir.path().join(INTERVALS_FILE);
+        let text = std::fs::read_to_string(&jsonl).unwrap();
+        let third = text.lines().nth(2).unwrap();
+        let torn = &text[..text.len() - third.len() / 2 - 1];
+        assert!(!torn.ends_with('\n'));
+        std::fs::write(&jsonl, torn).unwrap();
+        let hlog = dir.path().join("e2e_latency.hlog");
+        let mut h = std::fs::read_to_string(&hlog).unwrap();
+        h.push_str("Tag=a,2.000,1.000,3.000,HISTFAAAAC"); // torn too
+        std::fs::write(&hlog, h).unwrap();
+        let back = read_intervals(dir.path()).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[1].profiles["a"].histograms.e2e_latency.len(), 1);
+    }
+
+    #[test]
+    fn a_broken_line_before_the_end_is_an_error_naming_file_and_line() {
+        let dir = written(&[record(0, &[1]), record(1, &[2])]);
+        let jsonl = dir.path().join(INTERVALS_FILE);
+        let text = std::fs::read_to_string(&jsonl).unwrap();
+        std::fs::write(&jsonl, format!("{{\"index\": oops}}\n{text}")).unwrap();
+        let e = read_intervals(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("intervals.jsonl:1:"), "{e}");
+    }
+
+    #[test]
+    fn a_histogram_log_out_of_step_with_the_intervals_is_an_error() {
+        let dir = written(&[record(0, &[1]), record(1, &[2])]);
+        let hlog = dir.path().join("ack_latency.hlog");
+        let text = std::fs::read_to_string(&hlog).unwrap();
+        // Drop the first histogram line: every later one is off by one.
+        let first = text.find("Tag=a").unwrap();
+        let end = first + text[first..].find('\n').unwrap() + 1;
+        std::fs::write(&hlog, format!("{}{}", &text[..first], &text[end..])).unwrap();
+        let e = read_intervals(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("ack_latency.hlog"), "{e}");
+        assert!(e.contains("profile a"), "{e}");
+    }
+}
