@@ -3,6 +3,12 @@
 //! start the observer and the fleet, play the timeline, drain, stop, and
 //! write the report. Every exit path heals what was applied and stops what
 //! was started (`Ctrl-C` included).
+//!
+//! The figures are also written as a time series while the run goes
+//! (`run.json` at the start, then `intervals.jsonl` and one `.hlog` per
+//! duration figure, see `metrics::hlog`): the main loop cuts an interval
+//! every `interval` of the scenario, and the last one is cut at the end,
+//! after every event was recorded, so the intervals add up to the report.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -20,6 +26,8 @@ use crate::fault::toxiproxy::Toxiproxy;
 use crate::fault::{LinkFaults, Stream, Toxic, ToxicKind};
 use crate::fleet::{Fleet, Shared};
 use crate::history::{Event, FaultEvent};
+use crate::metrics::hlog::{self, IntervalLog};
+use crate::metrics::interval::RunInfo;
 use crate::metrics::{Recorder, RunContext};
 use crate::observer::Observer;
 use crate::plan::{Plan, ScheduledFault};
@@ -355,6 +363,45 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
         }
     }
 
+    // The time series: what the report needs beyond the intervals, then the
+    // interval files themselves (truncated: a run directory holds one run).
+    let harness_version = format!("mqtt-chaos {}", env!("CARGO_PKG_VERSION"));
+    let run_info = RunInfo {
+        schema_version: report::SCHEMA_VERSION,
+        scenario: plan.scenario.name.clone(),
+        seed: plan.seed,
+        started_at: report::rfc3339(started_at),
+        versions: report::Versions {
+            harness: harness_version.clone(),
+            broker: broker.version(),
+            faults: faults_version.clone(),
+        },
+        devices: plan.devices.len() as u32,
+        profiles: plan
+            .devices_by_profile()
+            .into_iter()
+            .map(|(p, ids)| (p.to_string(), ids.len() as u32))
+            .collect(),
+        histograms: crate::metrics::interval::Histograms::NAMES
+            .iter()
+            .map(|f| (f.to_string(), hlog::hlog_file(f)))
+            .collect(),
+        resolved_scenario: plan.scenario.clone(),
+    };
+    let interval_log = hlog::write_run_info(&dir, &run_info)
+        .and_then(|_| IntervalLog::create(&dir, started_at.into()));
+    let mut interval_log = match interval_log {
+        Ok(l) => l,
+        Err(e) => {
+            cleanup_links(&*links, &proxies).await;
+            let _ = broker.shutdown().await;
+            return Err(RunError::Environment(e.to_string()));
+        }
+    };
+    // A time series that cannot be written (disk full) does not end a soak:
+    // the report is still written, and the run ends as an environment failure.
+    let mut interval_error: Option<String> = None;
+
     let clock = RunClock::start();
     let (events_tx, mut events_rx) = mpsc::channel::<Event>(65_536);
     let recorder = Arc::new(Mutex::new(Recorder::new(&plan)));
@@ -441,6 +488,12 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
     let mut progress = Progress::new(opts.quiet, total);
     let end = tokio::time::Instant::from_std(clock.instant(Nanos::from_duration(total)));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let every = plan.scenario.interval.max(Duration::from_millis(1));
+    let mut cuts = tokio::time::interval_at(
+        tokio::time::Instant::from_std(clock.instant(Nanos::from_duration(every))),
+        every,
+    );
+    cuts.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut interrupted = false;
     let mut environment_error = None;
     // SIGTERM (a CI job cancelled) is handled like Ctrl-C: heal, stop, report.
@@ -452,6 +505,12 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
             _ = tokio::signal::ctrl_c() => { interrupted = true; break; }
             _ = term.recv() => { interrupted = true; break; }
             Some(e) = fail_rx.recv() => { environment_error = Some(e); break; }
+            _ = cuts.tick(), if interval_error.is_none() => {
+                let rec = recorder.lock().expect("recorder lock").cut_interval(clock.now());
+                if let Err(e) = interval_log.append(&rec) {
+                    interval_error = Some(e.to_string());
+                }
+            }
             _ = tick.tick() => {
                 let live = recorder.lock().expect("recorder lock").live();
                 let elapsed = clock.now().as_duration();
@@ -500,7 +559,7 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
         environment_error
             .get_or_insert("internal: the event aggregator did not finish in 10 s".into());
     }
-    let recorder = Arc::try_unwrap(recorder)
+    let mut recorder = Arc::try_unwrap(recorder)
         .map_err(|_| RunError::Environment("internal: event senders outlived the run".into()))?
         .into_inner()
         .expect("recorder lock");
@@ -515,14 +574,24 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
             .min(plan.scenario.duration)
             .as_secs_f64(),
         versions: report::Versions {
-            harness: format!("mqtt-chaos {}", env!("CARGO_PKG_VERSION")),
+            harness: harness_version,
             broker: broker_version,
             faults: faults_version,
         },
         unobserved_s: None,
         slos: scenario::slos(&plan.scenario),
     };
-    let report = recorder.finish(end_at, ctx);
+    if interval_error.is_none() {
+        let rec = recorder.cut_last_interval(end_at);
+        if let Err(e) = interval_log.append(&rec) {
+            interval_error = Some(e.to_string());
+        }
+    }
+    let mut report = recorder.finish(end_at, ctx);
+    if let Some(e) = interval_error {
+        report.errors.push(format!("time series: {e}"));
+        environment_error.get_or_insert(format!("time series: {e}"));
+    }
     write_outputs(&report, &dir)?;
     Ok(Finished {
         report,

@@ -624,9 +624,17 @@ impl Ledger {
     }
 
     /// End of the run (after the drain): decide every pending message.
-    pub fn finish(mut self) -> LedgerFigures {
+    pub fn finish(self) -> LedgerFigures {
+        self.figures_at_end()
+    }
+
+    /// What [`Ledger::finish`] would give now, without consuming the ledger
+    /// (for the last interval of the time series, cut just before the report).
+    pub fn figures_at_end(&self) -> LedgerFigures {
+        let mut telemetry = self.telemetry.clone();
+        let mut commands = self.commands.clone();
         for (key, st) in &self.keys {
-            let figs = figures_mut(&mut self.telemetry, &mut self.commands, key.direction);
+            let figs = figures_mut(&mut telemetry, &mut commands, key.direction);
             for p in st.pending.values() {
                 if p.received.is_some() {
                     continue; // delivered, outcome unknown
@@ -643,8 +651,8 @@ impl Ledger {
             }
         }
         LedgerFigures {
-            telemetry: self.telemetry,
-            commands: self.commands,
+            telemetry,
+            commands,
         }
     }
 }

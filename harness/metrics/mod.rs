@@ -31,6 +31,14 @@
 //!   for a run of length zero.
 //!
 //! Every other connection and offline figure is `null` for now.
+//!
+//! # Time series
+//!
+//! [`Recorder::cut_interval`] cuts the figures into intervals ([`interval`]),
+//! written by [`hlog`] (`intervals.jsonl`, one `.hlog` per duration figure).
+
+pub mod hlog;
+pub mod interval;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -133,6 +141,8 @@ pub struct Recorder {
     faults: BTreeMap<usize, FaultRecord>,
     unknown_device_events: u64,
     errors: Vec<String>,
+    /// The previous interval cut.
+    intervals: interval::Cutter,
 }
 
 impl Recorder {
@@ -179,6 +189,7 @@ impl Recorder {
             faults: BTreeMap::new(),
             unknown_device_events: 0,
             errors: Vec::new(),
+            intervals: interval::Cutter::default(),
         }
     }
 

@@ -10,9 +10,11 @@
 //!
 //! * [`figures`]: the one list of figure names.
 //! * [`slo`]: SLO shapes and their check (pass / fail / unknown).
+//! * [`rebuild`]: a report rebuilt from the run's time series alone.
 
 pub mod figures;
 mod markdown;
+mod rebuild;
 pub mod slo;
 
 use std::collections::BTreeMap;
@@ -25,6 +27,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 pub use markdown::{markdown, summary};
+pub use rebuild::rebuild;
 pub use slo::{Slo, SloOp, SloResult, SloStatus};
 
 /// The report format version; bump on any incompatible change.
@@ -48,6 +51,11 @@ pub enum ReportError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    /// A time-series file of the run directory (rebuilding a report).
+    #[error(transparent)]
+    Intervals(#[from] crate::metrics::hlog::IntervalLogError),
+    #[error("{dir}: {what}")]
+    NoIntervals { dir: PathBuf, what: String },
 }
 
 /// `pass` when every SLO passed; `fail` when one failed or was unknown.

@@ -1,0 +1,455 @@
+//! Interval cuts on hand-made histories of a four-device plan: devices 0, 1
+//! (profile `good`, group `group-a`), 2, 3 (`weak`, `group-b`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+use crate::history::PublishOutcome;
+use crate::history::{DeviceEvent, DeviceId, Event, FaultEvent, LossCause, ObserverEvent};
+use crate::plan::{Plan, ScheduledFault};
+use crate::report::{RunContext, Versions};
+use crate::scenario::FaultKind;
+
+const SCENARIO: &str = r#"
+name = "unit"
+duration = "60s"
+seed = 7
+interval = "10s"
+
+[profiles.good]
+keepalive = "5s"
+
+[profiles.weak]
+keepalive = "5s"
+ack = { wait = false }
+
+[[fleets]]
+name = "a"
+count = 2
+profile = "good"
+group = "group-a"
+streams = [{ name = "t", topic = "t/{device}", qos = 1, rate = 1.0 }]
+
+[[fleets]]
+name = "b"
+count = 2
+profile = "weak"
+group = "group-b"
+streams = [{ name = "t", topic = "t/{device}", qos = 1, rate = 1.0 }]
+
+[slo]
+lost_after_ack = "= 0"
+"#;
+
+fn plan() -> Plan {
+    let s = crate::scenario::load_str(Path::new("unit.toml"), SCENARIO).expect("scenario parses");
+    let mut plan = Plan::resolve(&s, None);
+    plan.faults = vec![ScheduledFault {
+        index: 0,
+        at: Duration::from_secs(10),
+        duration: Some(Duration::from_secs(5)),
+        kind: FaultKind::LinkDown,
+        target: Some("group-a".into()),
+        groups: vec!["group-a".into()],
+        devices: vec![],
+    }];
+    plan
+}
+
+fn ms(ms: u64) -> Nanos {
+    Nanos(ms * 1_000_000)
+}
+
+fn started_at() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(1_795_644_000, 0).expect("valid time")
+}
+
+fn versions() -> Versions {
+    Versions {
+        harness: "test".into(),
+        broker: "none".into(),
+        faults: "none".into(),
+    }
+}
+
+fn run_info(plan: &Plan) -> RunInfo {
+    RunInfo {
+        schema_version: SCHEMA_VERSION,
+        scenario: plan.scenario.name.clone(),
+        seed: plan.seed,
+        started_at: crate::report::rfc3339(started_at()),
+        versions: versions(),
+        devices: plan.devices.len() as u32,
+        profiles: plan
+            .devices_by_profile()
+            .into_iter()
+            .map(|(p, ids)| (p.to_string(), ids.len() as u32))
+            .collect(),
+        histograms: BTreeMap::new(),
+        resolved_scenario: plan.scenario.clone(),
+    }
+}
+
+fn ctx(plan: &Plan, end: Nanos) -> RunContext {
+    RunContext {
+        scenario: plan.scenario.name.clone(),
+        seed: plan.seed,
+        started_at: started_at(),
+        duration_s: end.as_duration().min(plan.scenario.duration).as_secs_f64(),
+        versions: versions(),
+        unobserved_s: None,
+        slos: crate::scenario::slos(&plan.scenario),
+    }
+}
+
+fn dev(at: u64, device: DeviceId, what: DeviceEvent) -> Event {
+    Event::Device {
+        at: ms(at),
+        device,
+        what,
+    }
+}
+
+fn published(at: u64, device: DeviceId, seq: u64) -> Event {
+    dev(
+        at,
+        device,
+        DeviceEvent::Published {
+            stream: 0,
+            seq,
+            t_intended: ms(at),
+            qos: 1,
+            attempt: 0,
+        },
+    )
+}
+
+fn outcome(at: u64, device: DeviceId, seq: u64, outcome: PublishOutcome) -> Event {
+    dev(
+        at,
+        device,
+        DeviceEvent::Outcome {
+            stream: 0,
+            seq,
+            outcome,
+            ack_latency_ns: Some(2_000_000),
+        },
+    )
+}
+
+fn received(at: u64, device: DeviceId, seq: u64, t_intended: u64) -> Event {
+    Event::Observer {
+        at: ms(at),
+        what: ObserverEvent::Received {
+            device,
+            stream: 0,
+            seq,
+            t_intended: ms(t_intended),
+            qos: 1,
+            dup: false,
+        },
+    }
+}
+
+fn observer(at: u64, what: ObserverEvent) -> Event {
+    Event::Observer { at: ms(at), what }
+}
+
+fn fault(at: u64, what: FaultEvent) -> Event {
+    Event::Fault { at: ms(at), what }
+}
+
+/// A history with a bit of everything: steady traffic, a link outage on
+/// group-a (losses, some recovered late), a reconnect after the heal, a
+/// flap, an observer gap, duplicates, an unknown device, and messages
+/// still pending at the end.
+fn history() -> Vec<Event> {
+    let mut ev: Vec<Event> = (0..4)
+        .map(|d| {
+            dev(
+                100,
+                d,
+                DeviceEvent::Connected {
+                    session_present: false,
+                },
+            )
+        })
+        .collect();
+    for d in 0..4u32 {
+        let outcome_of = if d < 2 {
+            PublishOutcome::Acked
+        } else {
+            PublishOutcome::Unawaited
+        };
+        for seq in 0..40u64 {
+            let t = 1_000 + seq * 1_000;
+            ev.push(published(t, d, seq));
+            ev.push(outcome(t + 5, d, seq, outcome_of));
+            // group-a loses what it sent during the outage (10 s – 15 s);
+            // seqs 10 and 11 arrive late, after the heal, in a later interval.
+            let lost = d < 2 && (10..15).contains(&(t / 1_000)) && seq != 10 && seq != 11;
+            if !lost && !(d < 2 && (seq == 10 || seq == 11)) {
+                ev.push(received(t + 20 + u64::from(d), d, seq, t));
+            }
+            if seq == 5 && d == 3 {
+                ev.push(received(t + 40, d, seq, t)); // a duplicate
+            }
+        }
+    }
+    ev.push(fault(
+        10_000,
+        FaultEvent::Applied {
+            index: 0,
+            kind: "link_down".into(),
+            target: Some("group-a".into()),
+            devices: vec![],
+        },
+    ));
+    for d in 0..2 {
+        ev.push(dev(
+            10_500,
+            d,
+            DeviceEvent::ConnectionLost {
+                cause: LossCause::Closed,
+            },
+        ));
+        ev.push(dev(11_000, d, DeviceEvent::ConnectAttempt));
+        ev.push(dev(16_000, d, DeviceEvent::ConnectAttempt));
+    }
+    ev.push(fault(15_000, FaultEvent::Healed { index: 0 }));
+    ev.push(dev(
+        16_200,
+        0,
+        DeviceEvent::Connected {
+            session_present: true,
+        },
+    ));
+    // Device 1 never comes back: censored.
+    for d in 0..2 {
+        for seq in [10, 11] {
+            ev.push(received(25_000, d, seq, 1_000 + seq * 1_000));
+        }
+    }
+    // A flap on group-b.
+    ev.push(dev(
+        30_000,
+        2,
+        DeviceEvent::ConnectionLost {
+            cause: LossCause::Closed,
+        },
+    ));
+    ev.push(dev(
+        30_300,
+        2,
+        DeviceEvent::Connected {
+            session_present: false,
+        },
+    ));
+    // The collector away for 2 s.
+    ev.push(observer(33_000, ObserverEvent::Disconnected));
+    ev.push(observer(35_000, ObserverEvent::Connected));
+    // An event naming no device of the plan.
+    ev.push(dev(36_000, 99, DeviceEvent::ConnectAttempt));
+    // Pending at the end: published, no outcome, never received.
+    ev.push(published(50_000, 0, 40));
+    ev.push(published(50_000, 2, 40));
+    ev.sort_by_key(|e| match e {
+        Event::Device { at, .. } | Event::Observer { at, .. } | Event::Fault { at, .. } => *at,
+    });
+    ev
+}
+
+fn at_of(e: &Event) -> Nanos {
+    match e {
+        Event::Device { at, .. } | Event::Observer { at, .. } | Event::Fault { at, .. } => *at,
+    }
+}
+
+/// Record `events`, cutting every `every_ms`, and the last cut at `end_ms`.
+fn cut_run(events: &[Event], every_ms: u64, end_ms: u64) -> (Vec<IntervalRecord>, Report) {
+    let plan = plan();
+    let mut r = Recorder::new(&plan);
+    let mut intervals = Vec::new();
+    let mut next = every_ms;
+    for e in events {
+        while at_of(e) > ms(next) && next < end_ms {
+            intervals.push(r.cut_interval(ms(next)));
+            next += every_ms;
+        }
+        r.record(e);
+    }
+    while next < end_ms {
+        intervals.push(r.cut_interval(ms(next)));
+        next += every_ms;
+    }
+    intervals.push(r.cut_last_interval(ms(end_ms)));
+    let report = r.finish(ms(end_ms), ctx(&plan, ms(end_ms)));
+    (intervals, report)
+}
+
+fn json(r: &Report) -> serde_json::Value {
+    serde_json::to_value(r).expect("a report serialises")
+}
+
+#[test]
+fn the_intervals_of_a_run_add_up_to_its_report_figure_for_figure() {
+    let (intervals, report) = cut_run(&history(), 5_000, 62_000);
+    assert_eq!(intervals.len(), 13);
+    let rebuilt = report_of(&run_info(&plan()), &[], &intervals);
+    assert_eq!(json(&rebuilt), json(&report));
+    // The history did exercise the figures compared.
+    let good = &report.profiles["good"];
+    assert_eq!(good.telemetry.lost_after_ack, 6);
+    assert_eq!(good.telemetry.lost_unacked, 1);
+    assert_eq!(report.profiles["weak"].telemetry.duplicates, 1);
+    assert_eq!(good.reconnect_after_heal.as_ref().unwrap().count, 1);
+    assert_eq!(
+        good.reconnect_after_heal.as_ref().unwrap().censored,
+        Some(1)
+    );
+    assert_eq!(report.unobserved_s, 2.0);
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert_eq!(report.verdict, Verdict::Fail);
+}
+
+#[test]
+fn the_sum_is_exact_however_the_run_is_cut() {
+    for every in [1_000, 7_000, 30_000, 100_000] {
+        let (intervals, report) = cut_run(&history(), every, 62_000);
+        let rebuilt = report_of(&run_info(&plan()), &[], &intervals);
+        assert_eq!(json(&rebuilt), json(&report), "cut every {every} ms");
+    }
+}
+
+#[test]
+fn a_loss_recovered_later_is_taken_back_with_a_negative_delta() {
+    let (intervals, _) = cut_run(&history(), 5_000, 62_000);
+    let good = |i: usize| &intervals[i].profiles["good"].telemetry;
+    // (10 s, 15 s]: seqs 9..=13 of both group-a devices (sent 10 s … 14 s,
+    // acked just after) are lost as far as anyone knows then.
+    assert_eq!(good(2).lost_after_ack, 10);
+    // (20 s, 25 s]: seqs 10 and 11 of both arrive at 25 s, taken back.
+    assert_eq!(good(4).lost_after_ack, -4);
+    assert_eq!(good(4).delivered, 4 + 10);
+    let total: i64 = intervals
+        .iter()
+        .map(|r| r.profiles["good"].telemetry.lost_after_ack)
+        .sum();
+    assert_eq!(total, 6);
+}
+
+#[test]
+fn pending_messages_are_decided_only_in_the_last_interval() {
+    let (intervals, _) = cut_run(&history(), 5_000, 62_000);
+    let last = intervals.last().unwrap();
+    assert!(last.last);
+    assert!(intervals[..intervals.len() - 1].iter().all(|r| !r.last));
+    // Device 0's seq 40 had no outcome: unknown, so lost_unacked at the end.
+    assert_eq!(last.profiles["good"].telemetry.lost_unacked, 1);
+    assert_eq!(last.profiles["weak"].telemetry.lost_unacked, 1);
+    let before: i64 = intervals[..intervals.len() - 1]
+        .iter()
+        .map(|r| r.profiles["good"].telemetry.lost_unacked)
+        .sum();
+    assert_eq!(before, 0);
+}
+
+#[test]
+fn an_interval_histogram_holds_only_the_samples_of_its_interval() {
+    let (intervals, report) = cut_run(&history(), 5_000, 62_000);
+    let counts: Vec<u64> = intervals
+        .iter()
+        .map(|r| r.profiles["weak"].histograms.e2e_latency.len())
+        .collect();
+    // 2 devices × 1 message/s; the first interval holds 4 s of traffic
+    // (seqs 0..3 at 1 s … 4 s, seq 4 at 5 s arrives at 5.02 s).
+    assert_eq!(counts[0], 8);
+    assert_eq!(counts[1], 10);
+    assert_eq!(
+        counts.iter().sum::<u64>(),
+        report.profiles["weak"].telemetry.e2e_latency.count
+    );
+    let rah: Vec<u64> = intervals
+        .iter()
+        .map(|r| r.profiles["good"].histograms.reconnect_after_heal.len())
+        .collect();
+    assert_eq!(rah, [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+}
+
+#[test]
+fn exposure_heal_and_the_censored_gauge_follow_the_fault() {
+    let (intervals, _) = cut_run(&history(), 5_000, 62_000);
+    let good = |i: usize| &intervals[i].profiles["good"];
+    let exposed: Vec<bool> = (0..intervals.len()).map(|i| good(i).exposed).collect();
+    // In force from 10 s to 15 s: intervals (5,10], (10,15], (15,20] (healed at its start).
+    assert_eq!(&exposed[..5], [false, true, true, true, false]);
+    let healed: Vec<usize> = (0..intervals.len()).filter(|&i| good(i).healed).collect();
+    assert_eq!(healed, [2]);
+    assert!(intervals.iter().all(|r| !r.profiles["weak"].exposed));
+    assert_eq!(good(2).awaiting_reconnect, 2);
+    assert_eq!(good(3).awaiting_reconnect, 1);
+    assert_eq!(good(12).awaiting_reconnect, 1);
+    let attempts: i64 = intervals
+        .iter()
+        .map(|r| r.profiles["good"].reconnect_attempts)
+        .sum();
+    assert_eq!(attempts, 4);
+}
+
+#[test]
+fn fault_records_appear_in_the_interval_they_change_in() {
+    let (intervals, _) = cut_run(&history(), 5_000, 62_000);
+    let with_faults: Vec<u64> = intervals
+        .iter()
+        .filter(|r| !r.faults.is_empty())
+        .map(|r| r.index)
+        .collect();
+    assert_eq!(with_faults, [1, 2]);
+    assert_eq!(intervals[1].faults[0].healed_at_s, None);
+    assert_eq!(intervals[2].faults[0].healed_at_s, Some(15.0));
+}
+
+#[test]
+fn windows_that_tile_a_run_share_its_counts_out_exactly() {
+    let (intervals, report) = cut_run(&history(), 5_000, 62_000);
+    let info = run_info(&plan());
+    let (a, b) = intervals.split_at(4);
+    let first = report_of(&info, &[], a);
+    let second = report_of(&info, a, b);
+    let t = |r: &Report| r.profiles["good"].telemetry.clone();
+    assert_eq!(t(&first).sent + t(&second).sent, t(&report).sent);
+    assert_eq!(
+        t(&first).delivered + t(&second).delivered,
+        t(&report).delivered
+    );
+    assert_eq!(
+        t(&first).e2e_latency.count + t(&second).e2e_latency.count,
+        t(&report).e2e_latency.count
+    );
+    assert_eq!(first.duration_s, 20.0);
+    assert_eq!(second.duration_s, 40.0);
+    // The fault changed only in the first window and was over before the second.
+    assert_eq!(first.faults.len(), 1);
+    assert!(second.faults.is_empty());
+    // The first window's reconnect is there; the second has no heal of its own.
+    assert!(first.profiles["good"].reconnect_after_heal.is_some());
+    assert!(second.profiles["good"].reconnect_after_heal.is_none());
+    assert_eq!(second.profiles["good"].reconnect_attempts, None);
+}
+
+#[test]
+fn a_window_whose_losses_were_recovered_inside_it_shows_zero_and_says_so() {
+    let (intervals, _) = cut_run(&history(), 5_000, 62_000);
+    let info = run_info(&plan());
+    // (20 s, 25 s] alone: 4 earlier losses delivered, nothing lost in it.
+    let w = report_of(&info, &intervals[..4], &intervals[4..5]);
+    assert_eq!(w.profiles["good"].telemetry.lost_after_ack, 0);
+    assert!(
+        w.errors
+            .iter()
+            .any(|e| e.contains("lost_after_ack sums to -4")),
+        "{:?}",
+        w.errors
+    );
+}

@@ -1,0 +1,51 @@
+//! A report rebuilt from a run's time series alone (`run.json`,
+//! `intervals.jsonl`, the `.hlog` files): for the whole run, equal to its
+//! `report.json`; for a window, the figures of the intervals inside it; and
+//! for a run that was killed, the figures of the intervals it completed.
+//!
+//! An interval belongs to the window that holds its *start*, so windows
+//! that tile a run (`0..1h`, `1h..2h`, …) share out its intervals, each
+//! exactly once. See `metrics::interval` for what the sums mean.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::metrics::hlog;
+use crate::metrics::interval::report_of;
+use crate::scenario::duration;
+
+use super::{Report, ReportError};
+
+/// Rebuild the report of the run in `run_dir`, or of the intervals starting
+/// in `window` (`[from, to)` on the run clock).
+pub fn rebuild(
+    run_dir: &Path,
+    window: Option<(Duration, Duration)>,
+) -> Result<Report, ReportError> {
+    let run = hlog::read_run_info(run_dir)?;
+    let intervals = hlog::read_intervals(run_dir)?;
+    let (earlier, inside) = match window {
+        None => (&intervals[..0], &intervals[..]),
+        Some((from, to)) => {
+            let first = intervals.partition_point(|r| r.start() < from);
+            let end = first + intervals[first..].partition_point(|r| r.start() < to);
+            (&intervals[..first], &intervals[first..end])
+        }
+    };
+    if inside.is_empty() {
+        let what = match window {
+            None => "no complete interval".to_string(),
+            Some((from, to)) => format!(
+                "no interval (of {}) starts in the window {}..{}",
+                intervals.len(),
+                duration::format(from),
+                duration::format(to)
+            ),
+        };
+        return Err(ReportError::NoIntervals {
+            dir: run_dir.to_path_buf(),
+            what,
+        });
+    }
+    Ok(report_of(&run, earlier, inside))
+}
