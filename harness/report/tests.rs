@@ -51,6 +51,7 @@ fn figures_with(sent: u64, lost_after_ack: u64) -> Figures {
         stale_offline_time: None,
         missed_offline: None,
         false_online_time: None,
+        offline_unobserved: None,
     }
 }
 
