@@ -8,6 +8,8 @@ mod support;
 mod broker;
 #[path = "it/engine.rs"]
 mod engine;
+#[path = "it/figures.rs"]
+mod figures;
 #[path = "it/run.rs"]
 mod run;
 #[path = "it/scenario.rs"]

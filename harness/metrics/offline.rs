@@ -38,6 +38,10 @@
 //!     never reported is neither: nobody can say a report was due.
 //!   * A death less than `W` before the run's end without a report is not
 //!     judged.
+//!   * A death is stamped when the harness confirmed it (a crashed task is
+//!     stamped after it is gone, a fault after its backend answered), a
+//!     moment after it took effect: a report up to [`CONFIRM_SLACK`] before
+//!     the stamp still reports it (a detection time of 0).
 //! * **Devices without a will** have no status topic: every death that
 //!   would be judged is `missed_offline` (no report can come), they have no
 //!   episodes, and their `true_offline`, `false_offline`,
@@ -55,6 +59,9 @@ use std::time::Duration;
 
 use super::connection::{intersect, measure, merge, subtract, Cause, DeviceTimeline};
 use crate::clock::Nanos;
+
+/// How long before its stamp a death may already have been reported.
+pub const CONFIRM_SLACK: Duration = Duration::from_millis(500);
 
 /// The settings that decide the offline figures of one device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,10 +242,11 @@ fn deaths(
         if !tl.connected_until(start) {
             continue; // nothing died: the client was not connected
         }
+        let from = start - Nanos::from_duration(CONFIRM_SLACK);
         let shown_offline = statuses
             .iter()
             .rev()
-            .find(|(t, _)| *t < start)
+            .find(|(t, _)| *t < from)
             .is_some_and(|(_, up)| !up);
         if shown_offline {
             continue;
@@ -254,7 +262,7 @@ fn deaths(
         }
         if let Some((t, _)) = statuses
             .iter()
-            .find(|(t, up)| !up && *t >= start && *t <= due)
+            .find(|(t, up)| !up && *t >= from && *t <= due)
         {
             out.detect.push(t.saturating_since(start));
             continue;
@@ -359,6 +367,23 @@ mod tests {
         assert_eq!(s.stale, vec![Duration::ZERO]);
         // Shown online 10.0 → 10.04 s while dead.
         assert_eq!(s.false_online, Some(d(40)));
+    }
+
+    #[test]
+    fn a_will_seen_a_moment_before_the_crash_is_stamped_reports_it() {
+        let dev = Dev::new()
+            .status(9_900, false)
+            .crash(10_000, Some(13_000))
+            .connack(13_300)
+            .status(13_320, true);
+        let s = dev.figures(&[], &params(true), 60_000);
+        assert_eq!((s.deaths, s.missed), (1, 0));
+        assert_eq!(s.detect, vec![Duration::ZERO]);
+        assert_eq!((s.true_offline, s.false_offline), (1, 0));
+        // Earlier than the slack, the device was already shown offline.
+        let dev = Dev::new().status(9_000, false).crash(10_000, None);
+        let s = dev.figures(&[], &params(true), 60_000);
+        assert_eq!((s.deaths, s.missed), (0, 0));
     }
 
     #[test]
