@@ -877,3 +877,5 @@ fn figures(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod figures_tests;
