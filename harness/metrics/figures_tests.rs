@@ -218,7 +218,10 @@ fn a_blackhole_on_one_group_gives_that_group_zombie_and_detect_samples_only() {
     // Shown online while blackholed: 2.54 s (device 0) and 10 s (device 1).
     let fo = good.false_online_time.as_ref().expect("measured");
     assert_eq!(fo.count, 2);
-    assert!(hdr(fo.min_us, 2_540_000) && hdr(fo.max_us, 10_000_000), "{fo:?}");
+    assert!(
+        hdr(fo.min_us, 2_540_000) && hdr(fo.max_us, 10_000_000),
+        "{fo:?}"
+    );
     let rt = good.resume_time.as_ref().expect("healed");
     assert_eq!((rt.count, rt.censored), (2, Some(0)));
     assert!(hdr(rt.max_us, 700_000), "{rt:?}");

@@ -876,6 +876,6 @@ fn figures(
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod figures_tests;
+#[cfg(test)]
+mod tests;
