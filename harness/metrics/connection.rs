@@ -577,8 +577,10 @@ mod tests {
 
     #[test]
     fn resume_time_is_the_first_reception_after_each_heal() {
-        let mut tl = DeviceTimeline::default();
-        tl.resume_exposed = true;
+        let mut tl = DeviceTimeline {
+            resume_exposed: true,
+            ..DeviceTimeline::default()
+        };
         tl.awaiting_data.push(ms(15_000));
         tl.received_at(ms(15_750));
         tl.received_at(ms(15_950)); // not waited for any more
