@@ -23,8 +23,16 @@ fn payloads(c: &mut Criterion) {
             payload::encode("sensors-0042", "telemetry", seq, Nanos(seq * 1_000), 128)
         })
     });
-    let p = payload::encode("sensors-0042", "telemetry", 123_456, Nanos(987_654_321), 128);
-    g.bench_function("decode 128 B", |b| b.iter(|| payload::decode(&p).map(|h| h.seq)));
+    let p = payload::encode(
+        "sensors-0042",
+        "telemetry",
+        123_456,
+        Nanos(987_654_321),
+        128,
+    );
+    g.bench_function("decode 128 B", |b| {
+        b.iter(|| payload::decode(&p).map(|h| h.seq))
+    });
     g.finish();
 }
 
@@ -61,7 +69,12 @@ fn ledger(c: &mut Criterion) {
             };
             let t = Nanos(n * 100_000);
             l.published(t, id, 1);
-            l.outcome(t, id, PublishOutcome::Acked, Some(Duration::from_micros(300)));
+            l.outcome(
+                t,
+                id,
+                PublishOutcome::Acked,
+                Some(Duration::from_micros(300)),
+            );
             l.received(t, id, t, 1);
         })
     });

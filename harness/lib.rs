@@ -25,6 +25,7 @@
 //! * [`fleet`]: simulated devices driving rumqttc so a profile means what it says.
 //! * [`observer`]: the monitoring side: collector of telemetry, status
 //!   follower, command sender.
+//! * [`observer_sys`]: EMQX 5 `$SYS` client connected/disconnected events (pure parser).
 //! * [`ledger`]: per-message accounting (pure).
 //! * [`metrics`]: HDR histograms and the figures of METRICS.md (pure).
 //! * [`report`]: `report.json` and `report.md`.
@@ -39,6 +40,7 @@ pub mod history;
 pub mod ledger;
 pub mod metrics;
 pub mod observer;
+pub mod observer_sys;
 pub mod payload;
 pub mod plan;
 pub mod progress;

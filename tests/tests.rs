@@ -8,6 +8,8 @@ mod support;
 mod broker;
 #[path = "it/engine.rs"]
 mod engine;
+#[path = "it/figures.rs"]
+mod figures;
 #[path = "it/intervals.rs"]
 mod intervals;
 #[path = "it/run.rs"]

@@ -339,6 +339,7 @@ mod tests {
             errors: vec![],
             faults: vec![],
             profiles,
+            link_totals: Default::default(),
         }
     }
 

@@ -58,7 +58,7 @@ use crate::ledger::{latency_histogram, LedgerFigures, MessageCounts, MessageFigu
 use crate::report::{FaultRecord, Report, Verdict, Versions, SCHEMA_VERSION};
 use crate::scenario::{self, Scenario};
 
-use super::{class_of, figures, Class, ConnTotals, Recorder};
+use super::{class_of, figures, Class, ConnTotals, LinkSnapshot, Recorder};
 
 /// The message counts of one direction in one interval (deltas; see the
 /// module doc for which may be negative). Names as in METRICS.md, plus the
@@ -232,6 +232,10 @@ pub struct ProfileInterval {
     pub healed: bool,
     /// Gauge at the cut: devices still waiting for their reconnect after a heal.
     pub awaiting_reconnect: u64,
+    /// The connection and offline figures, cumulative from the run's start
+    /// to the cut (not a delta; see [`LinkSnapshot`]).
+    #[serde(default)]
+    pub link: LinkSnapshot,
     #[serde(skip)]
     pub histograms: Histograms,
 }
@@ -248,6 +252,7 @@ impl ProfileInterval {
         self.exposed |= o.exposed;
         self.healed |= o.healed;
         self.awaiting_reconnect = o.awaiting_reconnect;
+        self.link = o.link.clone();
         self.histograms.add(&o.histograms);
     }
 }
@@ -273,6 +278,10 @@ pub struct IntervalRecord {
     pub faults: Vec<FaultRecord>,
     /// Per profile, in name order.
     pub profiles: BTreeMap<String, ProfileInterval>,
+    /// The connection and offline figures of all devices, cumulative from
+    /// the run's start to the cut.
+    #[serde(default)]
+    pub link_totals: LinkSnapshot,
 }
 
 impl IntervalRecord {
@@ -386,6 +395,7 @@ impl Recorder {
         for d in &self.devices {
             awaiting[d.profile] += d.awaiting.len() as u64;
         }
+        let (mut links, link_totals) = self.link_snapshots(at);
 
         let cut = &mut self.intervals;
         cut.previous
@@ -426,6 +436,7 @@ impl Recorder {
                     exposed: exposed[i],
                     healed: healed[i],
                     awaiting_reconnect: awaiting[i],
+                    link: std::mem::take(&mut links[i]),
                     histograms: Histograms::delta(&now.histograms, &before.histograms),
                 },
             );
@@ -456,6 +467,7 @@ impl Recorder {
             errors: self.errors[cut.errors_seen.min(self.errors.len())..].to_vec(),
             faults: changed,
             profiles,
+            link_totals,
         };
         cut.index += 1;
         cut.last_cut = at;
@@ -571,7 +583,7 @@ pub fn report_of(
         total.add(&conn);
         profiles.insert(
             name.clone(),
-            figures(&figs, &h.reconnect_after_heal, &conn, hours),
+            figures(&figs, &h.reconnect_after_heal, &conn, &sum.link, hours),
         );
     }
     errors.extend(negative);
@@ -588,7 +600,11 @@ pub fn report_of(
         faults.insert(f.index, f.clone());
     }
 
-    let totals = figures(&all, &rah_all, &total, hours);
+    let link_totals = intervals
+        .last()
+        .map(|r| r.link_totals.clone())
+        .unwrap_or_default();
+    let totals = figures(&all, &rah_all, &total, &link_totals, hours);
     let unobserved_ns: i64 = intervals.iter().map(|r| r.unobserved_ns).sum();
     let mut report = Report {
         schema_version: SCHEMA_VERSION,

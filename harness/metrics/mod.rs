@@ -30,17 +30,32 @@
 //!   (and it is not crashed), per device-hour of the run (`end`); `null`
 //!   for a run of length zero.
 //!
-//! Every other connection and offline figure is `null` for now.
+//! The figures that need a device's whole story are computed at `finish`
+//! from per-device timelines ([`connection::DeviceTimeline`]):
+//! [`connection`] (`zombie_time`, `zombie_undetected`,
+//! `outage_seen_by_client`, `resume_time`, `first_attempt_delay`) and
+//! [`offline`] (`broker_detect_time`, `true_offline`, `false_offline`,
+//! `false_offline_rate`, `stale_offline_time`, `missed_offline`,
+//! `false_online_time`); their modules document each definition. A figure
+//! is `null` when nothing in the run could measure it for that population:
+//! no blackhole-like episode hit it (`zombie_*`), no link/broker episode
+//! (`outage_seen_by_client`) or none that healed (`first_attempt_delay`,
+//! `resume_time`), no death (`missed_offline`), no device with a will
+//! (the offline-episode figures; `broker_detect_time` also needs a death),
+//! no offline episode at all (`false_offline_rate`).
 //!
 //! # Time series
 //!
 //! [`Recorder::cut_interval`] cuts the figures into intervals ([`interval`]),
 //! written by [`hlog`] (`intervals.jsonl`, one `.hlog` per duration figure).
 
+pub mod connection;
 pub mod hlog;
 pub mod interval;
+pub mod offline;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
@@ -52,6 +67,9 @@ use crate::report::{
     rfc3339, DurationFigure, FaultRecord, Figures, MessageFigureSet, Report, Verdict,
     SCHEMA_VERSION,
 };
+use crate::scenario::FaultKind;
+use connection::{Cause, DeviceTimeline, Effect, Exposure, Outage, Span};
+use offline::OfflineParams;
 
 pub use crate::report::RunContext;
 
@@ -143,6 +161,17 @@ pub struct Recorder {
     errors: Vec<String>,
     /// The previous interval cut.
     intervals: interval::Cutter,
+    /// Per device: what the connection and offline figures read.
+    timelines: Vec<DeviceTimeline>,
+    /// Per device: its profile's keepalive, `min_outage`, `settle`, will.
+    offline_params: Vec<OfflineParams>,
+    /// Per device: it publishes telemetry (so `resume_time` applies).
+    has_streams: Vec<bool>,
+    /// Spans in which the observer's own connection was down.
+    observer_down: Vec<Span>,
+    /// Per timeline index: the scheduled fault (kind, start, end), for the
+    /// effect of a confirmed fault and flapping's phases.
+    plan_faults: Vec<(FaultKind, Duration, Duration)>,
 }
 
 impl Recorder {
@@ -190,6 +219,30 @@ impl Recorder {
             unknown_device_events: 0,
             errors: Vec::new(),
             intervals: interval::Cutter::default(),
+            timelines: vec![DeviceTimeline::default(); plan.devices.len()],
+            offline_params: plan
+                .devices
+                .iter()
+                .map(|d| {
+                    let keepalive = plan.profile(&d.profile).keepalive;
+                    OfflineParams {
+                        keepalive,
+                        min_outage: plan
+                            .scenario
+                            .min_outage
+                            .unwrap_or_else(|| keepalive.unwrap_or_default()),
+                        settle: plan.scenario.settle,
+                        has_will: d.will.is_some(),
+                    }
+                })
+                .collect(),
+            has_streams: plan.devices.iter().map(|d| !d.streams.is_empty()).collect(),
+            observer_down: Vec::new(),
+            plan_faults: plan
+                .faults
+                .iter()
+                .map(|f| (f.kind.clone(), f.at, f.end()))
+                .collect(),
         }
     }
 
@@ -197,22 +250,48 @@ impl Recorder {
     pub fn record(&mut self, ev: &Event) {
         match ev {
             Event::Device { at, device, what } => self.device_event(ev, *at, *device, what),
-            Event::Observer { what, .. } => match what {
+            Event::Observer { at, what } => match what {
                 ObserverEvent::Connected | ObserverEvent::Disconnected => {
                     for p in &mut self.profiles {
                         p.ledger.record(ev);
                     }
+                    self.observer_state(*at, matches!(what, ObserverEvent::Connected));
                 }
                 ObserverEvent::Received { device, .. }
                 | ObserverEvent::CommandPublished { device, .. }
                 | ObserverEvent::CommandOutcome { device, .. } => match self.profile_of(*device) {
-                    Some(p) => self.profiles[p].ledger.record(ev),
+                    Some(p) => {
+                        self.profiles[p].ledger.record(ev);
+                        if matches!(what, ObserverEvent::Received { .. }) {
+                            self.timelines[*device as usize].received_at(*at);
+                        }
+                    }
                     None => self.unknown_device_events += 1,
                 },
-                // Offline figures come in a later version.
-                ObserverEvent::Status { .. } => {}
+                ObserverEvent::Status { device, online, .. } => {
+                    match self.timelines.get_mut(*device as usize) {
+                        Some(tl) => tl.statuses.push((*at, *online)),
+                        None => self.unknown_device_events += 1,
+                    }
+                }
             },
             Event::Fault { at, what } => self.fault_event(*at, what),
+        }
+    }
+
+    /// The observer's own connection went up or down (the ledger is told
+    /// separately). Like the ledger, the observer counts as up from the
+    /// start: the runner starts it, subscribed, before any device.
+    fn observer_state(&mut self, at: Nanos, up: bool) {
+        let open = self.observer_down.last().is_some_and(|s| s.end.is_none());
+        match (up, open) {
+            (true, true) => {
+                if let Some(s) = self.observer_down.last_mut() {
+                    s.end = Some(at.max(s.start));
+                }
+            }
+            (false, false) => self.observer_down.push(Span::open(at)),
+            _ => {}
         }
     }
 
@@ -242,6 +321,7 @@ impl Recorder {
             | DeviceEvent::Outcome { .. }
             | DeviceEvent::CommandReceived { .. } => self.profiles[p].ledger.record(ev),
             DeviceEvent::ConnectAttempt => {
+                self.timelines[d].attempts.push(at);
                 let in_episode = !self.devices[d].awaiting.is_empty()
                     || self
                         .active
@@ -259,6 +339,7 @@ impl Recorder {
                 }
                 st.ever_connected = true;
                 st.connected = true;
+                self.timelines[d].connected_at(at);
                 for heal in std::mem::take(&mut st.awaiting) {
                     let us = at.saturating_since(heal).as_micros();
                     crate::ledger::record(
@@ -269,6 +350,8 @@ impl Recorder {
             }
             DeviceEvent::ConnectionLost { .. } => {
                 self.devices[d].connected = false;
+                self.timelines[d].disconnected_at(at);
+                self.timelines[d].losses.push(at);
                 let hit: Vec<(usize, Class)> = self
                     .active
                     .iter()
@@ -289,8 +372,24 @@ impl Recorder {
             DeviceEvent::Crashed => {
                 self.devices[d].crashed = true;
                 self.devices[d].connected = false;
+                let tl = &mut self.timelines[d];
+                tl.disconnected_at(at);
+                if !tl.is_crashed() {
+                    tl.outages.push(Outage {
+                        index: None,
+                        cause: Cause::Dead,
+                        span: Span::open(at),
+                    });
+                }
             }
-            DeviceEvent::Restarted => self.devices[d].crashed = false,
+            DeviceEvent::Restarted => {
+                self.devices[d].crashed = false;
+                for o in &mut self.timelines[d].outages {
+                    if o.cause == Cause::Dead && o.span.end.is_none() {
+                        o.span.end = Some(at.max(o.span.start));
+                    }
+                }
+            }
             DeviceEvent::ConnectFailed { .. } | DeviceEvent::Subscribed { .. } => {}
         }
     }
@@ -330,10 +429,17 @@ impl Recorder {
                     lost: BTreeSet::new(),
                 };
                 if class != Class::Device {
+                    let effect = self
+                        .plan_faults
+                        .get(*index)
+                        .and_then(|(k, _, _)| Effect::of(k));
                     for i in 0..self.devices.len() {
                         if self.hits(&ep, i as DeviceId) {
                             let p = self.devices[i].profile;
                             self.profiles[p].exposed = true;
+                            if let Some(effect) = effect {
+                                self.expose(i, *index, effect, at);
+                            }
                         }
                     }
                 }
@@ -356,6 +462,7 @@ impl Recorder {
                     if self.hits(&ep, i as DeviceId) {
                         let p = self.devices[i].profile;
                         self.profiles[p].healed = true;
+                        self.heal(i, *index, at);
                     }
                 }
                 for d in ep.lost {
@@ -376,6 +483,68 @@ impl Recorder {
                     rec.applied = false;
                 }
             }
+        }
+    }
+
+    /// A link/broker fault confirmed at `at` hits device `d`: the episode,
+    /// and the spans in which it makes the device unreachable (flapping:
+    /// its down phases, from the plan's schedule).
+    fn expose(&mut self, d: usize, index: usize, effect: Effect, at: Nanos) {
+        let tl = &mut self.timelines[d];
+        tl.exposures.push(Exposure {
+            index,
+            effect,
+            span: Span::open(at),
+        });
+        if !effect.is_unreachable() {
+            return;
+        }
+        let cause = Cause::Fault(effect);
+        match &self.plan_faults[index] {
+            (FaultKind::Flapping { down, up }, start, end) if !(*down + *up).is_zero() => {
+                let mut phase = *start;
+                while phase < *end {
+                    let stop = (phase + *down).min(*end);
+                    tl.outages.push(Outage {
+                        index: Some(index),
+                        cause,
+                        span: Span {
+                            start: Nanos::from_duration(phase).max(at),
+                            // A phase that lasts to the end lasts until the
+                            // confirmed heal.
+                            end: (stop < *end).then(|| Nanos::from_duration(stop)),
+                        },
+                    });
+                    phase += *down + *up;
+                }
+            }
+            _ => tl.outages.push(Outage {
+                index: Some(index),
+                cause,
+                span: Span::open(at),
+            }),
+        }
+    }
+
+    /// The fault `index` is healed at `at` for device `d`.
+    fn heal(&mut self, d: usize, index: usize, at: Nanos) {
+        let tl = &mut self.timelines[d];
+        for e in &mut tl.exposures {
+            if e.index == index && e.span.end.is_none() {
+                e.span.end = Some(at.max(e.span.start));
+            }
+        }
+        tl.outages
+            .retain(|o| o.index != Some(index) || o.span.start < at);
+        for o in &mut tl.outages {
+            if o.index == Some(index) {
+                let end = o.span.end.map_or(at, |e| e.min(at));
+                o.span.end = Some(end.max(o.span.start));
+            }
+        }
+        if self.has_streams[d] && !tl.is_crashed() {
+            tl.resume_exposed = true;
+            tl.awaiting_data.push(at);
         }
     }
 
@@ -415,6 +584,35 @@ impl Recorder {
     }
 
     /// End of the run (after the drain): every figure, the SLOs checked.
+    /// The connection and offline figures as of `at`, per profile (in the
+    /// recorder's profile order) and for all devices: each device's story
+    /// until `at`, anything still open closed at `at`.
+    pub fn link_snapshots(&self, at: Nanos) -> (Vec<LinkSnapshot>, LinkSnapshot) {
+        let observer_down: Vec<(Nanos, Nanos)> = self
+            .observer_down
+            .iter()
+            .map(|s| (s.start, s.end_or(at)))
+            .collect();
+        let mut links: Vec<LinkFigures> =
+            self.profiles.iter().map(|_| LinkFigures::new()).collect();
+        for (i, tl) in self.timelines.iter().enumerate() {
+            let params = &self.offline_params[i];
+            links[self.devices[i].profile].add_device(
+                &connection::device_figures(tl, at),
+                &offline::device_figures(tl, &observer_down, params, at),
+                params.has_will,
+            );
+        }
+        let mut all = LinkFigures::new();
+        for l in &links {
+            all.add(l);
+        }
+        (
+            links.iter().map(LinkFigures::snapshot).collect(),
+            all.snapshot(),
+        )
+    }
+
     pub fn finish(self, end: Nanos, ctx: RunContext) -> Report {
         let unobserved_s = ctx.unobserved_s.unwrap_or_else(|| {
             self.profiles
@@ -426,6 +624,7 @@ impl Recorder {
         for d in &self.devices {
             censored[d.profile] += d.awaiting.len() as u64;
         }
+        let (links, links_all) = self.link_snapshots(end);
 
         let mut errors = self.errors;
         if self.unknown_device_events > 0 {
@@ -472,10 +671,10 @@ impl Recorder {
             total.add(&conn);
             profiles.insert(
                 p.name.clone(),
-                figures(&figs, &p.reconnect_after_heal, &conn, hours),
+                figures(&figs, &p.reconnect_after_heal, &conn, &links[i], hours),
             );
         }
-        let totals = figures(&all, &rah_all, &total, hours);
+        let totals = figures(&all, &rah_all, &total, &links_all, hours);
         let mut report = Report {
             schema_version: SCHEMA_VERSION,
             scenario: ctx.scenario,
@@ -524,36 +723,224 @@ impl ConnTotals {
     }
 }
 
+/// The connection and offline samples of one population, as histograms
+/// (µs) and counts; see [`connection`] and [`offline`] for each definition.
+#[derive(Debug, Clone)]
+struct LinkFigures {
+    zombie_exposed: bool,
+    zombie: Histogram<u64>,
+    zombie_undetected: u64,
+    outage_exposed: bool,
+    outage_seen: Histogram<u64>,
+    outage_seen_censored: u64,
+    healed: bool,
+    first_attempt: Histogram<u64>,
+    first_attempt_censored: u64,
+    resume_exposed: bool,
+    resume: Histogram<u64>,
+    resume_censored: u64,
+    /// Some device has a will (a status topic).
+    wills: bool,
+    deaths: u64,
+    /// Deaths of devices with a will.
+    will_deaths: u64,
+    detect: Histogram<u64>,
+    detect_censored: u64,
+    missed: u64,
+    unobserved: u64,
+    true_offline: u64,
+    false_offline: u64,
+    stale: Histogram<u64>,
+    false_online: Histogram<u64>,
+}
+
+impl LinkFigures {
+    fn new() -> LinkFigures {
+        LinkFigures {
+            zombie_exposed: false,
+            zombie: latency_histogram(),
+            zombie_undetected: 0,
+            outage_exposed: false,
+            outage_seen: latency_histogram(),
+            outage_seen_censored: 0,
+            healed: false,
+            first_attempt: latency_histogram(),
+            first_attempt_censored: 0,
+            resume_exposed: false,
+            resume: latency_histogram(),
+            resume_censored: 0,
+            wills: false,
+            deaths: 0,
+            will_deaths: 0,
+            detect: latency_histogram(),
+            detect_censored: 0,
+            missed: 0,
+            unobserved: 0,
+            true_offline: 0,
+            false_offline: 0,
+            stale: latency_histogram(),
+            false_online: latency_histogram(),
+        }
+    }
+
+    fn add_device(
+        &mut self,
+        c: &connection::ConnectionSamples,
+        o: &offline::OfflineSamples,
+        has_will: bool,
+    ) {
+        let put = |h: &mut Histogram<u64>, samples: &[Duration]| {
+            for d in samples {
+                crate::ledger::record(h, d.as_micros().min(u64::MAX as u128) as u64);
+            }
+        };
+        self.zombie_exposed |= c.zombie_exposed;
+        put(&mut self.zombie, &c.zombie);
+        self.zombie_undetected += c.zombie_undetected;
+        self.outage_exposed |= c.exposed;
+        put(&mut self.outage_seen, &c.outage_seen);
+        self.outage_seen_censored += c.outage_seen_censored;
+        self.healed |= c.healed;
+        put(&mut self.first_attempt, &c.first_attempt);
+        self.first_attempt_censored += c.first_attempt_censored;
+        self.resume_exposed |= c.resume_exposed;
+        put(&mut self.resume, &c.resume);
+        self.resume_censored += c.resume_censored;
+        self.wills |= has_will;
+        self.deaths += o.deaths;
+        if has_will {
+            self.will_deaths += o.deaths;
+        }
+        put(&mut self.detect, &o.detect);
+        self.detect_censored += o.detect_censored;
+        self.missed += o.missed;
+        self.unobserved += o.unobserved;
+        self.true_offline += o.true_offline;
+        self.false_offline += o.false_offline;
+        put(&mut self.stale, &o.stale);
+        if let Some(t) = o.false_online {
+            put(&mut self.false_online, &[t]);
+        }
+    }
+
+    fn add(&mut self, o: &LinkFigures) {
+        let add = |h: &mut Histogram<u64>, o: &Histogram<u64>| {
+            h.add(o).expect("auto-resizing histograms add")
+        };
+        self.zombie_exposed |= o.zombie_exposed;
+        add(&mut self.zombie, &o.zombie);
+        self.zombie_undetected += o.zombie_undetected;
+        self.outage_exposed |= o.outage_exposed;
+        add(&mut self.outage_seen, &o.outage_seen);
+        self.outage_seen_censored += o.outage_seen_censored;
+        self.healed |= o.healed;
+        add(&mut self.first_attempt, &o.first_attempt);
+        self.first_attempt_censored += o.first_attempt_censored;
+        self.resume_exposed |= o.resume_exposed;
+        add(&mut self.resume, &o.resume);
+        self.resume_censored += o.resume_censored;
+        self.wills |= o.wills;
+        self.deaths += o.deaths;
+        self.will_deaths += o.will_deaths;
+        add(&mut self.detect, &o.detect);
+        self.detect_censored += o.detect_censored;
+        self.missed += o.missed;
+        self.unobserved += o.unobserved;
+        self.true_offline += o.true_offline;
+        self.false_offline += o.false_offline;
+        add(&mut self.stale, &o.stale);
+        add(&mut self.false_online, &o.false_online);
+    }
+}
+
+/// The connection and offline figures of one population, as the report
+/// shows them. Intervals carry them *cumulative* from the run's start (they
+/// need a device's whole story, so they are not split into deltas): a report
+/// rebuilt for a window shows them as of the window's end.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LinkSnapshot {
+    pub zombie_time: Option<DurationFigure>,
+    pub zombie_undetected: Option<u64>,
+    pub broker_detect_time: Option<DurationFigure>,
+    pub outage_seen_by_client: Option<DurationFigure>,
+    pub resume_time: Option<DurationFigure>,
+    pub first_attempt_delay: Option<DurationFigure>,
+    pub true_offline: Option<u64>,
+    pub false_offline: Option<u64>,
+    pub false_offline_rate: Option<f64>,
+    pub stale_offline_time: Option<DurationFigure>,
+    pub missed_offline: Option<u64>,
+    pub false_online_time: Option<DurationFigure>,
+    pub offline_unobserved: Option<u64>,
+}
+
+impl LinkFigures {
+    fn snapshot(&self) -> LinkSnapshot {
+        let hist = |h: &Histogram<u64>| DurationFigure::from_histogram(h);
+        let episodes = self.true_offline + self.false_offline;
+        LinkSnapshot {
+            zombie_time: self
+                .zombie_exposed
+                .then(|| hist(&self.zombie).with_censored(self.zombie_undetected)),
+            zombie_undetected: self.zombie_exposed.then_some(self.zombie_undetected),
+            broker_detect_time: (self.will_deaths > 0)
+                .then(|| hist(&self.detect).with_censored(self.detect_censored)),
+            outage_seen_by_client: self
+                .outage_exposed
+                .then(|| hist(&self.outage_seen).with_censored(self.outage_seen_censored)),
+            resume_time: self
+                .resume_exposed
+                .then(|| hist(&self.resume).with_censored(self.resume_censored)),
+            first_attempt_delay: self
+                .healed
+                .then(|| hist(&self.first_attempt).with_censored(self.first_attempt_censored)),
+            true_offline: self.wills.then_some(self.true_offline),
+            false_offline: self.wills.then_some(self.false_offline),
+            false_offline_rate: (self.wills && episodes > 0)
+                .then(|| self.false_offline as f64 / episodes as f64),
+            stale_offline_time: self.wills.then(|| hist(&self.stale)),
+            missed_offline: (self.deaths > 0).then_some(self.missed),
+            false_online_time: self.wills.then(|| hist(&self.false_online)),
+            offline_unobserved: (self.will_deaths > 0).then_some(self.unobserved),
+        }
+    }
+}
+
 fn figures(
     msgs: &LedgerFigures,
     reconnect_after_heal: &Histogram<u64>,
     c: &ConnTotals,
+    l: &LinkSnapshot,
     hours: f64,
 ) -> Figures {
     let device_hours = f64::from(c.devices) * hours;
+    let l = l.clone();
     Figures {
         telemetry: MessageFigureSet::from_ledger(&msgs.telemetry),
         commands: MessageFigureSet::from_ledger(&msgs.commands),
-        zombie_time: None,
-        zombie_undetected: None,
-        broker_detect_time: None,
+        zombie_time: l.zombie_time,
+        zombie_undetected: l.zombie_undetected,
+        broker_detect_time: l.broker_detect_time,
         reconnect_after_heal: c.healed.then(|| {
             DurationFigure::from_histogram(reconnect_after_heal).with_censored(c.censored)
         }),
-        outage_seen_by_client: None,
-        resume_time: None,
+        outage_seen_by_client: l.outage_seen_by_client,
+        resume_time: l.resume_time,
         session_present: (c.reconnects > 0).then(|| c.session_present as f64 / c.reconnects as f64),
         reconnect_attempts: c.exposed.then_some(c.attempts),
-        first_attempt_delay: None,
+        first_attempt_delay: l.first_attempt_delay,
         flaps: (device_hours > 0.0).then(|| c.flaps as f64 / device_hours),
-        true_offline: None,
-        false_offline: None,
-        false_offline_rate: None,
-        stale_offline_time: None,
-        missed_offline: None,
-        false_online_time: None,
+        true_offline: l.true_offline,
+        false_offline: l.false_offline,
+        false_offline_rate: l.false_offline_rate,
+        stale_offline_time: l.stale_offline_time,
+        missed_offline: l.missed_offline,
+        false_online_time: l.false_online_time,
+        offline_unobserved: l.offline_unobserved,
     }
 }
 
+#[cfg(test)]
+mod figures_tests;
 #[cfg(test)]
 mod tests;

@@ -87,6 +87,42 @@ pub fn markdown(r: &Report) -> String {
     }
     o.push('\n');
 
+    let _ = writeln!(o, "## Zombie time and offline reports per profile\n");
+    let _ = writeln!(
+        o,
+        "| profile | zombie p50 | zombie max | zombie undetected | broker detect max | true offline | false offline | false offline rate | stale max | missed offline | false online max |"
+    );
+    let _ = writeln!(
+        o,
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    let count = opt;
+    for (name, f) in rows(r) {
+        let _ = writeln!(
+            o,
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            stat(f.zombie_time.as_ref(), |d| d.p50_us),
+            stat(f.zombie_time.as_ref(), |d| d.max_us),
+            count(f.zombie_undetected),
+            stat(f.broker_detect_time.as_ref(), |d| d.max_us),
+            count(f.true_offline),
+            count(f.false_offline),
+            f.false_offline_rate
+                .map_or("–".into(), |x| format!("{:.0} %", x * 100.0)),
+            stat(f.stale_offline_time.as_ref(), |d| d.max_us),
+            count(f.missed_offline),
+            stat(f.false_online_time.as_ref(), |d| d.max_us),
+        );
+    }
+    o.push('\n');
+    if r.totals.offline_unobserved.is_some_and(|n| n > 0) {
+        let _ = writeln!(
+            o,
+            "{} device deaths fell while the observer was away: counted neither as detected nor as missed offline reports.\n",
+            r.totals.offline_unobserved.unwrap_or(0)
+        );
+    }
+
     let _ = writeln!(o, "## Faults\n");
     if r.faults.is_empty() {
         let _ = writeln!(o, "No faults in the timeline.\n");
@@ -183,7 +219,7 @@ pub fn summary(r: &Report) -> String {
         let m = &f.telemetry;
         let _ = writeln!(
             o,
-            "  {:<14} sent {} acked {} delivered {} | lost_after_ack {} lost_unacked {} silent_loss {} lost_qos0 {} | dup {} reordered {} | e2e p50 {} p99 {} | reconnect p50 {} max {}",
+            "  {:<14} sent {} acked {} delivered {} | lost_after_ack {} lost_unacked {} silent_loss {} lost_qos0 {} | dup {} reordered {} | e2e p50 {} p99 {} | reconnect p50 {} max {} | zombie max {} undetected {} | offline true {} false {} missed {}",
             name.trim_matches('*'),
             m.sent,
             m.acked,
@@ -198,6 +234,11 @@ pub fn summary(r: &Report) -> String {
             stat(Some(&m.e2e_latency), |d| d.p99_us),
             stat(f.reconnect_after_heal.as_ref(), |d| d.p50_us),
             stat(f.reconnect_after_heal.as_ref(), |d| d.max_us),
+            stat(f.zombie_time.as_ref(), |d| d.max_us),
+            opt(f.zombie_undetected),
+            opt(f.true_offline),
+            opt(f.false_offline),
+            opt(f.missed_offline),
         );
     }
     for s in &r.slo {
@@ -243,6 +284,11 @@ pub fn summary(r: &Report) -> String {
         let _ = writeln!(o, "  error: {e}");
     }
     o
+}
+
+/// A count, or `–` when it was not measured.
+fn opt(c: Option<u64>) -> String {
+    c.map_or("–".into(), |n| n.to_string())
 }
 
 /// A statistic of a duration figure, human-readable; `–` when there is none.

@@ -203,6 +203,11 @@ pub struct Figures {
     pub stale_offline_time: Option<DurationFigure>,
     pub missed_offline: Option<u64>,
     pub false_online_time: Option<DurationFigure>,
+    /// Not a METRICS.md figure: deaths whose offline report was due while
+    /// the observer was down, so neither `broker_detect_time` nor
+    /// `missed_offline` counts them (`null` where no device with a will died).
+    #[serde(default)]
+    pub offline_unobserved: Option<u64>,
 }
 
 /// One fault of the timeline as it really happened.

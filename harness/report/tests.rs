@@ -51,6 +51,7 @@ fn figures_with(sent: u64, lost_after_ack: u64) -> Figures {
         stale_offline_time: None,
         missed_offline: None,
         false_online_time: None,
+        offline_unobserved: None,
     }
 }
 
@@ -264,6 +265,40 @@ fn the_summary_fits_one_screen_and_leads_with_the_verdict() {
     );
     assert!(
         s.contains("faults: 1 of 2 applied; observer away 1.500 s (4 unobserved)"),
+        "{s}"
+    );
+}
+
+#[test]
+fn markdown_and_summary_show_zombie_time_and_offline_reports() {
+    let mut r = report();
+    let weak = r.profiles.get_mut("weak").expect("weak profile");
+    weak.zombie_time =
+        Some(DurationFigure::from_histogram(&histogram(&[2_000_000, 3_000_000])).with_censored(1));
+    weak.zombie_undetected = Some(1);
+    weak.broker_detect_time = Some(DurationFigure::from_histogram(&histogram(&[40_000])));
+    weak.true_offline = Some(3);
+    weak.false_offline = Some(1);
+    weak.false_offline_rate = Some(0.25);
+    weak.stale_offline_time = Some(DurationFigure::from_histogram(&histogram(&[0, 7_500_000])));
+    weak.missed_offline = Some(2);
+    weak.false_online_time = Some(DurationFigure::from_histogram(&histogram(&[40_000])));
+    r.totals.offline_unobserved = Some(2);
+    let md = markdown(&r);
+    let want = "| weak | 2.00 s | 3.00 s | 1 | 40.0 ms | 3 | 1 | 25 % | 7.50 s | 2 | 40.0 ms |";
+    assert!(md.lines().any(|l| l == want), "missing {want:?} in\n{md}");
+    assert!(
+        md.lines()
+            .any(|l| l == "| recommended | – | – | – | – | – | – | – | – | – | – |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("2 device deaths fell while the observer was away"),
+        "{md}"
+    );
+    let s = summary(&r);
+    assert!(
+        s.contains("zombie max 3.00 s undetected 1 | offline true 3 false 1 missed 2"),
         "{s}"
     );
 }
