@@ -295,6 +295,10 @@ fn assert_back_after_heal(r: &Ran, index: usize) {
 /// for from this much before the stamp.
 const EARLY: Duration = Duration::from_millis(300);
 
+/// Likewise a heal: a device may reconnect between the backend's
+/// confirmation and its stamp.
+const HEAL_RACE: Duration = Duration::from_millis(100);
+
 macro_rules! on_both_brokers {
     ($($name:ident => $check:ident;)*) => {
         $(
@@ -376,7 +380,7 @@ kind = "link_down""#;
             "device {d} noticed after {took:?}"
         );
         assert!(
-            r.connects(d, t0, t1).is_empty(),
+            r.connects(d, t0, t1 - secs(HEAL_RACE)).is_empty(),
             "device {d} connected through a down link"
         );
     }
@@ -426,15 +430,19 @@ stream = "upstream""#;
     let text = scenario("bandwidth", tl, "").replace("payload_size = 64", "payload_size = 2000");
     let r = run(&text, b).await;
     let (t0, t1) = (r.applied(0), r.healed(0));
-    let window = t1.saturating_since(t0).as_secs_f64();
-    let got: usize = DEVICES
-        .iter()
-        .map(|&d| r.received(d, t0 + secs(Duration::from_millis(500)), t1))
-        .sum();
-    // At most what 2 KB/s carries (plus one buffered burst), far below the 30 KB/s asked.
+    // The removal flushes everything queued a moment before the heal is
+    // stamped: the window ends before that.
+    let (from, to) = (
+        t0 + secs(Duration::from_millis(500)),
+        t1 - secs(Duration::from_millis(500)),
+    );
+    let window = to.saturating_since(from).as_secs_f64();
+    let got: usize = DEVICES.iter().map(|&d| r.received(d, from, to)).sum();
+    // Per connection at most what 2 KB/s carries (plus one buffered burst),
+    // far below the 30 KB/s asked.
     assert!(
-        (got as f64) < (window * 2.0 + 8.0),
-        "{got} messages of 2 KB crossed a 2 KB/s link in {window:.1}s"
+        (got as f64) < (window * 3.0 + 8.0),
+        "{got} messages of 2 KB crossed 3 links of 2 KB/s in {window:.1}s"
     );
     let report = r.report();
     assert_eq!(report["totals"]["lost_after_ack"], 0, "{report:#}");
