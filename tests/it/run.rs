@@ -465,7 +465,11 @@ stream = "upstream""#;
             "device {d}: {took:?}"
         );
         assert!(r
-            .connects(d, t0 + secs(Duration::from_millis(100)), r.healed(0))
+            .connects(
+                d,
+                t0 + secs(Duration::from_millis(100)),
+                r.healed(0) - secs(HEAL_RACE)
+            )
             .is_empty());
     }
     assert_back_after_heal(&r, 0);
