@@ -51,6 +51,18 @@ enum Command {
         #[arg(long)]
         history: Option<PathBuf>,
     },
+    /// Rebuild a run's report.json and report.md from its interval files
+    /// alone (also for a run that was killed), for the whole run or a window.
+    Report {
+        /// The run's directory (holds run.json, intervals.jsonl, *.hlog).
+        run_dir: PathBuf,
+        /// Start of the window, on the run's clock (e.g. 10m, 24h).
+        #[arg(long, value_parser = parse_duration, requires = "to")]
+        from: Option<Duration>,
+        /// End of the window (exclusive).
+        #[arg(long, value_parser = parse_duration, requires = "from")]
+        to: Option<Duration>,
+    },
     /// Check a scenario without running it (and lint its profiles).
     Validate {
         scenario: PathBuf,
@@ -199,6 +211,36 @@ fn main() -> ExitCode {
                     ExitCode::from(e.exit_code())
                 }
             }
+        }
+        Command::Report { run_dir, from, to } => {
+            let window = from.zip(to);
+            let report = match mqtt_chaos::report::rebuild(&run_dir, window) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(exit::USAGE);
+                }
+            };
+            // The whole run's report goes where the run put it; a window's
+            // beside it, named after the window.
+            let out = match window {
+                None => run_dir.clone(),
+                Some((f, t)) => run_dir.join(format!("window-{}s-{}s", f.as_secs(), t.as_secs())),
+            };
+            if let Err(e) = std::fs::create_dir_all(&out)
+                .map_err(|e| format!("{}: {e}", out.display()))
+                .and_then(|()| runner::write_outputs(&report, &out).map_err(|e| e.to_string()))
+            {
+                eprintln!("{e}");
+                return ExitCode::from(exit::ENVIRONMENT);
+            }
+            println!("{}", mqtt_chaos::report::summary(&report));
+            println!("report: {}", out.join("report.json").display());
+            ExitCode::from(if report.verdict == mqtt_chaos::report::Verdict::Pass {
+                exit::PASS
+            } else {
+                exit::BREACH
+            })
         }
         Command::ProxyServer { listen, seed } => {
             let rt = match runtime() {
