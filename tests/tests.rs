@@ -12,6 +12,8 @@ mod engine;
 mod figures;
 #[path = "it/intervals.rs"]
 mod intervals;
+#[path = "it/proofs.rs"]
+mod proofs;
 #[path = "it/run.rs"]
 mod run;
 #[path = "it/scenario.rs"]

@@ -804,6 +804,41 @@ mod command_line {
     }
 
     #[test]
+    fn validate_says_the_embedded_broker_refuses_keepalive_off_and_mosquitto_takes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.toml");
+        std::fs::write(
+            &p,
+            scenario("ka0", "", "").replace(
+                "keepalive = \"2s\"\nping_timeout = \"1s\"",
+                "keepalive = \"off\"",
+            ),
+        )
+        .unwrap();
+        let out = Command::new(support::bin())
+            .arg("validate")
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("profiles.p.keepalive") && err.contains("refused"),
+            "{err}"
+        );
+        let out = Command::new(support::bin())
+            .args(["validate", "--broker", "mosquitto"])
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
     fn validate_accepts_every_shipped_scenario() {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
         let mut files = vec![root.join("quickstart.toml")];
