@@ -3,7 +3,6 @@
 //! figure equals it, on the embedded broker and on Mosquitto.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use mqtt_chaos::clock::Nanos;
 use mqtt_chaos::history::{DeviceEvent, DeviceId, Event, ObserverEvent};
