@@ -341,8 +341,8 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
     let mut proxies = HashMap::new();
     let mut addrs: HashMap<String, SocketAddr> = HashMap::new();
     for g in &plan.groups {
-        let name = format!("mqtt-chaos-{g}");
-        let _ = links.delete_proxy(&name).await; // a leftover of a crashed run
+        // Unique per run: a Toxiproxy may be shared by several runs at once.
+        let name = format!("mqtt-chaos-{}-{g}", std::process::id());
         match links
             .create_proxy(
                 &name,
@@ -620,10 +620,17 @@ async fn cleanup_links(links: &dyn LinkFaults, proxies: &HashMap<String, String>
 /// Heal whatever the aborted timeline left applied (broker resumed and
 /// running, proxies reset, crashed devices left as they are: the run is over).
 async fn heal_everything(t: &Targets, plan: &Plan) {
+    // Only our own proxies: `POST /reset` would heal every proxy of a
+    // Toxiproxy that other runs share.
     for name in t.proxies.values() {
         let _ = t.links.set_half_open(name, false).await;
+        let _ = t.links.set_enabled(name, true).await;
+        if let Ok(info) = t.links.proxy(name).await {
+            for toxic in info.toxics {
+                let _ = t.links.remove_toxic(name, &toxic.name).await;
+            }
+        }
     }
-    let _ = t.links.reset().await;
     let mut b = t.broker.lock().await;
     let _ = b.resume().await;
     if plan.faults.iter().any(|f| f.kind.is_broker_fault()) {
