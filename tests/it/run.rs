@@ -78,6 +78,11 @@ pub fn broker(name: &str) -> Option<&'static str> {
 
 /// Run `text` in-process on `broker`.
 pub async fn run(text: &str, broker: &str) -> Ran {
+    run_with(text, broker, None).await
+}
+
+/// Run `text` in-process on `broker` with the fault backend `faults`.
+pub async fn run_with(text: &str, broker: &str, faults: Option<String>) -> Ran {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("scenario.toml");
     std::fs::write(&path, text).unwrap();
@@ -86,7 +91,7 @@ pub async fn run(text: &str, broker: &str) -> Ran {
         scenario: path,
         out: Some(dir.path().join("out")),
         broker: Some(broker.into()),
-        faults: None,
+        faults,
         seed: None,
         duration: None,
         quiet: true,
@@ -858,6 +863,89 @@ mod command_line {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+    }
+}
+
+/// The Toxiproxy backend drives a whole run over HTTP: here against
+/// `mqtt-chaos proxy-server`, the stand-in that speaks Toxiproxy's API.
+mod toxiproxy_backend {
+    use super::*;
+
+    struct Server(std::process::Child);
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    async fn proxy_server() -> (Server, String) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(support::bin())
+            .args(["proxy-server", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .spawn()
+            .unwrap();
+        let server = Server(child);
+        // Wait (bounded) until the API answers.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "proxy-server never listened"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (server, format!("toxiproxy=http://127.0.0.1:{port}"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_link_down_and_a_latency_spike_through_the_toxiproxy_api() {
+        let (_server, faults) = proxy_server().await;
+        let tl = r#"[[timeline]]
+at = "2s"
+duration = "2s"
+kind = "link_down"
+[[timeline]]
+at = "6s"
+duration = "3s"
+kind = "latency"
+latency = "400ms"
+stream = "downstream""#;
+        let r = run_with(&scenario("via-toxiproxy", tl, ""), "embedded", Some(faults)).await;
+        assert!(
+            r.finished.report.versions.faults.starts_with("toxiproxy "),
+            "{:?}",
+            r.finished.report.versions
+        );
+        let (t0, t1) = (r.applied(0), r.healed(0));
+        for d in DEVICES {
+            assert!(
+                !r.losses(d, t0 - secs(EARLY), t1).is_empty(),
+                "device {d} kept a down link"
+            );
+            let during = r.ack_latencies(
+                d,
+                r.applied(1) + secs(Duration::from_millis(500)),
+                r.healed(1) - secs(Duration::from_millis(500)),
+            );
+            assert!(
+                !during.is_empty() && during.iter().all(|l| *l >= Duration::from_millis(390)),
+                "device {d}: {during:?}"
+            );
+        }
+        assert_back_after_heal(&r, 0);
+        let report = r.report();
+        assert_eq!(report["faults"][0]["applied"], true);
+        assert_eq!(report["faults"][1]["applied"], true);
     }
 }
 
