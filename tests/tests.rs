@@ -1,6 +1,7 @@
 //! The one integration-test binary (ripgrep's habit): each module tests one
 //! part against real sockets, real brokers and real processes.
 
+#[macro_use]
 #[path = "it/support.rs"]
 mod support;
 

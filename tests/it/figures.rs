@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use mqtt_chaos::clock::Nanos;
-use mqtt_chaos::history::{DeviceEvent, DeviceId, Event, FaultEvent};
+use mqtt_chaos::history::{DeviceEvent, DeviceId};
 use serde_json::Value;
 
 use crate::run::{broker, run, scenario, Ran};
@@ -67,38 +67,6 @@ fn offline_episodes(r: &Ran, d: DeviceId) -> u64 {
         offline = !on;
     }
     n
-}
-
-fn crashed_device(r: &Ran) -> DeviceId {
-    r.events
-        .iter()
-        .find_map(|e| match e {
-            Event::Fault {
-                what: FaultEvent::Applied { devices, .. },
-                ..
-            } => devices.first().copied(),
-            _ => None,
-        })
-        .expect("a device crashed")
-}
-
-macro_rules! on_both_brokers {
-    ($($name:ident => $check:ident;)*) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn on_the_embedded_broker() {
-                    super::$check("embedded").await
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn on_mosquitto() {
-                    if super::broker("mosquitto").is_some() {
-                        super::$check("mosquitto").await
-                    }
-                }
-            }
-        )*
-    };
 }
 
 on_both_brokers! {
@@ -208,7 +176,7 @@ kind = "device_crash"
 devices = 1"#;
     let r = run(&scenario("crash", tl, ""), b).await;
     let t = &r.report()["totals"];
-    let victim = crashed_device(&r);
+    let victim = r.victim().expect("a device crashed");
     let t0 = r.applied(0);
     assert_eq!(t["true_offline"], 1, "{t}");
     assert_eq!(t["false_offline"], 0);
@@ -291,7 +259,7 @@ devices = 1"#;
         scenario("stale", tl, "").replace("online_republish = true", "online_republish = false");
     let r = run(&text, b).await;
     let t = &r.report()["totals"];
-    let victim = crashed_device(&r);
+    let victim = r.victim().expect("a device crashed");
     let back = r
         .connects(victim, r.healed(0), Nanos(u64::MAX))
         .first()

@@ -9,25 +9,6 @@ use mqtt_chaos::history::{DeviceEvent, DeviceId, Event, ObserverEvent};
 
 use crate::run::{broker, run, Ran};
 
-macro_rules! on_both_brokers {
-    ($($name:ident => $check:ident;)*) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn on_the_embedded_broker() {
-                    super::$check("embedded").await
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn on_mosquitto() {
-                    if super::broker("mosquitto").is_some() {
-                        super::$check("mosquitto").await
-                    }
-                }
-            }
-        )*
-    };
-}
-
 on_both_brokers! {
     fire_and_forget_loses_silently_what_a_blackhole_swallowed_and_retries_lose_nothing => silent_loss;
     qos2_through_a_flapping_link_delivers_no_duplicate => qos2_flapping;

@@ -304,25 +304,6 @@ const EARLY: Duration = Duration::from_millis(300);
 /// confirmation and its stamp.
 const HEAL_RACE: Duration = Duration::from_millis(100);
 
-macro_rules! on_both_brokers {
-    ($($name:ident => $check:ident;)*) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn on_the_embedded_broker() {
-                    super::$check("embedded").await
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn on_mosquitto() {
-                    if super::broker("mosquitto").is_some() {
-                        super::$check("mosquitto").await
-                    }
-                }
-            }
-        )*
-    };
-}
-
 on_both_brokers! {
     blackhole_is_noticed_by_the_client_within_keepalive_and_ping_timeout => blackhole;
     half_open_is_noticed_by_the_client_within_keepalive_and_ping_timeout => half_open;

@@ -40,3 +40,25 @@ pub fn mosquitto() -> Option<PathBuf> {
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mqtt-chaos"))
 }
+
+/// One test per broker for each `name => check`: `check(broker)` runs on the
+/// embedded broker and on Mosquitto (skipped, or failed under CI, without
+/// it). The calling module has `broker` (from `run`) in scope.
+macro_rules! on_both_brokers {
+    ($($name:ident => $check:ident;)*) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn on_the_embedded_broker() {
+                    super::$check("embedded").await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn on_mosquitto() {
+                    if super::broker("mosquitto").is_some() {
+                        super::$check("mosquitto").await
+                    }
+                }
+            }
+        )*
+    };
+}
