@@ -666,10 +666,10 @@ pub(super) mod tests {
 
     #[test]
     fn loading_a_run_directory_reads_its_report_and_names_a_missing_file() {
-        let dir = std::env::temp_dir().join(format!("mqtt-chaos-compare-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path();
         crate::report::write_json(&report(), &dir.join("report.json")).expect("write");
-        assert_eq!(load(&dir).expect("from the directory"), report());
+        assert_eq!(load(dir).expect("from the directory"), report());
         assert_eq!(
             load(&dir.join("report.json")).expect("from the file"),
             report()
@@ -685,6 +685,5 @@ pub(super) mod tests {
             err.contains("bad.json") && err.contains("not a report"),
             "{err}"
         );
-        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

@@ -295,7 +295,11 @@ mod tests {
     #[test]
     fn a_breached_slo_fails_with_observed_and_limit() {
         let mut r = report();
-        r.profiles.get_mut("weak").expect("weak").telemetry.lost_after_ack = 3;
+        r.profiles
+            .get_mut("weak")
+            .expect("weak")
+            .telemetry
+            .lost_after_ack = 3;
         r.check(&[
             slo(Some("weak"), "lost_after_ack", None, SloOp::Eq, 0.0),
             slo(
@@ -316,10 +320,7 @@ mod tests {
         assert_eq!(attr(cases[0], "classname"), "weak");
         assert_eq!(attr(cases[0], "name"), "lost_after_ack = 0");
         assert_eq!(attr(cases[1], "classname"), "recommended");
-        assert_eq!(
-            attr(cases[1], "name"),
-            "reconnect_after_heal.p99 <= 2.00 s"
-        );
+        assert_eq!(attr(cases[1], "name"), "reconnect_after_heal.p99 <= 2.00 s");
         let failures = named(&es, "failure");
         assert_eq!(failures.len(), 2, "{xml}");
         assert_eq!(attr(failures[0], "type"), "breach");
@@ -351,7 +352,10 @@ mod tests {
         for f in &failures {
             assert_eq!(attr(f, "type"), "unknown");
             let m = attr(f, "message");
-            assert!(m.contains("not measured") && m.contains("counts as a breach"), "{m}");
+            assert!(
+                m.contains("not measured") && m.contains("counts as a breach"),
+                "{m}"
+            );
         }
         assert!(attr(failures[0], "message").starts_with("broker_detect_time: "));
         assert!(attr(failures[1], "message").contains("profile nobody"));
@@ -438,15 +442,17 @@ mod tests {
 
     #[test]
     fn write_junit_writes_the_file_and_names_it_on_error() {
-        let dir = std::env::temp_dir().join(format!("mqtt-chaos-junit-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path();
         let path = dir.join("junit.xml");
         write_junit(&report(), &path).expect("written");
-        assert_eq!(std::fs::read_to_string(&path).expect("read"), junit(&report()));
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            junit(&report())
+        );
         let err = write_junit(&report(), &dir.join("missing/junit.xml"))
             .expect_err("no such directory")
             .to_string();
         assert!(err.contains("missing/junit.xml"), "{err}");
-        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }
