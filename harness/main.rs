@@ -2,7 +2,9 @@
 //! 0 ran and every SLO held; 1 ran and an SLO was breached; 2 bad usage or
 //! bad scenario (nothing started); 3 the environment failed (broker
 //! unreachable, fault backend failing, …); 130 interrupted by Ctrl-C (the
-//! report of what was measured is still written).
+//! report of what was measured is still written). `compare`: 0 no
+//! regression, 1 a later run regressed against the first, 2 a report could
+//! not be read.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
