@@ -2,7 +2,9 @@
 //! 0 ran and every SLO held; 1 ran and an SLO was breached; 2 bad usage or
 //! bad scenario (nothing started); 3 the environment failed (broker
 //! unreachable, fault backend failing, …); 130 interrupted by Ctrl-C (the
-//! report of what was measured is still written).
+//! report of what was measured is still written). `compare`: 0 no
+//! regression, 1 a later run regressed against the first, 2 a report could
+//! not be read.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,7 +27,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a scenario and write report.json and report.md.
+    /// Run a scenario and write report.json, report.md and junit.xml.
     Run {
         /// The scenario file (TOML).
         scenario: PathBuf,
@@ -62,6 +64,14 @@ enum Command {
         /// End of the window (exclusive).
         #[arg(long, value_parser = parse_duration, requires = "from")]
         to: Option<Duration>,
+    },
+    /// Compare runs side by side (Markdown on stdout) and flag regressions of
+    /// each later run against the first; exit 1 when any regressed.
+    Compare {
+        /// Run directories (holding report.json) or report.json files; the
+        /// first is the baseline.
+        #[arg(required = true, num_args = 1..)]
+        runs: Vec<PathBuf>,
     },
     /// Check a scenario without running it (and lint its profiles).
     Validate {
@@ -101,6 +111,28 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     mqtt_chaos::scenario::duration::parse(s)
+}
+
+/// `compare`: 0 no regression, 1 a regression, 2 an unreadable report.
+fn compare(paths: &[PathBuf]) -> ExitCode {
+    use mqtt_chaos::report::compare;
+    let mut runs = Vec::with_capacity(paths.len());
+    for p in paths {
+        match compare::load(p) {
+            Ok(r) => runs.push((p.display().to_string(), r)),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(exit::USAGE);
+            }
+        }
+    }
+    let c = compare::compare(&runs);
+    print!("{}", compare::markdown(&c));
+    ExitCode::from(if c.regressions.is_empty() {
+        exit::PASS
+    } else {
+        exit::BREACH
+    })
 }
 
 fn main() -> ExitCode {
@@ -197,6 +229,7 @@ fn main() -> ExitCode {
                         println!("{}", mqtt_chaos::report::summary(&done.report));
                         println!("report: {}", done.dir.join("report.json").display());
                         println!("        {}", done.dir.join("report.md").display());
+                        println!("        {}", done.dir.join("junit.xml").display());
                     }
                     if let Some(e) = &done.environment_error {
                         eprintln!("error: {e}");
@@ -242,6 +275,7 @@ fn main() -> ExitCode {
                 exit::BREACH
             })
         }
+        Command::Compare { runs } => compare(&runs),
         Command::ProxyServer { listen, seed } => {
             let rt = match runtime() {
                 Ok(rt) => rt,

@@ -608,6 +608,8 @@ pub fn write_outputs(report: &Report, dir: &Path) -> Result<(), RunError> {
     })?;
     report::write_markdown(report, &dir.join("report.md"))
         .map_err(|e| RunError::Environment(format!("{}: {e}", dir.join("report.md").display())))?;
+    report::write_junit(report, &dir.join("junit.xml"))
+        .map_err(|e| RunError::Environment(format!("{}: {e}", dir.join("junit.xml").display())))?;
     Ok(())
 }
 

@@ -7,6 +7,8 @@ mod support;
 
 #[path = "it/broker.rs"]
 mod broker;
+#[path = "it/cli.rs"]
+mod cli;
 #[path = "it/engine.rs"]
 mod engine;
 #[path = "it/figures.rs"]

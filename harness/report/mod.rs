@@ -11,8 +11,12 @@
 //! * [`figures`]: the one list of figure names.
 //! * [`slo`]: SLO shapes and their check (pass / fail / unknown).
 //! * [`rebuild`]: a report rebuilt from the run's time series alone.
+//! * [`junit`](mod@junit): the SLOs as JUnit XML for CI (`junit.xml`).
+//! * [`compare`]: runs side by side, regressions against a baseline.
 
+pub mod compare;
 pub mod figures;
+pub mod junit;
 mod markdown;
 mod rebuild;
 pub mod slo;
@@ -26,6 +30,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+pub use junit::{junit, write_junit};
 pub use markdown::{markdown, summary};
 pub use rebuild::rebuild;
 pub use slo::{Slo, SloOp, SloResult, SloStatus};
