@@ -165,6 +165,17 @@ pub enum ObserverEvent {
         /// `will`, `retained`, `sys`…
         via: String,
     },
+    /// An EMQX `$SYS` client event of one of the fleet's client ids
+    /// (`device`: `None` when several devices share the id).
+    Sys {
+        client_id: String,
+        device: Option<DeviceId>,
+        online: bool,
+        /// The `disconnected` event's reason (`keepalive_timeout`,
+        /// `takenover`…).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// The backend published a command to a device.
     CommandPublished {
         device: DeviceId,

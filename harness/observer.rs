@@ -11,6 +11,17 @@
 //!
 //! Its own connection state is recorded (`Connected`/`Disconnected`), so what
 //! happens while it is down is reported as unobserved.
+//!
+//! On a broker that publishes client events on `$SYS` (EMQX 5), it also
+//! subscribes to [`crate::observer_sys::SUBSCRIPTIONS`]: every event of a
+//! device's client id is recorded ([`ObserverEvent::Sys`]), and a
+//! `disconnected` counts as an offline report (METRICS.md: an offline episode
+//! starts at the will *or* `$SYS` disconnected). A `connected` event does
+//! not end an episode: a device is shown online again by its retained
+//! `online` (a device that never republishes it stays stale offline on a
+//! dashboard fed by the status topic, which `stale_offline_time` measures).
+//! Events of a client id several devices share cannot be told apart and
+//! are recorded without a device.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -77,6 +88,8 @@ struct Index {
     streams: HashMap<(DeviceId, String), StreamId>,
     /// Status topic → (device, will payload).
     status: HashMap<String, (DeviceId, String)>,
+    /// Client id → the one device using it (`None`: shared by several).
+    by_client_id: HashMap<String, Option<DeviceId>>,
 }
 
 impl Index {
@@ -85,9 +98,14 @@ impl Index {
             by_name: HashMap::new(),
             streams: HashMap::new(),
             status: HashMap::new(),
+            by_client_id: HashMap::new(),
         };
         for d in &plan.devices {
             ix.by_name.insert(d.name.clone(), d.id);
+            ix.by_client_id
+                .entry(d.client_id.clone())
+                .and_modify(|e| *e = None)
+                .or_insert(Some(d.id));
             for s in &d.streams {
                 ix.streams.insert((d.id, s.name.clone()), s.id);
             }
@@ -111,7 +129,9 @@ type CmdKey = (DeviceId, StreamId, u64);
 
 impl Observer {
     /// Connect, subscribe and return once the first SUBACK arrived (or fail
-    /// after `timeout`: the broker is unreachable).
+    /// after `timeout`: the broker is unreachable). `sys_events`: the root
+    /// (`$SYS`, [`crate::observer_sys::ROOT`]) under which the broker
+    /// publishes EMQX 5 client events; follow them too.
     pub async fn start(
         plan: &Plan,
         addr: SocketAddr,
@@ -119,6 +139,7 @@ impl Observer {
         events: mpsc::Sender<HEvent>,
         publish_until: Nanos,
         timeout: Duration,
+        sys_events: Option<String>,
     ) -> Result<Observer, ObserverError> {
         let mut filters: Vec<SubscribeFilter> = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -138,6 +159,11 @@ impl Observer {
                         rumqttc::QoS::ExactlyOnce,
                     ));
                 }
+            }
+        }
+        if let Some(root) = &sys_events {
+            for t in crate::observer_sys::subscriptions(root) {
+                filters.push(SubscribeFilter::new(t, rumqttc::QoS::AtLeastOnce));
             }
         }
         let id = format!("mqtt-chaos-observer-{}-{}", std::process::id(), plan.seed);
@@ -181,6 +207,7 @@ impl Observer {
                 cmd,
                 publish_until,
                 up: false,
+                sys_root: sys_events,
             };
             st.run(&mut el, stop_rx).await;
         });
@@ -227,6 +254,8 @@ struct Loop {
     cmd: HashMap<(DeviceId, StreamId), (crate::plan::StreamPlan, String, Duration, u64)>,
     publish_until: Nanos,
     up: bool,
+    /// Root of the broker's client events, when it publishes them.
+    sys_root: Option<String>,
 }
 
 impl Loop {
@@ -284,6 +313,51 @@ impl Loop {
         }
     }
 
+    /// An EMQX client event on `$SYS`.
+    async fn on_sys(&mut self, root: &str, now: Nanos, topic: &str, payload: &[u8]) {
+        let ev = match crate::observer_sys::parse_in(root, topic, payload) {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::warn!("observer: {e}");
+                return;
+            }
+        };
+        let Some(&device) = self.ix.by_client_id.get(ev.clientid()) else {
+            // Not one of ours (the observer itself, another run's devices).
+            return;
+        };
+        let online = ev.online();
+        let reason = match &ev {
+            crate::observer_sys::SysEvent::Connected(_) => None,
+            crate::observer_sys::SysEvent::Disconnected(d) => Some(d.reason.as_str().to_string()),
+        };
+        let _ = self
+            .events
+            .send(HEvent::Observer {
+                at: now,
+                what: ObserverEvent::Sys {
+                    client_id: ev.clientid().to_string(),
+                    device,
+                    online,
+                    reason,
+                },
+            })
+            .await;
+        if let (Some(device), false) = (device, online) {
+            let _ = self
+                .events
+                .send(HEvent::Observer {
+                    at: now,
+                    what: ObserverEvent::Status {
+                        device,
+                        online: false,
+                        via: "sys".into(),
+                    },
+                })
+                .await;
+        }
+    }
+
     async fn on_error(&mut self, _e: &ConnectionError) {
         if self.up {
             self.up = false;
@@ -304,6 +378,13 @@ impl Loop {
             Event::Incoming(Incoming::SubAck(_)) => self.mark_up().await,
             Event::Incoming(Incoming::Publish(p)) => {
                 let now = self.clock.now();
+                if let Some(root) = &self.sys_root {
+                    if p.topic.starts_with(root.as_str()) {
+                        let root = root.clone();
+                        self.on_sys(&root, now, &p.topic, &p.payload).await;
+                        return;
+                    }
+                }
                 if let Some(&(device, ref will_payload)) = self.ix.status.get(&p.topic) {
                     let online = if p.payload.as_ref() == b"online" {
                         Some(true)

@@ -42,6 +42,19 @@ pub const SUBSCRIPTIONS: [&str; 2] = [
     "$SYS/brokers/+/clients/+/disconnected",
 ];
 
+/// The root of EMQX's system topics. Brokers refuse clients publishing
+/// there (Mosquitto drops it, rumqttd refuses `$` filters), so the tests of
+/// the observer's wiring use the same tree under another root.
+pub const ROOT: &str = "$SYS";
+
+/// [`SUBSCRIPTIONS`] under `root`.
+pub fn subscriptions(root: &str) -> [String; 2] {
+    [
+        format!("{root}/brokers/+/clients/+/connected"),
+        format!("{root}/brokers/+/clients/+/disconnected"),
+    ]
+}
+
 /// A client event that could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SysError {
@@ -78,7 +91,12 @@ pub struct SysTopic<'a> {
 
 /// Read a topic; `None` when it is not a client event.
 pub fn parse_topic(topic: &str) -> Option<SysTopic<'_>> {
-    let rest = topic.strip_prefix("$SYS/brokers/")?;
+    parse_topic_in(ROOT, topic)
+}
+
+/// [`parse_topic`] for the tree under `root`.
+pub fn parse_topic_in<'a>(root: &str, topic: &'a str) -> Option<SysTopic<'a>> {
+    let rest = topic.strip_prefix(root)?.strip_prefix("/brokers/")?;
     let (node, rest) = rest.split_once('/')?;
     let rest = rest.strip_prefix("clients/")?;
     let (clientid, kind) = rest.rsplit_once('/')?;
@@ -212,6 +230,21 @@ pub enum WillFate {
 }
 
 impl DisconnectReason {
+    /// As EMQX spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            DisconnectReason::Normal => "normal",
+            DisconnectReason::Kicked => "kicked",
+            DisconnectReason::KeepaliveTimeout => "keepalive_timeout",
+            DisconnectReason::NotAuthorized => "not_authorized",
+            DisconnectReason::TcpClosed => "tcp_closed",
+            DisconnectReason::Discarded => "discarded",
+            DisconnectReason::TakenOver => "takenover",
+            DisconnectReason::InternalError => "internal_error",
+            DisconnectReason::Other(s) => s,
+        }
+    }
+
     /// Another connection with the same client id ended this one.
     pub fn is_takeover(&self) -> bool {
         matches!(
@@ -262,7 +295,12 @@ impl SysEvent {
 
 /// Parse one `$SYS` client event (topic and payload).
 pub fn parse(topic: &str, payload: &[u8]) -> Result<SysEvent, SysError> {
-    let t = parse_topic(topic).ok_or_else(|| SysError::Topic {
+    parse_in(ROOT, topic, payload)
+}
+
+/// [`parse`] for the tree under `root`.
+pub fn parse_in(root: &str, topic: &str, payload: &[u8]) -> Result<SysEvent, SysError> {
+    let t = parse_topic_in(root, topic).ok_or_else(|| SysError::Topic {
         topic: topic.to_string(),
     })?;
     let err = |kind, source| SysError::Payload {
@@ -312,6 +350,7 @@ mod tests {
     #[test]
     fn the_subscriptions_are_the_fixtures_topics_with_wildcards() {
         let f = fixture();
+        assert_eq!(subscriptions(ROOT), SUBSCRIPTIONS.map(String::from));
         for (sub, kind) in SUBSCRIPTIONS.iter().zip(["connected", "disconnected"]) {
             let documented = f["topics"][kind].as_str().unwrap();
             assert_eq!(

@@ -441,6 +441,9 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
         events_tx.clone(),
         publish_until,
         connect_timeout,
+        broker
+            .sys_client_events()
+            .then(|| crate::observer_sys::ROOT.to_string()),
     )
     .await
     {

@@ -15,6 +15,8 @@ mod engine;
 mod figures;
 #[path = "it/intervals.rs"]
 mod intervals;
+#[path = "it/observer.rs"]
+mod observer;
 #[path = "it/proofs.rs"]
 mod proofs;
 #[path = "it/run.rs"]

@@ -74,6 +74,10 @@ pub trait Broker: Send {
     /// Where MQTT clients connect (loopback for the local backends).
     fn addr(&self) -> SocketAddr;
     fn capabilities(&self) -> Capabilities;
+    /// Publishes EMQX 5 client events on `$SYS` that the observer may read.
+    fn sys_client_events(&self) -> bool {
+        false
+    }
     /// Start and wait until it accepts MQTT connections.
     async fn start(&mut self) -> Result<(), BrokerError>;
     /// Graceful stop (SIGTERM), wait for exit.

@@ -444,7 +444,7 @@ impl Ledger {
                     seq,
                     outcome,
                 } => self.outcome(*at, command(device, stream, seq), outcome, None),
-                ObserverEvent::Status { .. } => {}
+                ObserverEvent::Status { .. } | ObserverEvent::Sys { .. } => {}
             },
             Event::Fault { .. } => {}
         }

@@ -268,6 +268,9 @@ impl Recorder {
                     }
                     None => self.unknown_device_events += 1,
                 },
+                // Recorded for the history; its offline reports also arrive
+                // as `Status` events.
+                ObserverEvent::Sys { .. } => {}
                 ObserverEvent::Status { device, online, .. } => {
                     match self.timelines.get_mut(*device as usize) {
                         Some(tl) => tl.statuses.push((*at, *online)),
