@@ -17,6 +17,8 @@ mod figures;
 mod intervals;
 #[path = "it/proofs.rs"]
 mod proofs;
+#[path = "it/replay.rs"]
+mod replay;
 #[path = "it/run.rs"]
 mod run;
 #[path = "it/scenario.rs"]

@@ -63,6 +63,23 @@ pub struct ProxyInfo {
     pub toxics: Vec<Toxic>,
 }
 
+/// Bytes one proxy relayed in one direction, for every connection that
+/// started with these addresses: Toxiproxy's
+/// `toxiproxy_proxy_received_bytes_total` (read from the source) and
+/// `toxiproxy_proxy_sent_bytes_total` (written to the destination).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyBytes {
+    pub proxy: String,
+    pub direction: Stream,
+    /// The proxy's listen address when the connections started.
+    pub listener: String,
+    /// Its upstream then.
+    pub upstream: String,
+    /// `None` until something was counted.
+    pub received: Option<u64>,
+    pub sent: Option<u64>,
+}
+
 /// A backend that can put faults between devices and broker.
 ///
 /// Each call returns once the backend has *confirmed* the change, so the
