@@ -469,7 +469,7 @@ impl Api {
                             .remove(&((*name).to_owned(), (*toxic).to_owned()));
                         Response::empty(204)
                     }
-                    Err(FaultError::NoSuchProxy(_)) => Response::error(404, "proxy not found"),
+                    Err(FaultError::NoSuchProxy { .. }) => Response::error(404, "proxy not found"),
                     Err(_) => Response::error(404, "toxic not found"),
                 },
                 _ => Response::empty(405),
@@ -709,8 +709,8 @@ fn error_message(r: &Response) -> String {
 /// An engine error as Toxiproxy words it.
 fn fault_response(e: FaultError) -> Response {
     match e {
-        FaultError::NoSuchProxy(_) => Response::error(404, "proxy not found"),
-        FaultError::ProxyExists(_) => Response::error(409, "proxy already exists"),
+        FaultError::NoSuchProxy { .. } => Response::error(404, "proxy not found"),
+        FaultError::ProxyExists { .. } => Response::error(409, "proxy already exists"),
         FaultError::NoSuchToxic { .. } => Response::error(404, "toxic not found"),
         FaultError::ToxicExists { .. } => Response::error(409, "toxic already exists"),
         FaultError::InvalidToxic(m) => Response::error(400, &m),

@@ -140,7 +140,7 @@ impl Engine {
         self.proxies()
             .get(name)
             .cloned()
-            .ok_or_else(|| FaultError::NoSuchProxy(name.to_owned()))
+            .ok_or_else(|| FaultError::no_such_proxy(name))
     }
 
     /// Close every listener and every connection and forget every proxy;
@@ -188,7 +188,10 @@ impl Engine {
         }
         let mut proxies = self.proxies();
         if proxies.contains_key(name) {
-            return Err(FaultError::ProxyExists(name.to_owned()));
+            return Err(FaultError::ProxyExists {
+                proxy: name.to_owned(),
+                at: None,
+            });
         }
         let proxy = Proxy::new(
             name,
@@ -247,6 +250,7 @@ impl Engine {
             .ok_or_else(|| FaultError::NoSuchToxic {
                 proxy: proxy.to_owned(),
                 toxic: name.to_owned(),
+                at: None,
             })
     }
 
@@ -265,6 +269,7 @@ impl Engine {
         let mut result = Err(FaultError::NoSuchToxic {
             proxy: proxy.to_owned(),
             toxic: name.to_owned(),
+            at: None,
         });
         p.edit(|chain, ids| {
             let Some(i) = chain.entries.iter().position(|e| e.toxic.name == name) else {
@@ -322,7 +327,7 @@ impl LinkFaults for Engine {
         let p = self
             .proxies()
             .remove(name)
-            .ok_or_else(|| FaultError::NoSuchProxy(name.to_owned()))?;
+            .ok_or_else(|| FaultError::no_such_proxy(name))?;
         p.disable().await;
         Ok(())
     }
@@ -366,6 +371,7 @@ impl LinkFaults for Engine {
             return Err(FaultError::ToxicExists {
                 proxy: proxy.to_owned(),
                 toxic: toxic.name,
+                at: None,
             });
         }
         Ok(toxic)
@@ -380,6 +386,7 @@ impl LinkFaults for Engine {
             Err(FaultError::NoSuchToxic {
                 proxy: proxy.to_owned(),
                 toxic: toxic.to_owned(),
+                at: None,
             })
         }
     }
