@@ -936,7 +936,10 @@ mod api {
         for step in &steps {
             let name = step["step"].as_str().unwrap();
             if name.starts_with("[server2") {
-                continue; // a second Toxiproxy started with -proxy-metrics
+                // A second Toxiproxy started with -proxy-metrics, and traffic
+                // through it: all 111 are replayed against the process,
+                // `--proxy-metrics` included, in tests/it/replay.rs.
+                continue;
             }
             let method =
                 reqwest::Method::from_bytes(step["method"].as_str().unwrap().as_bytes()).unwrap();
