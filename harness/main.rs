@@ -84,7 +84,9 @@ enum Command {
         faults: Option<String>,
     },
     /// Serve a Toxiproxy-compatible HTTP API over the embedded fault engine
-    /// (a stand-in for Toxiproxy where the real one cannot run).
+    /// (a stand-in for Toxiproxy where the real one cannot run). Prints
+    /// `listening on ADDR` once the API accepts connections (port 0 picks a
+    /// free port).
     ProxyServer {
         /// Where the API listens (Toxiproxy's default port is 8474).
         #[arg(long, default_value = "127.0.0.1:8474")]
@@ -92,6 +94,10 @@ enum Command {
         /// Seeds toxicity rolls and jitter.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Serve the proxies' byte counters on /metrics (Prometheus), as
+        /// Toxiproxy's -proxy-metrics.
+        #[arg(long)]
+        proxy_metrics: bool,
     },
     /// Run the embedded broker (rumqttd) in this process; used by the harness.
     #[command(hide = true)]
@@ -276,19 +282,29 @@ fn main() -> ExitCode {
             })
         }
         Command::Compare { runs } => compare(&runs),
-        Command::ProxyServer { listen, seed } => {
+        Command::ProxyServer {
+            listen,
+            seed,
+            proxy_metrics,
+        } => {
+            use mqtt_chaos::fault::engine::{api::ApiServer, Engine};
             let rt = match runtime() {
                 Ok(rt) => rt,
                 Err(code) => return code,
             };
-            let engine = mqtt_chaos::fault::engine::Engine::new(seed);
-            match rt.block_on(mqtt_chaos::fault::engine::api::serve_api(engine, listen)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("proxy-server: {e}");
-                    ExitCode::from(exit::ENVIRONMENT)
-                }
-            }
+            rt.block_on(async {
+                let server = match ApiServer::bind(Engine::new(seed), listen).await {
+                    Ok(s) => s.proxy_metrics(proxy_metrics),
+                    Err(e) => {
+                        eprintln!("proxy-server: {e}");
+                        return ExitCode::from(exit::ENVIRONMENT);
+                    }
+                };
+                println!("listening on {}", server.local_addr());
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+                server.serve().await;
+                ExitCode::SUCCESS
+            })
         }
         Command::BrokerServe { listen } => match mqtt_chaos::broker::embedded::serve(listen) {
             Ok(()) => ExitCode::SUCCESS,

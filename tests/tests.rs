@@ -19,6 +19,8 @@ mod intervals;
 mod observer;
 #[path = "it/proofs.rs"]
 mod proofs;
+#[path = "it/replay.rs"]
+mod replay;
 #[path = "it/run.rs"]
 mod run;
 #[path = "it/scenario.rs"]

@@ -34,14 +34,23 @@ pub enum FaultError {
     /// The backend could not be reached.
     #[error("fault backend {endpoint} unreachable: {message}")]
     Unreachable { endpoint: String, message: String },
-    #[error("no proxy named {0}")]
-    NoSuchProxy(String),
-    #[error("proxy {0} already exists")]
-    ProxyExists(String),
-    #[error("no toxic named {toxic} on proxy {proxy}")]
-    NoSuchToxic { proxy: String, toxic: String },
-    #[error("toxic {toxic} already exists on proxy {proxy}")]
-    ToxicExists { proxy: String, toxic: String },
+    /// `at`: the call and the backend's answer, for a backend over HTTP.
+    #[error("no proxy named {proxy}{}", answered(.at))]
+    NoSuchProxy { proxy: String, at: Option<Refusal> },
+    #[error("proxy {proxy} already exists{}", answered(.at))]
+    ProxyExists { proxy: String, at: Option<Refusal> },
+    #[error("no toxic named {toxic} on proxy {proxy}{}", answered(.at))]
+    NoSuchToxic {
+        proxy: String,
+        toxic: String,
+        at: Option<Refusal>,
+    },
+    #[error("toxic {toxic} already exists on proxy {proxy}{}", answered(.at))]
+    ToxicExists {
+        proxy: String,
+        toxic: String,
+        at: Option<Refusal>,
+    },
     #[error("invalid toxic: {0}")]
     InvalidToxic(String),
     #[error("cannot listen on {addr}: {message}")]
@@ -49,6 +58,46 @@ pub enum FaultError {
     /// The backend has no such capability (e.g. `half_open` on Toxiproxy).
     #[error("{backend} does not support {what}")]
     Unsupported { backend: String, what: String },
+}
+
+/// A backend's "no" over its API: the call (`METHOD URL`), the status and
+/// the backend's own message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub endpoint: String,
+    pub status: u16,
+    pub message: String,
+}
+
+/// ` (fault backend … answered …: …)` after a typed error, when it came
+/// from an API.
+fn answered(at: &Option<Refusal>) -> String {
+    match at {
+        Some(r) => format!(
+            " (fault backend {} answered {}: {})",
+            r.endpoint, r.status, r.message
+        ),
+        None => String::new(),
+    }
+}
+
+impl FaultError {
+    /// No proxy `name` (in-process: no call to name).
+    pub fn no_such_proxy(name: &str) -> FaultError {
+        FaultError::NoSuchProxy {
+            proxy: name.to_owned(),
+            at: None,
+        }
+    }
+
+    /// No toxic `toxic` on `proxy` (in-process).
+    pub fn no_such_toxic(proxy: &str, toxic: &str) -> FaultError {
+        FaultError::NoSuchToxic {
+            proxy: proxy.to_owned(),
+            toxic: toxic.to_owned(),
+            at: None,
+        }
+    }
 }
 
 /// What a proxy looks like to its users.
@@ -61,6 +110,23 @@ pub struct ProxyInfo {
     pub upstream: String,
     pub enabled: bool,
     pub toxics: Vec<Toxic>,
+}
+
+/// Bytes one proxy relayed in one direction, for every connection that
+/// started with these addresses: Toxiproxy's
+/// `toxiproxy_proxy_received_bytes_total` (read from the source) and
+/// `toxiproxy_proxy_sent_bytes_total` (written to the destination).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyBytes {
+    pub proxy: String,
+    pub direction: Stream,
+    /// The proxy's listen address when the connections started.
+    pub listener: String,
+    /// Its upstream then.
+    pub upstream: String,
+    /// `None` until something was counted.
+    pub received: Option<u64>,
+    pub sent: Option<u64>,
 }
 
 /// A backend that can put faults between devices and broker.

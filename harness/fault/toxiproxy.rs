@@ -13,6 +13,12 @@
 //!   body is parsed whatever the `Content-Type` says;
 //! * proxy JSON carries a stray `"Logger":{}`, which is ignored.
 //!
+//! Besides [`LinkFaults`], the client covers the rest of the API: proxies
+//! created disabled ([`Toxiproxy::create`]), moved to another listen address
+//! or upstream ([`Toxiproxy::update_proxy`]), created in bulk
+//! ([`Toxiproxy::populate`]), listed, and the byte counters of a Toxiproxy
+//! started with `-proxy-metrics` ([`Toxiproxy::proxy_bytes`]).
+//!
 //! Toxiproxy has no `half_open` mode (that one is ours), so
 //! [`LinkFaults::set_half_open`] keeps its "unsupported" default here.
 
@@ -27,7 +33,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{FaultError, LinkFaults, ProxyInfo, Toxic};
+use super::{FaultError, LinkFaults, ProxyBytes, ProxyInfo, Refusal, Stream, Toxic};
 
 /// How long one API call may take before it counts as unreachable.
 ///
@@ -57,6 +63,16 @@ pub struct ProxySpec {
     /// `host:port` of the broker, as Toxiproxy reaches it.
     pub upstream: String,
     pub enabled: bool,
+}
+
+/// What [`Toxiproxy::update_proxy`] changes; `None` keeps the current value.
+/// A new listen address or upstream restarts the proxy (its connections
+/// close), as Toxiproxy does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProxyUpdate {
+    pub listen: Option<SocketAddr>,
+    pub upstream: Option<String>,
+    pub enabled: Option<bool>,
 }
 
 impl Toxiproxy {
@@ -154,6 +170,98 @@ impl Toxiproxy {
         toxic_from_value(decode(&endpoint, status, &body)?, &endpoint, status)
     }
 
+    /// Create a proxy, listening at once or (`enabled` false) only once
+    /// enabled (`POST /proxies`). Port 0 binds a free port, reported in the
+    /// answer.
+    pub async fn create(&self, spec: &ProxySpec) -> Result<ProxyInfo, FaultError> {
+        let body = serde_json::json!({
+            "name": spec.name,
+            "listen": spec.listen.to_string(),
+            "upstream": spec.upstream,
+            "enabled": spec.enabled,
+        });
+        let (endpoint, status, body) = self
+            .call(
+                Method::POST,
+                &["proxies"],
+                Some(body),
+                Op::CreateProxy(&spec.name),
+            )
+            .await?;
+        let wire: ProxyWire = decode(&endpoint, status, &body)?;
+        wire.into_info(&endpoint, status)
+    }
+
+    /// Change a proxy's listen address, upstream and/or enabled state
+    /// (`PATCH /proxies/{proxy}` with only the fields given); the answer is
+    /// the proxy as it now is, checked to show every change asked for.
+    pub async fn update_proxy(
+        &self,
+        name: &str,
+        update: &ProxyUpdate,
+    ) -> Result<ProxyInfo, FaultError> {
+        let mut body = serde_json::Map::new();
+        if let Some(l) = update.listen {
+            body.insert("listen".into(), l.to_string().into());
+        }
+        if let Some(u) = &update.upstream {
+            body.insert("upstream".into(), u.clone().into());
+        }
+        if let Some(e) = update.enabled {
+            body.insert("enabled".into(), e.into());
+        }
+        let (endpoint, status, body) = self
+            .call(
+                Method::PATCH,
+                &["proxies", name],
+                Some(Value::Object(body)),
+                Op::Proxy(name),
+            )
+            .await?;
+        let wire: ProxyWire = decode(&endpoint, status, &body)?;
+        let info = wire.into_info(&endpoint, status)?;
+        let mismatch = |what: &str, asked: &dyn std::fmt::Display, got: &dyn std::fmt::Display| {
+            FaultError::Api {
+                endpoint: endpoint.clone(),
+                status: status.as_u16(),
+                message: format!("asked for {what}={asked}, the proxy reports {what}={got}"),
+            }
+        };
+        // Port 0 asks for any port; anything else must be what was asked.
+        if let Some(l) = update.listen {
+            if l != info.listen && !(l.port() == 0 && l.ip() == info.listen.ip()) {
+                return Err(mismatch("listen", &l, &info.listen));
+            }
+        }
+        if let Some(u) = &update.upstream {
+            if *u != info.upstream {
+                return Err(mismatch("upstream", u, &info.upstream));
+            }
+        }
+        if let Some(e) = update.enabled {
+            if e != info.enabled {
+                return Err(mismatch("enabled", &e, &info.enabled));
+            }
+        }
+        Ok(info)
+    }
+
+    /// The byte counters of a Toxiproxy started with `-proxy-metrics`
+    /// (`GET /metrics`, Prometheus text), one entry per proxy, direction,
+    /// listen address and upstream, in the server's order. Without the flag
+    /// the server answers 404, an [`FaultError::Api`] error.
+    pub async fn proxy_bytes(&self) -> Result<Vec<ProxyBytes>, FaultError> {
+        let (endpoint, status, body) = self
+            .call(Method::GET, &["metrics"], None, Op::Other)
+            .await?;
+        let text = String::from_utf8_lossy(&body);
+        parse_proxy_bytes(&text).map_err(|message| FaultError::Api {
+            endpoint,
+            status: status.as_u16(),
+            message,
+        })
+    }
+
     /// Create several proxies at once (`POST /populate`). A proxy whose
     /// name exists with the same configuration is returned unchanged; if one
     /// entry is invalid, none is created.
@@ -242,22 +350,13 @@ impl LinkFaults for Toxiproxy {
         listen: SocketAddr,
         upstream: &str,
     ) -> Result<ProxyInfo, FaultError> {
-        let body = serde_json::json!({
-            "name": name,
-            "listen": listen.to_string(),
-            "upstream": upstream,
-            "enabled": true,
-        });
-        let (endpoint, status, body) = self
-            .call(
-                Method::POST,
-                &["proxies"],
-                Some(body),
-                Op::CreateProxy(name),
-            )
-            .await?;
-        let wire: ProxyWire = decode(&endpoint, status, &body)?;
-        wire.into_info(&endpoint, status)
+        self.create(&ProxySpec {
+            name: name.to_owned(),
+            listen,
+            upstream: upstream.to_owned(),
+            enabled: true,
+        })
+        .await
     }
 
     async fn delete_proxy(&self, name: &str) -> Result<(), FaultError> {
@@ -393,28 +492,44 @@ impl<'a> Op<'a> {
     }
 }
 
-/// Turn a non-2xx answer into a typed error. Toxiproxy's messages decide
-/// between "proxy not found" and "toxic not found"; a 404 with any other
-/// body (`404 page not found` of an unknown route) stays an API error.
+/// Turn a non-2xx answer into a typed error that names the call and keeps
+/// Toxiproxy's message. Toxiproxy's messages decide between "proxy not
+/// found" and "toxic not found"; a 404 with any other body (`404 page not
+/// found` of an unknown route) stays an API error.
 fn classify(op: Op<'_>, endpoint: String, status: u16, body: &[u8]) -> FaultError {
     let message = error_message(body);
-    match (status, message.as_str(), op) {
-        (404, "proxy not found", op) if op.proxy().is_some() => {
-            FaultError::NoSuchProxy(op.proxy().unwrap_or_default().to_string())
-        }
-        (404, "toxic not found", Op::Toxic { proxy, toxic }) => FaultError::NoSuchToxic {
-            proxy: proxy.to_string(),
-            toxic: toxic.to_string(),
-        },
-        (409, _, Op::CreateProxy(name)) => FaultError::ProxyExists(name.to_string()),
-        (409, _, Op::CreateToxic { proxy, toxic }) => FaultError::ToxicExists {
-            proxy: proxy.to_string(),
-            toxic: toxic.to_string(),
-        },
-        _ => FaultError::Api {
+    let kind = match (status, message.as_str(), op) {
+        (404, "proxy not found", op) => op.proxy().map(|p| (p, None, false)),
+        (404, "toxic not found", Op::Toxic { proxy, toxic }) => Some((proxy, Some(toxic), false)),
+        (409, _, Op::CreateProxy(name)) => Some((name, None, true)),
+        (409, _, Op::CreateToxic { proxy, toxic }) => Some((proxy, Some(toxic), true)),
+        _ => None,
+    };
+    let Some((proxy, toxic, exists)) = kind else {
+        return FaultError::Api {
             endpoint,
             status,
             message,
+        };
+    };
+    let at = Some(Refusal {
+        endpoint,
+        status,
+        message,
+    });
+    let proxy = proxy.to_string();
+    match (toxic, exists) {
+        (None, false) => FaultError::NoSuchProxy { proxy, at },
+        (None, true) => FaultError::ProxyExists { proxy, at },
+        (Some(t), false) => FaultError::NoSuchToxic {
+            proxy,
+            toxic: t.to_string(),
+            at,
+        },
+        (Some(t), true) => FaultError::ToxicExists {
+            proxy,
+            toxic: t.to_string(),
+            at,
         },
     }
 }
@@ -512,6 +627,99 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
+}
+
+/// The `toxiproxy_proxy_{received,sent}_bytes_total` samples of a
+/// Prometheus text page, merged per label set; other metrics are skipped.
+fn parse_proxy_bytes(text: &str) -> Result<Vec<ProxyBytes>, String> {
+    const RECEIVED: &str = "toxiproxy_proxy_received_bytes_total{";
+    const SENT: &str = "toxiproxy_proxy_sent_bytes_total{";
+    let mut out: Vec<ProxyBytes> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let (received, rest) = if let Some(r) = line.strip_prefix(RECEIVED) {
+            (true, r)
+        } else if let Some(r) = line.strip_prefix(SENT) {
+            (false, r)
+        } else {
+            continue;
+        };
+        let bad = |why: &str| format!("metrics line {}: {why}: {line}", n + 1);
+        let (labels, value) = parse_labels(rest).ok_or_else(|| bad("bad labels"))?;
+        let value: f64 = value
+            .trim()
+            .parse()
+            .map_err(|_| bad("the value is not a number"))?;
+        if !(value >= 0.0 && value.fract() == 0.0) {
+            return Err(bad("a byte count must be a whole number"));
+        }
+        let label = |k: &str| {
+            labels
+                .get(k)
+                .cloned()
+                .ok_or_else(|| bad(&format!("no {k} label")))
+        };
+        let direction = match label("direction")?.as_str() {
+            "upstream" => Stream::Upstream,
+            "downstream" => Stream::Downstream,
+            other => return Err(bad(&format!("unknown direction {other:?}"))),
+        };
+        let key = (
+            label("proxy")?,
+            direction,
+            label("listener")?,
+            label("upstream")?,
+        );
+        let i = match out.iter().position(|b| {
+            (&b.proxy, b.direction, &b.listener, &b.upstream) == (&key.0, key.1, &key.2, &key.3)
+        }) {
+            Some(i) => i,
+            None => {
+                out.push(ProxyBytes {
+                    proxy: key.0,
+                    direction: key.1,
+                    listener: key.2,
+                    upstream: key.3,
+                    received: None,
+                    sent: None,
+                });
+                out.len() - 1
+            }
+        };
+        let slot = if received {
+            &mut out[i].received
+        } else {
+            &mut out[i].sent
+        };
+        *slot = Some(value as u64);
+    }
+    Ok(out)
+}
+
+/// `k="v",…}` and what follows the closing brace; label values unescaped.
+fn parse_labels(s: &str) -> Option<(BTreeMap<String, String>, &str)> {
+    let mut labels = BTreeMap::new();
+    let mut rest = s;
+    loop {
+        if let Some(after) = rest.strip_prefix('}') {
+            return Some((labels, after));
+        }
+        let (key, after) = rest.split_once("=\"")?;
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let end = loop {
+            match chars.next()? {
+                (i, '"') => break i,
+                (_, '\\') => match chars.next()?.1 {
+                    'n' => value.push('\n'),
+                    c => value.push(c),
+                },
+                (_, c) => value.push(c),
+            }
+        };
+        labels.insert(key.trim_start_matches(',').to_owned(), value);
+        rest = &after[end + 1..];
+        rest = rest.strip_prefix(',').unwrap_or(rest);
+    }
 }
 
 #[derive(Deserialize)]
@@ -632,11 +840,11 @@ mod tests {
         };
         assert!(matches!(
             classify(toxic, "E".into(), 404, proxy_gone),
-            FaultError::NoSuchProxy(p) if p == "p"
+            FaultError::NoSuchProxy { proxy, at: Some(at) } if proxy == "p" && at.message == "proxy not found"
         ));
         assert!(matches!(
             classify(toxic, "E".into(), 404, toxic_gone),
-            FaultError::NoSuchToxic { proxy, toxic } if proxy == "p" && toxic == "t"
+            FaultError::NoSuchToxic { proxy, toxic, .. } if proxy == "p" && toxic == "t"
         ));
         assert!(matches!(
             classify(Op::Proxy("p"), "E".into(), 404, b"404 page not found\n"),
@@ -653,11 +861,11 @@ mod tests {
         let body = b"{\"error\":\"toxic already exists\",\"status\":409}\n";
         assert!(matches!(
             classify(Op::CreateProxy("a"), "E".into(), 409, body),
-            FaultError::ProxyExists(p) if p == "a"
+            FaultError::ProxyExists { proxy, .. } if proxy == "a"
         ));
         assert!(matches!(
             classify(Op::CreateToxic { proxy: "a", toxic: "t" }, "E".into(), 409, body),
-            FaultError::ToxicExists { proxy, toxic } if proxy == "a" && toxic == "t"
+            FaultError::ToxicExists { proxy, toxic, .. } if proxy == "a" && toxic == "t"
         ));
     }
 
@@ -669,6 +877,35 @@ mod tests {
             create_body(&t),
             serde_json::json!({"type":"bandwidth","stream":"upstream","toxicity":1,"attributes":{"rate":10}})
         );
+    }
+
+    #[test]
+    fn byte_counters_are_read_from_prometheus_text() {
+        let page = "# HELP x\n\
+            promhttp_metric_handler_errors_total{cause=\"encoding\"} 0\n\
+            toxiproxy_proxy_received_bytes_total{direction=\"upstream\",listener=\"127.0.0.1:1\",proxy=\"a\\\"b\",upstream=\"h:2\"} 1.5e+06\n\
+            toxiproxy_proxy_sent_bytes_total{direction=\"upstream\",listener=\"127.0.0.1:1\",proxy=\"a\\\"b\",upstream=\"h:2\"} 62\n";
+        let got = parse_proxy_bytes(page).unwrap();
+        assert_eq!(
+            got,
+            [ProxyBytes {
+                proxy: "a\"b".into(),
+                direction: Stream::Upstream,
+                listener: "127.0.0.1:1".into(),
+                upstream: "h:2".into(),
+                received: Some(1_500_000),
+                sent: Some(62),
+            }]
+        );
+        let err = parse_proxy_bytes(
+            "toxiproxy_proxy_sent_bytes_total{direction=\"sideways\",listener=\"l\",proxy=\"p\",upstream=\"u\"} 1",
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("metrics line 1: unknown direction"),
+            "{err}"
+        );
+        assert!(parse_proxy_bytes("toxiproxy_proxy_sent_bytes_total{direction=\"up").is_err());
     }
 
     #[test]

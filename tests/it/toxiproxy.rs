@@ -13,8 +13,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use mqtt_chaos::fault::toxiproxy::{ProxySpec, Toxiproxy};
-use mqtt_chaos::fault::{FaultError, LinkFaults, Stream, Toxic, ToxicKind};
+use mqtt_chaos::fault::toxiproxy::{ProxySpec, ProxyUpdate, Toxiproxy};
+use mqtt_chaos::fault::{FaultError, LinkFaults, ProxyBytes, Refusal, Stream, Toxic, ToxicKind};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -710,6 +710,126 @@ async fn populate_sends_an_array_toxiproxy_accepts_and_parses_the_201() {
     assert_eq!(sent, recorded);
 }
 
+#[tokio::test]
+async fn create_can_leave_a_proxy_disabled_as_recorded() {
+    let e = ex(3, "POST", "/proxies");
+    let mut replay = Replay::serve_steps(&[3]).await;
+    let spec = ProxySpec {
+        name: "mqtt_b".into(),
+        listen: "127.0.0.1:26002".parse().unwrap(),
+        upstream: "127.0.0.1:1883".into(),
+        enabled: false,
+    };
+    let info = replay.client().create(&spec).await.unwrap();
+    assert_eq!(
+        (info.name.as_str(), info.listen, info.enabled),
+        ("mqtt_b", spec.listen, false)
+    );
+    let req = replay.request().await;
+    req.assert_route(e);
+    assert_eq!(req.json(), recorded_request(e));
+}
+
+#[tokio::test]
+async fn update_proxy_moves_upstream_and_listen_sending_only_what_changes() {
+    let (away, back, moved) = (
+        ex(20, "PATCH", "/proxies/mqtt_c"),
+        ex(21, "PATCH", "/proxies/mqtt_c"),
+        ex(22, "PATCH", "/proxies/mqtt_c"),
+    );
+    let mut replay = Replay::serve_steps(&[20, 21, 22]).await;
+    let c = replay.client();
+    let upstream = |u: &str| ProxyUpdate {
+        upstream: Some(u.into()),
+        ..ProxyUpdate::default()
+    };
+    for (e, update) in [
+        (away, upstream("127.0.0.1:1884")),
+        (back, upstream("127.0.0.1:1883")),
+        (
+            moved,
+            ProxyUpdate {
+                listen: Some("127.0.0.1:26013".parse().unwrap()),
+                ..ProxyUpdate::default()
+            },
+        ),
+    ] {
+        let info = c.update_proxy("mqtt_c", &update).await.unwrap();
+        let recorded = recorded_response(e);
+        assert_eq!(info.upstream, recorded["upstream"], "step {:?}", e.step);
+        assert_eq!(
+            info.listen.to_string(),
+            recorded["listen"],
+            "step {:?}",
+            e.step
+        );
+        let req = replay.request().await;
+        req.assert_route(e);
+        assert_eq!(req.json(), recorded_request(e), "step {:?}", e.step);
+    }
+}
+
+#[tokio::test]
+async fn update_proxy_fails_when_the_answer_does_not_show_the_change() {
+    // Asked to move upstream to :1884, answered with the proxy on :1883.
+    let mut replay = Replay::serve_steps(&[21]).await;
+    let update = ProxyUpdate {
+        upstream: Some("127.0.0.1:1884".into()),
+        ..ProxyUpdate::default()
+    };
+    let err = replay
+        .client()
+        .update_proxy("mqtt_c", &update)
+        .await
+        .unwrap_err();
+    assert_api(
+        err,
+        &replay.endpoint("PATCH", "/proxies/mqtt_c"),
+        200,
+        "asked for upstream=127.0.0.1:1884, the proxy reports upstream=127.0.0.1:1883",
+    );
+    replay.request().await;
+}
+
+#[tokio::test]
+async fn proxy_bytes_reads_the_recorded_metrics_pages() {
+    let (before, after, without) = (
+        ex(107, "GET", "/metrics"),
+        ex(109, "GET", "/metrics"),
+        ex(94, "GET", "/metrics"),
+    );
+    let mut replay = Replay::serve_steps(&[107, 109, 94]).await;
+    let c = replay.client();
+
+    assert!(c.proxy_bytes().await.unwrap().is_empty());
+    replay.request().await.assert_route(before);
+
+    let m1 = |direction, bytes| ProxyBytes {
+        proxy: "m1".into(),
+        direction,
+        listener: "127.0.0.1:26090".into(),
+        upstream: "127.0.0.1:1883".into(),
+        received: Some(bytes),
+        sent: Some(bytes),
+    };
+    // One QoS 1 publish: CONNECT, PUBLISH, DISCONNECT up; CONNACK, PUBACK down.
+    assert_eq!(
+        c.proxy_bytes().await.unwrap(),
+        [m1(Stream::Downstream, 8), m1(Stream::Upstream, 62)]
+    );
+    replay.request().await.assert_route(after);
+
+    // A Toxiproxy started without -proxy-metrics has no such route.
+    let err = c.proxy_bytes().await.unwrap_err();
+    assert_api(
+        err,
+        &replay.endpoint("GET", "/metrics"),
+        404,
+        "404 page not found",
+    );
+    replay.request().await.assert_route(without);
+}
+
 // ---------------------------------------------------------------------------
 // Errors
 // ---------------------------------------------------------------------------
@@ -729,6 +849,31 @@ fn assert_api(err: FaultError, endpoint: &str, status: u16, message: &str) {
     }
 }
 
+/// The call and Toxiproxy's answer a typed error carries, checked against
+/// the recorded exchange it came from; its message names both.
+fn assert_refusal(err: &FaultError, at: &Option<Refusal>, replay: &Replay, e: &Exchange) {
+    let at = at
+        .as_ref()
+        .unwrap_or_else(|| panic!("{err:?} names no call"));
+    let endpoint = replay.endpoint(&e.method, &e.path);
+    let recorded: Value = recorded_response(e);
+    assert_eq!(
+        (at.endpoint.as_str(), at.status, at.message.as_str()),
+        (
+            endpoint.as_str(),
+            e.status,
+            recorded["error"].as_str().unwrap()
+        ),
+        "step {:?}",
+        e.step
+    );
+    let shown = err.to_string();
+    assert!(
+        shown.contains(&endpoint) && shown.contains(&at.message),
+        "{shown}"
+    );
+}
+
 #[tokio::test]
 async fn an_unknown_proxy_is_no_such_proxy_on_every_route() {
     // 13 GET, 23 PATCH, 100 DELETE, 85 POST toxics, 86 GET toxics.
@@ -741,22 +886,6 @@ async fn an_unknown_proxy_is_no_such_proxy_on_every_route() {
     }
     let mut replay = Replay::serve_steps(&[13, 23, 100, 85, 86]).await;
     let c = replay.client();
-    let gone = |r: Result<(), FaultError>| match r {
-        Err(FaultError::NoSuchProxy(p)) => p,
-        other => panic!("expected NoSuchProxy, got {:?}", other.map(|_| ())),
-    };
-    assert_eq!(
-        gone(c.proxy("does_not_exist").await.map(|_| ())),
-        "does_not_exist"
-    );
-    replay.request().await.assert_route(&transcript()[13]);
-    assert_eq!(
-        gone(c.set_enabled("does_not_exist", false).await),
-        "does_not_exist"
-    );
-    replay.request().await.assert_route(&transcript()[23]);
-    assert_eq!(gone(c.delete_proxy("mqtt_b").await), "mqtt_b");
-    replay.request().await.assert_route(&transcript()[100]);
     let toxic = Toxic::new(
         ToxicKind::Latency {
             latency: 1,
@@ -764,16 +893,40 @@ async fn an_unknown_proxy_is_no_such_proxy_on_every_route() {
         },
         Stream::Downstream,
     );
-    assert_eq!(
-        gone(c.add_toxic("does_not_exist", &toxic).await.map(|_| ())),
-        "does_not_exist"
-    );
-    replay.request().await.assert_route(&transcript()[85]);
-    assert_eq!(
-        gone(c.toxics("does_not_exist").await.map(|_| ())),
-        "does_not_exist"
-    );
-    replay.request().await.assert_route(&transcript()[86]);
+    let results: Vec<(usize, &str, Result<(), FaultError>)> = vec![
+        (
+            13,
+            "does_not_exist",
+            c.proxy("does_not_exist").await.map(|_| ()),
+        ),
+        (
+            23,
+            "does_not_exist",
+            c.set_enabled("does_not_exist", false).await,
+        ),
+        (100, "mqtt_b", c.delete_proxy("mqtt_b").await),
+        (
+            85,
+            "does_not_exist",
+            c.add_toxic("does_not_exist", &toxic).await.map(|_| ()),
+        ),
+        (
+            86,
+            "does_not_exist",
+            c.toxics("does_not_exist").await.map(|_| ()),
+        ),
+    ];
+    for (step, name, result) in results {
+        let e = &transcript()[step];
+        replay.request().await.assert_route(e);
+        match result {
+            Err(ref err @ FaultError::NoSuchProxy { ref proxy, ref at }) => {
+                assert_eq!(proxy, name);
+                assert_refusal(err, at, &replay, e);
+            }
+            other => panic!("step {step}: expected NoSuchProxy, got {other:?}"),
+        }
+    }
 }
 
 #[tokio::test]
@@ -785,15 +938,6 @@ async fn an_unknown_toxic_is_no_such_toxic() {
     );
     let mut replay = Replay::serve_steps(&[67, 72, 77]).await;
     let c = replay.client();
-    let gone = |r: Result<(), FaultError>| match r {
-        Err(FaultError::NoSuchToxic { proxy, toxic }) => (proxy, toxic),
-        other => panic!("expected NoSuchToxic, got {other:?}"),
-    };
-    assert_eq!(
-        gone(c.toxic("mqtt_a", "nope").await.map(|_| ())),
-        ("mqtt_a".into(), "nope".into())
-    );
-    replay.request().await.assert_route(get);
     let update = Toxic::new(
         ToxicKind::Latency {
             latency: 1,
@@ -802,39 +946,59 @@ async fn an_unknown_toxic_is_no_such_toxic() {
         Stream::Downstream,
     )
     .named("nope");
-    assert_eq!(
-        gone(c.update_toxic("mqtt_a", &update).await.map(|_| ())),
-        ("mqtt_a".into(), "nope".into())
-    );
-    replay.request().await.assert_route(patch);
-    assert_eq!(
-        gone(c.remove_toxic("mqtt_a", "never_existed").await),
-        ("mqtt_a".into(), "never_existed".into())
-    );
-    replay.request().await.assert_route(delete);
+    let results = [
+        (get, "nope", c.toxic("mqtt_a", "nope").await.map(|_| ())),
+        (
+            patch,
+            "nope",
+            c.update_toxic("mqtt_a", &update).await.map(|_| ()),
+        ),
+        (
+            delete,
+            "never_existed",
+            c.remove_toxic("mqtt_a", "never_existed").await,
+        ),
+    ];
+    for (e, name, result) in results {
+        replay.request().await.assert_route(e);
+        match result {
+            Err(
+                ref err @ FaultError::NoSuchToxic {
+                    ref proxy,
+                    ref toxic,
+                    ref at,
+                },
+            ) => {
+                assert_eq!((proxy.as_str(), toxic.as_str()), ("mqtt_a", name));
+                assert_refusal(err, at, &replay, e);
+            }
+            other => panic!("step {:?}: expected NoSuchToxic, got {other:?}", e.step),
+        }
+    }
 }
 
 #[tokio::test]
 async fn a_taken_name_is_proxy_exists_or_toxic_exists() {
     let mut replay = Replay::serve_steps(&[5, 82, 83, 84]).await;
     let c = replay.client();
-    match c
+    let result = c
         .create_proxy(
             "mqtt_a",
             "127.0.0.1:26004".parse().unwrap(),
             "127.0.0.1:1883",
         )
-        .await
-    {
-        Err(FaultError::ProxyExists(p)) => assert_eq!(p, "mqtt_a"),
+        .await;
+    let req = replay.request().await;
+    let e = ex(5, "POST", "/proxies");
+    req.assert_route(e);
+    assert_eq!(req.json(), with_proxy_defaults(recorded_request(e)));
+    match result {
+        Err(ref err @ FaultError::ProxyExists { ref proxy, ref at }) => {
+            assert_eq!(proxy, "mqtt_a");
+            assert_refusal(err, at, &replay, e);
+        }
         other => panic!("{other:?}"),
     }
-    let req = replay.request().await;
-    req.assert_route(ex(5, "POST", "/proxies"));
-    assert_eq!(
-        req.json(),
-        with_proxy_defaults(recorded_request(&transcript()[5]))
-    );
 
     let named = Toxic::new(
         ToxicKind::Latency {
@@ -853,12 +1017,7 @@ async fn a_taken_name_is_proxy_exists_or_toxic_exists() {
         (83, unnamed, "bandwidth_downstream"),
         (84, other_type, "my_latency_up"),
     ] {
-        match c.add_toxic("mqtt_a", &toxic).await {
-            Err(FaultError::ToxicExists { proxy, toxic }) => {
-                assert_eq!((proxy.as_str(), toxic.as_str()), ("mqtt_a", name))
-            }
-            other => panic!("step {step}: {other:?}"),
-        }
+        let result = c.add_toxic("mqtt_a", &toxic).await;
         let e = ex(step, "POST", "/proxies/mqtt_a/toxics");
         let req = replay.request().await;
         req.assert_route(e);
@@ -866,6 +1025,19 @@ async fn a_taken_name_is_proxy_exists_or_toxic_exists() {
             with_toxic_defaults(req.json()),
             with_toxic_defaults(recorded_request(e))
         );
+        match result {
+            Err(
+                ref err @ FaultError::ToxicExists {
+                    ref proxy,
+                    ref toxic,
+                    ref at,
+                },
+            ) => {
+                assert_eq!((proxy.as_str(), toxic.as_str()), ("mqtt_a", name));
+                assert_refusal(err, at, &replay, e);
+            }
+            other => panic!("step {step}: {other:?}"),
+        }
     }
 }
 

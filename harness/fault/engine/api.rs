@@ -6,9 +6,12 @@
 //! (`shared/fixtures/toxiproxy-2.12-api-transcript.json`): status codes,
 //! content types, error bodies `{"error":…,"status":…}` plus a newline as
 //! `text/plain`, the stray `"Logger":{}` in proxy JSON, the stream spelled
-//! as the client spelled it, Go's messages for bad JSON. Not served: the
-//! `/metrics` endpoint (404, as a Toxiproxy started without metrics) and
-//! `/events`. `GET /version` names this engine, not a Toxiproxy build.
+//! as the client spelled it, Go's messages for bad JSON. `/metrics` is
+//! served as by Toxiproxy started with `-proxy-metrics` when
+//! [`ApiServer::proxy_metrics`] is on (`proxy-server --proxy-metrics`), and
+//! is a 404 otherwise, as without the flag; Go's runtime metrics
+//! (`-runtime-metrics`) are not. `GET /version` names this engine, not a
+//! Toxiproxy build.
 //!
 //! A small HTTP/1.1 server (keep-alive, `Content-Length` bodies) is enough
 //! for Toxiproxy clients; requests are parsed by [`parse_head`] and answered
@@ -54,6 +57,15 @@ impl ApiServer {
             listener,
             api: Arc::new(Api::new(engine)),
         })
+    }
+
+    /// Serve `/metrics` (the proxies' byte counters), as Toxiproxy does
+    /// when started with `-proxy-metrics`.
+    pub fn proxy_metrics(mut self, on: bool) -> ApiServer {
+        Arc::get_mut(&mut self.api)
+            .expect("the API is shared only once it serves")
+            .proxy_metrics = on;
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -238,6 +250,7 @@ fn reason(status: u16) -> &'static str {
 pub struct Api {
     engine: Engine,
     spelling: Mutex<HashMap<(String, String), String>>,
+    proxy_metrics: bool,
 }
 
 /// Go's message for a body that is not valid JSON.
@@ -323,6 +336,7 @@ impl Api {
         Api {
             engine,
             spelling: Mutex::new(HashMap::new()),
+            proxy_metrics: false,
         }
     }
 
@@ -390,6 +404,12 @@ impl Api {
                 }
                 _ => Response::empty(405),
             },
+            // promhttp's handler, routed for every method.
+            ["metrics"] if self.proxy_metrics => Response {
+                status: 200,
+                content_type: Some("text/plain; version=0.0.4; charset=utf-8"),
+                body: super::metrics::render(&self.engine.proxy_bytes()),
+            },
             ["populate"] => match m {
                 "POST" => self.populate(&req.body).await,
                 _ => Response::empty(405),
@@ -449,7 +469,7 @@ impl Api {
                             .remove(&((*name).to_owned(), (*toxic).to_owned()));
                         Response::empty(204)
                     }
-                    Err(FaultError::NoSuchProxy(_)) => Response::error(404, "proxy not found"),
+                    Err(FaultError::NoSuchProxy { .. }) => Response::error(404, "proxy not found"),
                     Err(_) => Response::error(404, "toxic not found"),
                 },
                 _ => Response::empty(405),
@@ -689,8 +709,8 @@ fn error_message(r: &Response) -> String {
 /// An engine error as Toxiproxy words it.
 fn fault_response(e: FaultError) -> Response {
     match e {
-        FaultError::NoSuchProxy(_) => Response::error(404, "proxy not found"),
-        FaultError::ProxyExists(_) => Response::error(409, "proxy already exists"),
+        FaultError::NoSuchProxy { .. } => Response::error(404, "proxy not found"),
+        FaultError::ProxyExists { .. } => Response::error(409, "proxy already exists"),
         FaultError::NoSuchToxic { .. } => Response::error(404, "toxic not found"),
         FaultError::ToxicExists { .. } => Response::error(409, "toxic already exists"),
         FaultError::InvalidToxic(m) => Response::error(400, &m),

@@ -18,6 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::metrics::{Counter, Series};
 use super::pipeline::{Output, Pipeline};
 use super::{Chain, ToxicKind};
 use crate::fault::Stream;
@@ -26,14 +27,16 @@ use crate::fault::Stream;
 const READ_CHUNK: usize = 32 * 1024;
 
 /// What a link listens to: the proxy's toxics, its half-open switch and its
-/// close signal (bumped by disable, delete and shutdown), and the live count
-/// it holds one unit of.
+/// close signal (bumped by disable, delete and shutdown), the live count
+/// it holds one unit of, and the byte counters of its two directions
+/// (upstream, downstream).
 pub(crate) struct LinkWiring {
     pub chain: watch::Receiver<Chain>,
     pub half_open: watch::Receiver<bool>,
     pub close: watch::Receiver<u64>,
     pub live: Arc<watch::Sender<usize>>,
     pub seed: u64,
+    pub bytes: (Arc<Series>, Arc<Series>),
 }
 
 /// Decrements the live count however the link ends.
@@ -78,6 +81,11 @@ pub(crate) async fn run(client: TcpStream, upstream: String, mut w: LinkWiring) 
     };
     let mut link = Link::new(client, server, &mut w);
     link.relay(&mut w).await;
+    // Toxiproxy counts each direction when it ends, zero bytes included.
+    for series in [&link.up_bytes, &link.down_bytes] {
+        series.received.add(0);
+        series.sent.add(0);
+    }
 }
 
 struct Link {
@@ -98,6 +106,10 @@ struct Link {
     /// the mode ends.
     server_lost: bool,
     rng: ChaCha8Rng,
+    /// Client → server: read from the client, written to the server.
+    up_bytes: Arc<Series>,
+    /// Server → client.
+    down_bytes: Arc<Series>,
 }
 
 impl Link {
@@ -140,6 +152,8 @@ impl Link {
             half_open,
             server_lost,
             rng,
+            up_bytes: w.bytes.0.clone(),
+            down_bytes: w.bytes.1.clone(),
         }
     }
 
@@ -187,12 +201,16 @@ impl Link {
                     self.read_server(r, &mut buf);
                 }
                 r = writable(self.client.as_ref(), write_client) => {
-                    if r.is_err() || !write_some(self.client.as_ref(), &mut self.to_client) {
+                    if r.is_err()
+                        || !write_some(self.client.as_ref(), &mut self.to_client, &self.down_bytes.sent)
+                    {
                         self.close_client();
                     }
                 }
                 r = writable(self.server.as_ref(), write_server) => {
-                    if r.is_err() || !write_some(self.server.as_ref(), &mut self.to_server) {
+                    if r.is_err()
+                        || !write_some(self.server.as_ref(), &mut self.to_server, &self.up_bytes.sent)
+                    {
                         self.close_server();
                     }
                 }
@@ -270,6 +288,7 @@ impl Link {
                 self.up.push_eof(now);
             }
             Ok(n) => {
+                self.up_bytes.received.add(n as u64);
                 if !self.half_open {
                     self.up.push(Bytes::copy_from_slice(&buf[..n]), now);
                 }
@@ -290,6 +309,7 @@ impl Link {
         let ended = match r.and_then(|()| sock.try_read(buf)) {
             Ok(0) => true,
             Ok(n) => {
+                self.down_bytes.received.add(n as u64);
                 if !self.half_open {
                     self.down.push(Bytes::copy_from_slice(&buf[..n]), now);
                 }
@@ -337,8 +357,9 @@ impl Link {
     }
 }
 
-/// Write what can be written now; false when the socket failed.
-fn write_some(sock: Option<&TcpStream>, queue: &mut VecDeque<Out>) -> bool {
+/// Write what can be written now, counting it into `sent`; false when the
+/// socket failed.
+fn write_some(sock: Option<&TcpStream>, queue: &mut VecDeque<Out>, sent: &Counter) -> bool {
     let Some(sock) = sock else {
         queue.clear();
         return true;
@@ -346,9 +367,11 @@ fn write_some(sock: Option<&TcpStream>, queue: &mut VecDeque<Out>) -> bool {
     while let Some(Out::Data(b)) = queue.front_mut() {
         match sock.try_write(b) {
             Ok(n) if n == b.len() => {
+                sent.add(n as u64);
                 queue.pop_front();
             }
             Ok(n) => {
+                sent.add(n as u64);
                 let _ = b.split_to(n);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,

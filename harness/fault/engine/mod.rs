@@ -6,6 +6,8 @@
 //! * [`link`]: one relayed connection, both directions, owning both sockets.
 //! * [`pipeline`]: one direction's toxics as a state machine without I/O.
 //! * [`toxics`]: each toxic's arithmetic (jitter, slicing plan, rates), pure.
+//! * [`metrics`]: bytes received and sent per proxy and direction
+//!   (Toxiproxy's `-proxy-metrics`), and their Prometheus page.
 //! * [`api`]: Toxiproxy's HTTP API over an [`Engine`] (`serve_api`).
 //!
 //! Where Toxiproxy's behaviour was measured
@@ -18,6 +20,7 @@
 
 pub mod api;
 mod link;
+pub mod metrics;
 mod pipeline;
 mod proxy;
 mod toxics;
@@ -29,8 +32,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
+use self::metrics::ByteMetrics;
 use self::proxy::Proxy;
-use super::{FaultError, LinkFaults, ProxyInfo, Stream, Toxic, ToxicKind};
+use super::{FaultError, LinkFaults, ProxyBytes, ProxyInfo, Stream, Toxic, ToxicKind};
 
 /// One toxic as the links see it: `id` orders the chain (creation order) and
 /// names the toxic's per-connection state; `version` changes on update.
@@ -95,6 +99,7 @@ pub struct Engine {
 struct Inner {
     seed: u64,
     proxies: Mutex<HashMap<String, Arc<Proxy>>>,
+    bytes: Arc<ByteMetrics>,
 }
 
 impl Drop for Inner {
@@ -122,6 +127,7 @@ impl Engine {
             inner: Arc::new(Inner {
                 seed,
                 proxies: Mutex::new(HashMap::new()),
+                bytes: Arc::new(ByteMetrics::default()),
             }),
         }
     }
@@ -134,7 +140,7 @@ impl Engine {
         self.proxies()
             .get(name)
             .cloned()
-            .ok_or_else(|| FaultError::NoSuchProxy(name.to_owned()))
+            .ok_or_else(|| FaultError::no_such_proxy(name))
     }
 
     /// Close every listener and every connection and forget every proxy;
@@ -182,15 +188,31 @@ impl Engine {
         }
         let mut proxies = self.proxies();
         if proxies.contains_key(name) {
-            return Err(FaultError::ProxyExists(name.to_owned()));
+            return Err(FaultError::ProxyExists {
+                proxy: name.to_owned(),
+                at: None,
+            });
         }
-        let proxy = Proxy::new(name, listen, upstream, proxy_seed(self.inner.seed, name));
+        let proxy = Proxy::new(
+            name,
+            listen,
+            upstream,
+            proxy_seed(self.inner.seed, name),
+            self.inner.bytes.clone(),
+        );
         if enabled {
             proxy.enable()?;
         }
         let info = proxy.info();
         proxies.insert(name.to_owned(), proxy);
         Ok(info)
+    }
+
+    /// Bytes received from and sent to each side, per proxy, direction,
+    /// listen address and upstream (deleted proxies included), in label
+    /// order; see [`metrics`].
+    pub fn proxy_bytes(&self) -> Vec<ProxyBytes> {
+        self.inner.bytes.snapshot()
     }
 
     /// Every proxy, by name.
@@ -228,6 +250,7 @@ impl Engine {
             .ok_or_else(|| FaultError::NoSuchToxic {
                 proxy: proxy.to_owned(),
                 toxic: name.to_owned(),
+                at: None,
             })
     }
 
@@ -246,6 +269,7 @@ impl Engine {
         let mut result = Err(FaultError::NoSuchToxic {
             proxy: proxy.to_owned(),
             toxic: name.to_owned(),
+            at: None,
         });
         p.edit(|chain, ids| {
             let Some(i) = chain.entries.iter().position(|e| e.toxic.name == name) else {
@@ -303,7 +327,7 @@ impl LinkFaults for Engine {
         let p = self
             .proxies()
             .remove(name)
-            .ok_or_else(|| FaultError::NoSuchProxy(name.to_owned()))?;
+            .ok_or_else(|| FaultError::no_such_proxy(name))?;
         p.disable().await;
         Ok(())
     }
@@ -347,6 +371,7 @@ impl LinkFaults for Engine {
             return Err(FaultError::ToxicExists {
                 proxy: proxy.to_owned(),
                 toxic: toxic.name,
+                at: None,
             });
         }
         Ok(toxic)
@@ -361,6 +386,7 @@ impl LinkFaults for Engine {
             Err(FaultError::NoSuchToxic {
                 proxy: proxy.to_owned(),
                 toxic: toxic.to_owned(),
+                at: None,
             })
         }
     }

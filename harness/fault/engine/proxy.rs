@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::link::{self, LinkWiring};
+use super::metrics::ByteMetrics;
 use super::{Chain, ToxicEntry, Toxics};
 use crate::fault::{FaultError, ProxyInfo, Stream};
 
@@ -28,6 +29,7 @@ pub(crate) struct Proxy {
     pub next_id: AtomicU64,
     seed: u64,
     next_link: AtomicU64,
+    bytes: Arc<ByteMetrics>,
     state: Mutex<State>,
 }
 
@@ -61,7 +63,13 @@ fn bind(addr: SocketAddr) -> Result<TcpListener, FaultError> {
 
 impl Proxy {
     /// A proxy that does not listen yet.
-    pub(crate) fn new(name: &str, listen: SocketAddr, upstream: &str, seed: u64) -> Arc<Proxy> {
+    pub(crate) fn new(
+        name: &str,
+        listen: SocketAddr,
+        upstream: &str,
+        seed: u64,
+        bytes: Arc<ByteMetrics>,
+    ) -> Arc<Proxy> {
         Arc::new(Proxy {
             name: name.to_owned(),
             chain: watch::Sender::new(Arc::new(Toxics {
@@ -74,6 +82,7 @@ impl Proxy {
             next_id: AtomicU64::new(1),
             seed,
             next_link: AtomicU64::new(0),
+            bytes,
             state: Mutex::new(State {
                 enabled: false,
                 listener: None,
@@ -212,16 +221,24 @@ impl Proxy {
         }
     }
 
-    fn wiring(&self) -> LinkWiring {
+    /// What a connection accepted now follows, and where it connects to.
+    fn wiring(&self) -> (LinkWiring, String) {
         let n = self.next_link.fetch_add(1, Ordering::Relaxed);
-        LinkWiring {
+        let (listen, upstream) = {
+            let st = self.state();
+            (st.listen, st.upstream.clone())
+        };
+        let bytes = self.bytes.link(&self.name, listen, &upstream);
+        let wiring = LinkWiring {
             chain: self.chain.subscribe(),
             half_open: self.half_open.subscribe(),
             close: self.close.subscribe(),
             live: self.live.clone(),
             // A different, repeatable random stream per connection.
             seed: self.seed ^ (n.wrapping_add(1)).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        }
+            bytes,
+        };
+        (wiring, upstream)
     }
 }
 
@@ -231,8 +248,7 @@ async fn accept_loop(proxy: Arc<Proxy>, listener: TcpListener) {
             Ok((client, _)) => {
                 // Subscribed here, before the task runs, so a disable right
                 // after the accept still closes this connection.
-                let wiring = proxy.wiring();
-                let upstream = proxy.state().upstream.clone();
+                let (wiring, upstream) = proxy.wiring();
                 tokio::spawn(link::run(client, upstream, wiring));
             }
             Err(e) => {
