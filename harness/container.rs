@@ -533,7 +533,10 @@ mod tests {
     #[test]
     fn our_labels_name_the_owner_and_the_pid() {
         let l = labels_for(4242);
-        assert_eq!(l.get("mqtt-chaos.owner").map(String::as_str), Some("mqtt-chaos"));
+        assert_eq!(
+            l.get("mqtt-chaos.owner").map(String::as_str),
+            Some("mqtt-chaos")
+        );
         assert_eq!(l.get("mqtt-chaos.pid").map(String::as_str), Some("4242"));
         assert_eq!(l.len(), 2);
     }

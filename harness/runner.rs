@@ -111,7 +111,9 @@ impl BrokerSpec {
                 parse_attached(spec).map_err(|e| format!("--broker {s}: {e}"))?;
                 Ok(BrokerSpec::Attached(spec.into()))
             }
-            s if s.starts_with("tcp://") || s.starts_with("mqtt://") => Ok(BrokerSpec::External(s.into())),
+            s if s.starts_with("tcp://") || s.starts_with("mqtt://") => {
+                Ok(BrokerSpec::External(s.into()))
+            }
             other => Err(format!(
                 "unknown broker \"{other}\": use embedded, mosquitto, emqx[=IMAGE:TAG], \
                  mosquitto-container[=IMAGE:TAG], docker=CONTAINER@HOST:PORT, \

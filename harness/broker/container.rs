@@ -354,13 +354,12 @@ impl ContainerBroker {
         image: Option<&str>,
         settings: BrokerSettings,
     ) -> Result<ContainerBroker, BrokerError> {
-        let (image, tag) =
-            split_image(image.unwrap_or(flavor.default_image())).map_err(|m| {
-                BrokerError::Start {
-                    what: format!("--broker {}", flavor.name()),
-                    message: m,
-                }
-            })?;
+        let (image, tag) = split_image(image.unwrap_or(flavor.default_image())).map_err(|m| {
+            BrokerError::Start {
+                what: format!("--broker {}", flavor.name()),
+                message: m,
+            }
+        })?;
         let port = |what: &str| {
             pick_port().map_err(|e| BrokerError::Start {
                 what: format!("{} container", flavor.name()),
@@ -476,11 +475,7 @@ impl ContainerBroker {
             Flavor::Emqx => {
                 let mut f = vec![("acl.conf", emqx_acl(), "/opt/emqx/etc/acl.conf")];
                 if self.settings.persistence {
-                    f.push((
-                        "emqx.conf",
-                        emqx_conf(true),
-                        "/opt/emqx/etc/emqx.conf",
-                    ));
+                    f.push(("emqx.conf", emqx_conf(true), "/opt/emqx/etc/emqx.conf"));
                 }
                 f
             }
@@ -550,10 +545,12 @@ impl ContainerBroker {
     /// First start: leftovers, network, files, container, alias, readiness.
     async fn create(&mut self) -> Result<(), BrokerError> {
         let what = self.what();
-        let docker = docker_ops::connect().await.map_err(|e| BrokerError::Start {
-            what: what.clone(),
-            message: e.to_string(),
-        })?;
+        let docker = docker_ops::connect()
+            .await
+            .map_err(|e| BrokerError::Start {
+                what: what.clone(),
+                message: e.to_string(),
+            })?;
         let start_err = |message: String| BrokerError::Start {
             what: what.clone(),
             message,
@@ -587,21 +584,17 @@ impl ContainerBroker {
         }
         let mounts = self.write_files()?;
         let deadline = Instant::now() + self.start_timeout;
-        let container = match tokio::time::timeout(
-            self.start_timeout,
-            self.request(mounts).start(),
-        )
-        .await
-        {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(start_err(e.to_string())),
-            Err(_) => {
-                return Err(start_err(format!(
-                    "Docker did not create and start it within {:?}",
-                    self.start_timeout
-                )))
-            }
-        };
+        let container =
+            match tokio::time::timeout(self.start_timeout, self.request(mounts).start()).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => return Err(start_err(e.to_string())),
+                Err(_) => {
+                    return Err(start_err(format!(
+                        "Docker did not create and start it within {:?}",
+                        self.start_timeout
+                    )))
+                }
+            };
         let id = container.id().to_string();
         self.container = Some(container);
         // testcontainers joins the network without an alias: join again with it.
@@ -1080,7 +1073,10 @@ mod tests {
             emqx_version_from_status(body).as_deref(),
             Some("emqx 5.8.6")
         );
-        assert_eq!(emqx_version_from_status("Node emqx@127.0.0.1 is started"), None);
+        assert_eq!(
+            emqx_version_from_status("Node emqx@127.0.0.1 is started"),
+            None
+        );
     }
 
     #[test]
@@ -1093,7 +1089,9 @@ mod tests {
             parse_attached("b@[::1]:1884"),
             Ok(("b".into(), "::1".into(), 1884))
         );
-        assert!(parse_attached("b").unwrap_err().contains("CONTAINER@HOST:PORT"));
+        assert!(parse_attached("b")
+            .unwrap_err()
+            .contains("CONTAINER@HOST:PORT"));
         assert!(parse_attached("@h:1").is_err());
         assert!(parse_attached("b/c@h:1").is_err());
         assert!(parse_attached("b@h").unwrap_err().contains("port"));
@@ -1124,7 +1122,9 @@ mod tests {
         let c = count.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((mut s, _)) = l.accept().await else { return };
+                let Ok((mut s, _)) = l.accept().await else {
+                    return;
+                };
                 let n = c.fetch_add(1, Ordering::SeqCst);
                 let mut buf = [0u8; 1024];
                 let _ = s.read(&mut buf).await;
@@ -1154,7 +1154,10 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(emqx_version_from_status(&body).as_deref(), Some("emqx 5.8.6"));
+        assert_eq!(
+            emqx_version_from_status(&body).as_deref(),
+            Some("emqx 5.8.6")
+        );
         assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 4);
     }
 

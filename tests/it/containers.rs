@@ -112,7 +112,9 @@ async fn docker_pause_freezes_the_broker_until_unpause() {
     let mut conn = probe::connect(b.addr(), &ConnectOptions::probe(), Duration::from_secs(5))
         .await
         .unwrap();
-    probe::ping(&mut conn, Duration::from_secs(2)).await.unwrap();
+    probe::ping(&mut conn, Duration::from_secs(2))
+        .await
+        .unwrap();
     let t = Instant::now();
     b.pause().await.unwrap();
     eprintln!("pause confirmed in {:?}", t.elapsed());
@@ -124,8 +126,12 @@ async fn docker_pause_freezes_the_broker_until_unpause() {
     b.resume().await.unwrap();
     // The same connection answers again: the PINGRESP of the frozen ping
     // comes first, then this one's.
-    probe::ping(&mut conn, Duration::from_secs(3)).await.unwrap();
-    probe::ping(&mut conn, Duration::from_secs(3)).await.unwrap();
+    probe::ping(&mut conn, Duration::from_secs(3))
+        .await
+        .unwrap();
+    probe::ping(&mut conn, Duration::from_secs(3))
+        .await
+        .unwrap();
     b.shutdown().await.unwrap();
 }
 
@@ -163,7 +169,10 @@ async fn a_partition_closes_connections_through_the_published_port_until_healed(
     eprintln!("heal confirmed in {:?}", t.elapsed());
     let deadline = Instant::now() + Duration::from_secs(10);
     while !answers(addr).await {
-        assert!(Instant::now() < deadline, "MQTT never came back after the heal");
+        assert!(
+            Instant::now() < deadline,
+            "MQTT never came back after the heal"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     b.shutdown().await.unwrap();
@@ -218,7 +227,10 @@ async fn wait_for_container_of(pid: u32) -> docker::Leftovers {
         if !owned.containers.is_empty() && !owned.networks.is_empty() {
             return owned;
         }
-        assert!(Instant::now() < deadline, "the run never created its broker");
+        assert!(
+            Instant::now() < deadline,
+            "the run never created its broker"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -241,7 +253,11 @@ async fn the_next_start_removes_what_a_sigkilled_run_left() {
     child.kill().unwrap(); // SIGKILL: no destructor runs
     child.wait().unwrap();
     let d = docker::connect().await.unwrap();
-    assert_eq!(docker::owned_by(&d, pid).await.unwrap(), left, "nothing was left");
+    assert_eq!(
+        docker::owned_by(&d, pid).await.unwrap(),
+        left,
+        "nothing was left"
+    );
     // The next start (of any run or test) removes it by label.
     let mut b = broker("after-sigkill");
     b.start().await.unwrap();
@@ -322,7 +338,11 @@ kind = "broker_partition""#;
     let r: Ran = run::run(&scenario("partition", tl, ""), BROKER).await;
     let (t0, t1) = (r.applied(0), r.healed(0));
     for d in 0..3 {
-        let l = r.losses(d, t0 - Nanos::from_duration(Duration::from_millis(300)), Nanos(u64::MAX));
+        let l = r.losses(
+            d,
+            t0 - Nanos::from_duration(Duration::from_millis(300)),
+            Nanos(u64::MAX),
+        );
         let took = l.first().expect("lost").0.saturating_since(t0);
         assert!(
             took <= Duration::from_millis(500),

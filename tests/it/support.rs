@@ -75,7 +75,12 @@ pub fn docker() -> Option<()> {
             .output();
         match info {
             Ok(o) if o.status.success() => {}
-            Ok(o) => return Err(format!("docker info: {}", String::from_utf8_lossy(&o.stderr))),
+            Ok(o) => {
+                return Err(format!(
+                    "docker info: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                ))
+            }
             Err(e) => return Err(format!("docker: {e}")),
         }
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/standin-images.sh");
