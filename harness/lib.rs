@@ -20,7 +20,9 @@
 //! * [`clock`]: the run's monotonic clock.
 //! * [`history`]: the events every part appends.
 //! * [`payload`]: the wire format of telemetry and commands.
-//! * [`broker`]: brokers under test (embedded rumqttd, Mosquitto, external).
+//! * [`broker`]: brokers under test (embedded rumqttd, Mosquitto, containers, external).
+//! * [`container`]: the Docker plumbing of the containerized backends
+//!   (labels, the run's network, lifecycle calls, leftover removal).
 //! * [`fault`]: link faults (embedded engine, Toxiproxy), in Toxiproxy's vocabulary.
 //! * [`fleet`]: simulated devices driving rumqttc so a profile means what it says.
 //! * [`observer`]: the monitoring side: collector of telemetry, status
@@ -34,6 +36,7 @@
 
 pub mod broker;
 pub mod clock;
+pub mod container;
 pub mod fault;
 pub mod fleet;
 pub mod history;

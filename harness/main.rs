@@ -34,7 +34,9 @@ enum Command {
         /// Where to write the report (default reports/<scenario>-<UTC time>/).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// embedded (default), mosquitto, or tcp://HOST:PORT / mqtt://HOST:PORT.
+        /// embedded (default), mosquitto, emqx[=IMAGE:TAG],
+        /// mosquitto-container[=IMAGE:TAG], docker=CONTAINER@HOST:PORT, or
+        /// tcp://HOST:PORT / mqtt://HOST:PORT.
         #[arg(long)]
         broker: Option<String>,
         /// embedded (default) or toxiproxy=http://HOST:PORT.

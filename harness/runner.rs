@@ -75,16 +75,49 @@ pub enum BrokerSpec {
     Embedded,
     Mosquitto,
     External(String),
+    /// A container the harness creates: `emqx[=IMAGE[:TAG]]` or
+    /// `mosquitto-container[=IMAGE[:TAG]]`.
+    Container {
+        flavor: broker::container::Flavor,
+        image: Option<String>,
+    },
+    /// `docker=CONTAINER@HOST:PORT`: a container somebody else runs.
+    Attached(String),
 }
 
 impl BrokerSpec {
     pub fn parse(s: &str) -> Result<BrokerSpec, String> {
+        use broker::container::{parse_attached, split_image, Flavor};
+        let container = |flavor: Flavor, image: Option<&str>| {
+            if let Some(i) = image {
+                split_image(i).map_err(|e| format!("--broker {}={i}: {e}", flavor.name()))?;
+            }
+            Ok(BrokerSpec::Container {
+                flavor,
+                image: image.map(str::to_string),
+            })
+        };
         match s {
             "embedded" => Ok(BrokerSpec::Embedded),
             "mosquitto" => Ok(BrokerSpec::Mosquitto),
-            s if s.starts_with("tcp://") || s.starts_with("mqtt://") => Ok(BrokerSpec::External(s.into())),
+            "emqx" => container(Flavor::Emqx, None),
+            "mosquitto-container" => container(Flavor::Mosquitto, None),
+            s if s.starts_with("emqx=") => container(Flavor::Emqx, Some(&s["emqx=".len()..])),
+            s if s.starts_with("mosquitto-container=") => {
+                container(Flavor::Mosquitto, Some(&s["mosquitto-container=".len()..]))
+            }
+            s if s.starts_with("docker=") => {
+                let spec = &s["docker=".len()..];
+                parse_attached(spec).map_err(|e| format!("--broker {s}: {e}"))?;
+                Ok(BrokerSpec::Attached(spec.into()))
+            }
+            s if s.starts_with("tcp://") || s.starts_with("mqtt://") => {
+                Ok(BrokerSpec::External(s.into()))
+            }
             other => Err(format!(
-                "unknown broker \"{other}\": use embedded, mosquitto, tcp://HOST:PORT or mqtt://HOST:PORT"
+                "unknown broker \"{other}\": use embedded, mosquitto, emqx[=IMAGE:TAG], \
+                 mosquitto-container[=IMAGE:TAG], docker=CONTAINER@HOST:PORT, \
+                 tcp://HOST:PORT or mqtt://HOST:PORT"
             )),
         }
     }
@@ -198,12 +231,26 @@ pub fn prepare(opts: &RunOptions) -> Result<(Plan, BrokerSpec, FaultsSpec), RunE
             pause: false,
             persistence: true,
             keepalive_zero: true,
+            partition: false,
         },
+        BrokerSpec::Container { flavor, .. } => broker::container::capabilities(
+            *flavor,
+            &BrokerSettings {
+                persistence: sc.broker.persistence,
+            },
+        ),
+        BrokerSpec::Attached(_) => broker::container::ATTACHED_CAPABILITIES,
     };
     let broker_name = match &broker_spec {
         BrokerSpec::Embedded => "the embedded broker (rumqttd)",
         BrokerSpec::Mosquitto => "mosquitto",
         BrokerSpec::External(_) => "an external broker",
+        BrokerSpec::Container {
+            flavor: broker::container::Flavor::Emqx,
+            ..
+        } => "EMQX (container)",
+        BrokerSpec::Container { .. } => "mosquitto (container)",
+        BrokerSpec::Attached(_) => "a container the harness did not create",
     };
     for (name, p) in &sc.profiles {
         if p.keepalive.is_none() && !caps.keepalive_zero {
@@ -224,8 +271,18 @@ pub fn prepare(opts: &RunOptions) -> Result<(Plan, BrokerSpec, FaultsSpec), RunE
             FaultKind::BrokerRestart => caps.restart,
             FaultKind::BrokerKill => caps.kill,
             FaultKind::BrokerPause => caps.pause,
+            FaultKind::BrokerPartition => caps.partition,
             _ => true,
         };
+        if !ok && matches!(f.kind, FaultKind::BrokerPartition) {
+            return Err(at(
+                &format!("timeline[{i}].kind"),
+                format!(
+                    "broker_partition disconnects a broker container the harness created from its \
+                     Docker network; {broker_name} is not one: use --broker emqx or mosquitto-container"
+                ),
+            ));
+        }
         if !ok {
             return Err(at(
                 &format!("timeline[{i}].kind"),
@@ -300,11 +357,27 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
                 .map_err(|e| RunError::Usage(format!("--broker {url}: {e}")))?
                 .with_connect_timeout(connect_timeout),
         ),
+        BrokerSpec::Container { flavor, image } => Box::new(
+            broker::container::ContainerBroker::new(*flavor, image.as_deref(), settings)
+                .map_err(|e| RunError::Usage(e.to_string()))?,
+        ),
+        BrokerSpec::Attached(spec) => Box::new(
+            broker::container::AttachedContainer::parse(spec)
+                .map_err(|e| RunError::Usage(e.to_string()))?,
+        ),
     };
-    broker
-        .start()
-        .await
-        .map_err(|e| RunError::Environment(format!("broker: {e}")))?;
+    // A container broker can take a while to come up: Ctrl-C meanwhile
+    // removes what was created instead of leaving it to the next start.
+    let started = tokio::select! {
+        r = broker.start() => r.map_err(|e| RunError::Environment(format!("broker: {e}"))),
+        _ = tokio::signal::ctrl_c() => Err(RunError::Environment(
+            "interrupted while the broker was starting".into(),
+        )),
+    };
+    if let Err(e) = started {
+        let _ = broker.shutdown().await;
+        return Err(e);
+    }
     let broker_addr = broker.addr();
     if !broker.capabilities().keepalive_zero {
         if let Some((name, _)) = plan
@@ -638,6 +711,7 @@ async fn heal_everything(t: &Targets, plan: &Plan) {
     }
     let mut b = t.broker.lock().await;
     let _ = b.resume().await;
+    let _ = b.heal_partition().await;
     if plan.faults.iter().any(|f| f.kind.is_broker_fault()) {
         // A broker stopped or killed by an interrupted fault comes back, so
         // the fleet can disconnect cleanly; starting a running broker is a no-op.
@@ -849,6 +923,12 @@ async fn play(t: &Targets, f: &ScheduledFault) -> Result<(), String> {
             } else {
                 step!(b.start().await, true);
             }
+        }
+        FaultKind::BrokerPartition => {
+            step!(t.broker.lock().await.partition().await, false);
+            t.record(applied(vec![])).await;
+            t.sleep_until(end).await;
+            step!(t.broker.lock().await.heal_partition().await, true);
         }
         FaultKind::DeviceCrash { .. } => {
             {

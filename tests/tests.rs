@@ -9,6 +9,8 @@ mod support;
 mod broker;
 #[path = "it/cli.rs"]
 mod cli;
+#[path = "it/containers.rs"]
+mod containers;
 #[path = "it/engine.rs"]
 mod engine;
 #[path = "it/figures.rs"]

@@ -36,6 +36,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     pause: true,
     persistence: false,
     keepalive_zero: false,
+    partition: false,
 };
 
 #[derive(Debug)]

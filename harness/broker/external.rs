@@ -141,6 +141,7 @@ impl Broker for ExternalBroker {
             pause: false,
             persistence: false,
             keepalive_zero: self.keepalive_zero == Some(true),
+            partition: false,
         }
     }
 

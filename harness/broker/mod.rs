@@ -7,6 +7,9 @@
 //!   and controls.
 //! * [`external`]: a broker somebody else runs (`tcp://HOST:PORT`); nothing
 //!   is started and lifecycle faults are refused up front.
+//! * [`container`]: EMQX or Mosquitto in a Docker container the harness
+//!   creates (testcontainers), or a container somebody else runs; lifecycle
+//!   faults and the network partition through the Docker API.
 //! * [`process`]: the child-process control the two local backends share
 //!   (fixed port, readiness, signals, cleanup).
 //! * [`probe`]: a raw MQTT 3.1.1 CONNECT/CONNACK and PINGREQ/PINGRESP, the
@@ -16,6 +19,7 @@
 //! stopped, or accepting MQTT connections again), so fault times are stamped
 //! on confirmation.
 
+pub mod container;
 pub mod embedded;
 pub mod external;
 pub mod mosquitto;
@@ -57,6 +61,8 @@ pub struct Capabilities {
     pub persistence: bool,
     /// Accepts keepalive 0 (rumqttd refuses it).
     pub keepalive_zero: bool,
+    /// Can be cut off its network (`broker_partition`).
+    pub partition: bool,
 }
 
 /// How the harness wants the broker set up.
@@ -88,6 +94,17 @@ pub trait Broker: Send {
     async fn pause(&mut self) -> Result<(), BrokerError>;
     /// Thaw (SIGCONT).
     async fn resume(&mut self) -> Result<(), BrokerError>;
+    /// Cut the broker off the network (`docker network disconnect`).
+    async fn partition(&mut self) -> Result<(), BrokerError> {
+        Err(BrokerError::Unsupported {
+            backend: self.version(),
+            operation: "partition".into(),
+        })
+    }
+    /// Undo [`Broker::partition`]; nothing to do when it is not cut off.
+    async fn heal_partition(&mut self) -> Result<(), BrokerError> {
+        Ok(())
+    }
     /// Stop everything and remove what was created; safe to call twice.
     async fn shutdown(&mut self) -> Result<(), BrokerError>;
 }

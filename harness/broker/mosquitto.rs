@@ -37,6 +37,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     pause: true,
     persistence: true,
     keepalive_zero: true,
+    partition: false,
 };
 
 #[derive(Debug)]

@@ -111,9 +111,12 @@ impl Effect {
                 Effect::Degraded
             }
             FaultKind::Blackhole { .. } | FaultKind::HalfOpen => Effect::Blackhole,
-            FaultKind::LinkDown | FaultKind::ResetPeer { .. } | FaultKind::Flapping { .. } => {
-                Effect::Down
-            }
+            // A partition closes the devices' connections through the
+            // published port and refuses new ones (see broker::container).
+            FaultKind::LinkDown
+            | FaultKind::ResetPeer { .. }
+            | FaultKind::Flapping { .. }
+            | FaultKind::BrokerPartition => Effect::Down,
             FaultKind::Latency { .. }
             | FaultKind::Bandwidth { .. }
             | FaultKind::SlowClose { .. }

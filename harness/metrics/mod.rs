@@ -96,7 +96,7 @@ enum Class {
 
 fn class_of(kind: &str) -> Class {
     match kind {
-        "broker_restart" | "broker_kill" | "broker_pause" => Class::Broker,
+        "broker_restart" | "broker_kill" | "broker_pause" | "broker_partition" => Class::Broker,
         "device_crash" | "client_id_conflict" => Class::Device,
         _ => Class::Link,
     }

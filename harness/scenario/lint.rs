@@ -241,7 +241,8 @@ fn longest_outage(s: &Scenario, groups: &[&str]) -> Option<Duration> {
             | FaultKind::ResetPeer { .. }
             | FaultKind::BrokerRestart
             | FaultKind::BrokerKill
-            | FaultKind::BrokerPause => f.duration,
+            | FaultKind::BrokerPause
+            | FaultKind::BrokerPartition => f.duration,
             FaultKind::Flapping { down, .. } => Some(*down),
             _ => None,
         })

@@ -80,7 +80,9 @@ fn default_settle() -> Duration {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct BrokerSection {
-    /// `embedded` (default), `mosquitto`, or `tcp://HOST:PORT` / `mqtt://HOST:PORT`.
+    /// `embedded` (default), `mosquitto`, `emqx[=IMAGE:TAG]`,
+    /// `mosquitto-container[=IMAGE:TAG]`, `docker=CONTAINER@HOST:PORT`, or
+    /// `tcp://HOST:PORT` / `mqtt://HOST:PORT`.
     #[serde(default)]
     pub backend: Option<String>,
     /// Sessions and queued messages survive restarts and kills.
@@ -459,6 +461,12 @@ pub enum FaultKind {
     BrokerKill,
     /// SIGSTOP for the fault's duration, then SIGCONT.
     BrokerPause,
+    /// The broker container cut off its Docker network for the fault's
+    /// duration (`docker network disconnect`, then `connect`); container
+    /// brokers only. Through the published port the devices' connections are
+    /// closed and new ones refused, while the broker notices nothing until
+    /// its keepalive runs out.
+    BrokerPartition,
     /// `devices` devices of the target group abort with no DISCONNECT (the
     /// will fires); they start again after the fault's duration, or never
     /// when it has none.
@@ -495,6 +503,7 @@ impl FaultKind {
             FaultKind::BrokerRestart => "broker_restart",
             FaultKind::BrokerKill => "broker_kill",
             FaultKind::BrokerPause => "broker_pause",
+            FaultKind::BrokerPartition => "broker_partition",
             FaultKind::DeviceCrash { .. } => "device_crash",
             FaultKind::ClientIdConflict { .. } => "client_id_conflict",
         }
@@ -504,7 +513,10 @@ impl FaultKind {
     pub fn is_broker_fault(&self) -> bool {
         matches!(
             self,
-            FaultKind::BrokerRestart | FaultKind::BrokerKill | FaultKind::BrokerPause
+            FaultKind::BrokerRestart
+                | FaultKind::BrokerKill
+                | FaultKind::BrokerPause
+                | FaultKind::BrokerPartition
         )
     }
 }

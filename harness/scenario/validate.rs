@@ -536,10 +536,15 @@ impl Checker {
                         format!("duration of `{kind}` must be longer than 0")
                     },
                 ),
-                Some(d) if d.is_zero() && matches!(f.kind, FaultKind::BrokerPause) => self.err(
-                    at("duration"),
-                    "duration of `broker_pause` must be longer than 0",
-                ),
+                Some(d)
+                    if d.is_zero()
+                        && matches!(f.kind, FaultKind::BrokerPause | FaultKind::BrokerPartition) =>
+                {
+                    self.err(
+                        at("duration"),
+                        format!("duration of `{kind}` must be longer than 0"),
+                    )
+                }
                 Some(d) if f.at < s.duration && f.at + d > s.duration => self.err(
                     at("duration"),
                     format!(

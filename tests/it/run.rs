@@ -351,7 +351,7 @@ kind = "half_open""#;
     assert_back_after_heal(&r, 0);
 }
 
-async fn link_down(b: &str) {
+pub async fn link_down(b: &str) {
     let tl = r#"[[timeline]]
 at = "3s"
 duration = "3s"
@@ -583,15 +583,15 @@ kind = "{kind}""#
     assert_back_after_heal(&r, 0);
 }
 
-async fn broker_restart(b: &str) {
+pub async fn broker_restart(b: &str) {
     broker_cycle(b, "broker_restart").await
 }
 
-async fn broker_kill(b: &str) {
+pub async fn broker_kill(b: &str) {
     broker_cycle(b, "broker_kill").await
 }
 
-async fn broker_pause(b: &str) {
+pub async fn broker_pause(b: &str) {
     let tl = r#"[[timeline]]
 at = "3s"
 duration = "5s"

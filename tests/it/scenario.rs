@@ -374,6 +374,7 @@ fn kind_name(k: &FaultKind) -> &'static str {
         FaultKind::BrokerRestart => "broker_restart",
         FaultKind::BrokerKill => "broker_kill",
         FaultKind::BrokerPause => "broker_pause",
+        FaultKind::BrokerPartition => "broker_partition",
         FaultKind::DeviceCrash { .. } => "device_crash",
         FaultKind::ClientIdConflict { .. } => "client_id_conflict",
     }
@@ -402,7 +403,7 @@ fn each_fault_kind_has_a_small_scenario_of_its_own() {
         }
         covered.insert(stem.to_string());
     }
-    assert_eq!(covered.len(), 15, "{covered:?}");
+    assert_eq!(covered.len(), 16, "{covered:?}");
 }
 
 // ------------------------------------------------------- the command line

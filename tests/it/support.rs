@@ -62,3 +62,48 @@ macro_rules! on_both_brokers {
         )*
     };
 }
+
+/// Docker with the stand-in images built (once per test process, by
+/// `scripts/standin-images.sh` with this build's binary); `None` (a skip)
+/// when Docker is absent outside CI, a failure under CI.
+pub fn docker() -> Option<()> {
+    use std::sync::OnceLock;
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    let ready = READY.get_or_init(|| {
+        let info = std::process::Command::new("docker")
+            .args(["info", "--format", "{{.ServerVersion}}"])
+            .output();
+        match info {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => {
+                return Err(format!(
+                    "docker info: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                ))
+            }
+            Err(e) => return Err(format!("docker: {e}")),
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/standin-images.sh");
+        let out = std::process::Command::new("bash")
+            .arg(script)
+            .arg(bin())
+            .output()
+            .map_err(|e| format!("{script}: {e}"))?;
+        if !out.status.success() {
+            // Docker is there but the images cannot be built: a real failure.
+            panic!(
+                "{script} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    });
+    match ready {
+        Ok(()) => Some(()),
+        Err(e) => {
+            skip_or_fail(&format!("Docker ({e})"))?;
+            None
+        }
+    }
+}
