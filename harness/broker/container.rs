@@ -712,6 +712,12 @@ impl Broker for ContainerBroker {
         capabilities(self.flavor, &self.settings)
     }
 
+    /// EMQX 5 publishes client events on `$SYS` (the ACL lets the observer
+    /// read them).
+    fn sys_client_events(&self) -> bool {
+        self.flavor == Flavor::Emqx
+    }
+
     /// First time: create everything and wait until ready. After a stop or
     /// kill: `docker start` and wait until MQTT answers. Running: nothing.
     async fn start(&mut self) -> Result<(), BrokerError> {
@@ -922,6 +928,12 @@ impl Broker for AttachedContainer {
 
     fn capabilities(&self) -> Capabilities {
         ATTACHED_CAPABILITIES
+    }
+
+    /// An EMQX container (by its image's name) publishes client events on
+    /// `$SYS`; whether the observer may read them is its ACL's business.
+    fn sys_client_events(&self) -> bool {
+        self.image.contains("emqx")
     }
 
     /// Find the container, start it when stopped, wait until MQTT answers.
