@@ -1,0 +1,1156 @@
+//! `report.html`: the report as one self-contained page for people who do
+//! not read JSON. Pure: it takes the [`Report`] and the [`Series`] of its
+//! intervals and returns the page; `write_html` does the I/O.
+//!
+//! What is on the page, in order: the verdict and the SLO table (as in
+//! `report.md`), four charts, the per-profile tables (every cell carries its
+//! figure's `report.json` name and raw value in `data-figure` /
+//! `data-value`, so the page can be checked against the report), and the
+//! faults as the backend confirmed them.
+//!
+//! The charts are SVG drawn by `plotters` and inlined:
+//!
+//! 1. **Connected devices and faults**: a line per profile of the devices
+//!    connected at each interval cut, with each applied fault shaded from
+//!    its confirmed start to its confirmed heal and labelled.
+//! 2. **Latency over time**: p50 / p99 / max of the telemetry end-to-end
+//!    latency of each interval, per profile (log scale).
+//! 3. **Reconnect time** (`reconnect_after_heal`) and 4. **zombie time**:
+//!    percentile plots, x on HdrHistogram's `1 / (1 − p)` log scale (min,
+//!    50 %, 90 %, 99 %, 99.9 %, 99.99 %, then max). Reconnect time is drawn
+//!    from the full histogram of the intervals; zombie time, which the
+//!    interval files carry only as the report's summary, from its
+//!    min/p50/p90/p99/p99.9/max points. A profile without samples is named
+//!    under the chart ("no samples", or "not measured" for `null`).
+//!
+//! Self-contained: inline CSS, no script, no link, no external image or
+//! font; the only URLs are the SVG namespace declarations, which are names,
+//! not fetches. Every text from the run (scenario, profile, fault target,
+//! error texts) is escaped ([`escape`]); plotters escapes the SVG text it
+//! writes itself.
+
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::markdown::micros;
+use super::series::{Series, MAX_POINTS};
+use super::{DurationFigure, FaultRecord, Figures, MessageFigureSet, Report, SloStatus, Verdict};
+
+/// Escape text for HTML content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+const WIDTH: u32 = 960;
+const HEIGHT: u32 = 360;
+
+/// Okabe–Ito, readable with the common colour blindnesses.
+const PROFILE_COLORS: [RGBColor; 7] = [
+    RGBColor(0x00, 0x72, 0xB2),
+    RGBColor(0x00, 0x9E, 0x73),
+    RGBColor(0xCC, 0x79, 0xA7),
+    RGBColor(0x56, 0xB4, 0xE9),
+    RGBColor(0x00, 0x00, 0x00),
+    RGBColor(0xE6, 0x9F, 0x00),
+    RGBColor(0x8C, 0x56, 0x4B),
+];
+const FAULT_COLOR: RGBColor = RGBColor(0xD5, 0x5E, 0x00);
+
+fn color(i: usize) -> RGBColor {
+    PROFILE_COLORS[i % PROFILE_COLORS.len()]
+}
+
+const STYLE: &str = r#"
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em auto; max-width: 1040px; padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { margin-bottom: .2em; }
+h2 { margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: .2em; }
+.verdict { display: inline-block; font-size: 1.6em; font-weight: bold; padding: .2em .8em; border-radius: .3em; color: #fff; }
+.verdict.pass { background: #1b7f3b; }
+.verdict.fail { background: #b3261e; }
+.meta { color: #555; }
+table { border-collapse: collapse; margin: .8em 0; font-size: .92em; }
+th, td { border: 1px solid #ccc; padding: .25em .6em; }
+th { background: #f3f3f3; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.total th, tr.total td { font-weight: bold; background: #fafafa; }
+td.fail { color: #b3261e; font-weight: bold; }
+td.unknown { color: #8a5a00; font-weight: bold; }
+figure { margin: 1.2em 0; }
+figcaption { color: #444; font-size: .92em; max-width: 60em; }
+ul.notes { color: #444; font-size: .92em; margin-top: .3em; }
+svg { max-width: 100%; height: auto; }
+.error { color: #b3261e; }
+"#;
+
+/// `report.html` for `r`, charts from `s` (the intervals of the same run or window).
+pub fn html(r: &Report, s: &Series) -> String {
+    let mut o = String::new();
+    let verdict = match r.verdict {
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+    };
+    let _ = write!(
+        o,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>mqtt-chaos {}: {verdict}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
+        escape(&r.scenario)
+    );
+    let _ = writeln!(
+        o,
+        "<h1>mqtt-chaos: <code>{}</code></h1>",
+        escape(&r.scenario)
+    );
+    let _ = writeln!(
+        o,
+        "<p><span class=\"verdict {}\" id=\"verdict\">{verdict}</span></p>",
+        verdict.to_lowercase()
+    );
+    let _ = writeln!(o, "<p>{}</p>", escape(&verdict_sentence(r)));
+    let _ = writeln!(
+        o,
+        "<p class=\"meta\">seed {} · started {} · {} of traffic · {} devices · harness {} · broker {} · faults {}</p>",
+        r.seed,
+        escape(&r.started_at),
+        secs(r.duration_s),
+        r.devices,
+        escape(&r.versions.harness),
+        escape(&r.versions.broker),
+        escape(&r.versions.faults),
+    );
+
+    slo_table(&mut o, r);
+
+    let _ = writeln!(o, "<h2>Charts</h2>");
+    let _ = writeln!(o, "<p class=\"meta\">{}</p>", escape(&resolution(s)));
+    figure(
+        &mut o,
+        "chart-timeline",
+        "Connected devices and faults",
+        "How many devices of each profile were connected, sampled at every interval. Shaded: a fault in force, from the moment the fault backend confirmed it to the moment it confirmed the heal. A good client configuration dips under a fault and climbs back soon after the shading ends.",
+        timeline_chart(r, s),
+        timeline_notes(s),
+    );
+    figure(
+        &mut o,
+        "chart-latency",
+        "Message latency over time",
+        "End-to-end latency of telemetry (intended send time to reception) in each interval: the median (p50, thick), the slowest 1 % (p99, thin) and the slowest message (max, dashed). Log scale. Gaps: no message arrived in that interval.",
+        latency_chart(s),
+        latency_notes(r, s),
+    );
+    let reconnect = reconnect_distributions(r, s);
+    figure(
+        &mut o,
+        "chart-reconnect",
+        "Reconnect time after a fault heals",
+        "How long devices took to connect again after a link or broker fault healed (reconnect_after_heal), as percentiles: read a point as \"this share of reconnects took at most this long\". The right end is the slowest.",
+        distribution_chart("reconnect time", &reconnect),
+        distribution_notes(&reconnect),
+    );
+    let zombie = zombie_distributions(r);
+    figure(
+        &mut o,
+        "chart-zombie",
+        "Zombie time (believed online while cut off)",
+        "How long a client kept believing it was connected while a blackhole fault silently dropped its traffic (zombie_time), as percentiles of the report's summary (min, p50, p90, p99, p99.9, max).",
+        distribution_chart("zombie time", &zombie),
+        distribution_notes(&zombie),
+    );
+
+    let _ = writeln!(o, "<h2>Telemetry per profile</h2>");
+    let _ = writeln!(
+        o,
+        "<p class=\"meta\">lost_after_ack: the broker acknowledged the message and it never arrived (a violation). silent_loss: the application was told \"sent\" without an acknowledgement and it never arrived.</p>"
+    );
+    message_table(&mut o, "telemetry", "", r, |f| &f.telemetry);
+    if r.totals.commands.sent > 0 || r.totals.commands.delivered > 0 {
+        let _ = writeln!(o, "<h2>Commands per profile</h2>");
+        message_table(&mut o, "commands", "commands.", r, |f| &f.commands);
+    }
+    connection_table(&mut o, r);
+    offline_table(&mut o, r);
+    faults_table(&mut o, r);
+
+    if r.unobserved_s > 0.0 || r.unobserved > 0 {
+        let _ = writeln!(
+            o,
+            "<p>The observer was away for {}: {} acknowledged messages published then were never received and are counted as <code>unobserved</code>, not lost.</p>",
+            secs(r.unobserved_s),
+            r.unobserved
+        );
+    }
+    if !r.errors.is_empty() {
+        let _ = writeln!(o, "<h2>Harness errors</h2>\n<ul id=\"errors\">");
+        for e in &r.errors {
+            let _ = writeln!(o, "<li>{}</li>", escape(e));
+        }
+        let _ = writeln!(o, "</ul>");
+    }
+    let _ = writeln!(o, "</body>\n</html>");
+    o
+}
+
+fn verdict_sentence(r: &Report) -> String {
+    if r.slo.is_empty() {
+        return "No SLOs were set: the verdict checks nothing.".into();
+    }
+    let failed = r.slo.iter().filter(|s| s.status == SloStatus::Fail).count();
+    let unknown = r
+        .slo
+        .iter()
+        .filter(|s| s.status == SloStatus::Unknown)
+        .count();
+    match r.verdict {
+        Verdict::Pass => format!("All {} SLOs held.", r.slo.len()),
+        Verdict::Fail => format!(
+            "{failed} of {} SLOs failed and {unknown} could not be checked (an unchecked SLO counts as a breach).",
+            r.slo.len()
+        ),
+    }
+}
+
+fn resolution(s: &Series) -> String {
+    let Some(first) = s.points.first() else {
+        return "No complete interval: there is nothing to plot over time.".into();
+    };
+    let length = if s.per_point == 1 {
+        first.end_s - first.start_s
+    } else {
+        (first.end_s - first.start_s) / s.per_point as f64
+    };
+    if s.per_point == 1 {
+        format!(
+            "{} intervals of about {}; one point per interval.",
+            s.intervals,
+            secs_short(length)
+        )
+    } else {
+        format!(
+            "{} intervals of about {}: more than {MAX_POINTS}, so every {} adjacent intervals are merged into one point (latency percentiles of their samples together, connected devices at the point's last cut).",
+            s.intervals,
+            secs_short(length),
+            s.per_point
+        )
+    }
+}
+
+fn figure(
+    o: &mut String,
+    id: &str,
+    title: &str,
+    caption: &str,
+    svg: Result<String, String>,
+    notes: Vec<String>,
+) {
+    let _ = writeln!(o, "<figure id=\"{id}\">\n<h3>{}</h3>", escape(title));
+    match svg {
+        Ok(svg) => o.push_str(&svg),
+        Err(e) => {
+            let _ = writeln!(
+                o,
+                "<p class=\"error\">The chart could not be drawn: {}</p>",
+                escape(&e)
+            );
+        }
+    }
+    let _ = writeln!(o, "<figcaption>{}</figcaption>", escape(caption));
+    if !notes.is_empty() {
+        let _ = writeln!(o, "<ul class=\"notes\">");
+        for n in notes {
+            let _ = writeln!(o, "<li>{}</li>", escape(&n));
+        }
+        let _ = writeln!(o, "</ul>");
+    }
+    let _ = writeln!(o, "</figure>");
+}
+
+/// Draw on an SVG canvas into a string.
+fn svg(
+    draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<(), String>,
+) -> Result<String, String> {
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        draw(&root)?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(buf)
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// The x range of the time charts: the intervals' span (the report's
+/// duration when there are none).
+fn time_range(s: &Series, r: Option<&Report>) -> (f64, f64) {
+    match (s.points.first(), s.points.last()) {
+        (Some(a), Some(b)) => (a.start_s, b.end_s.max(a.start_s + 1e-3)),
+        _ => (0.0, r.map_or(1.0, |r| r.duration_s).max(1.0)),
+    }
+}
+
+/// A run-clock tick label for an axis spanning `span` seconds.
+fn clock_label(t: f64, span: f64) -> String {
+    if span <= 180.0 {
+        format!("{} s", trim(t, 1))
+    } else if span <= 3.0 * 3600.0 {
+        format!("{} min", trim(t / 60.0, 1))
+    } else {
+        format!("{} h", trim(t / 3600.0, 1))
+    }
+}
+
+/// `x` with at most `digits` decimals, trailing zeros dropped.
+fn trim(x: f64, digits: usize) -> String {
+    let s = format!("{x:.digits$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+fn timeline_chart(r: &Report, s: &Series) -> Result<String, String> {
+    let (x0, x1) = time_range(s, Some(r));
+    let span = x1 - x0;
+    let top_devices = s
+        .devices
+        .values()
+        .map(|&d| u64::from(d))
+        .chain(
+            s.points
+                .iter()
+                .flat_map(|p| p.profiles.values().filter_map(|v| v.connected)),
+        )
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    // Room above the lines for the fault labels.
+    let y_top = (top_devices as f64 * 1.35).ceil() as i64 + 1;
+    svg(|root| {
+        let mut chart = ChartBuilder::on(root)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(x0..x1, 0i64..y_top)
+            .map_err(err)?;
+        let fmt = |t: &f64| clock_label(*t, span);
+        chart
+            .configure_mesh()
+            .x_desc("run clock")
+            .y_desc("connected devices")
+            .x_label_formatter(&fmt)
+            .light_line_style(RGBColor(0xF2, 0xF2, 0xF2))
+            .max_light_lines(2)
+            .draw()
+            .map_err(err)?;
+
+        let shown: Vec<&FaultRecord> = r
+            .faults
+            .iter()
+            .filter(|f| f.applied && f.started_at_s.is_some())
+            .collect();
+        if !shown.is_empty() {
+            let spans: Vec<(f64, f64)> = shown
+                .iter()
+                .map(|f| {
+                    let a = f.started_at_s.unwrap_or(x0).clamp(x0, x1);
+                    let b = f.healed_at_s.unwrap_or(x1).clamp(x0, x1);
+                    (a, b.max(a))
+                })
+                .collect();
+            chart
+                .draw_series(spans.iter().map(|&(a, b)| {
+                    Rectangle::new([(a, y_top), (b, 0)], FAULT_COLOR.mix(0.16).filled())
+                }))
+                .map_err(err)?
+                .label("fault in force (confirmed applied → healed)")
+                .legend(|(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 18, y + 5)], FAULT_COLOR.mix(0.3).filled())
+                });
+            let label_style = ("sans-serif", 13).into_font().color(&FAULT_COLOR);
+            chart
+                .draw_series(
+                    shown
+                        .iter()
+                        .zip(&spans)
+                        .enumerate()
+                        .map(|(k, (f, &(a, _)))| {
+                            let label = format!(
+                                "#{} {}{}",
+                                f.index,
+                                f.kind,
+                                f.target
+                                    .as_deref()
+                                    .map_or(String::new(), |t| format!(" @ {t}"))
+                            );
+                            EmptyElement::at((a, y_top))
+                                + Text::new(
+                                    label,
+                                    (4, 4 + 15 * (k as i32 % 4)),
+                                    label_style.clone(),
+                                )
+                        }),
+                )
+                .map_err(err)?;
+        }
+
+        let mut drawn = 0;
+        for (i, name) in s.devices.keys().enumerate() {
+            let c = color(i);
+            let points: Vec<(f64, i64)> = s
+                .points
+                .iter()
+                .filter_map(|p| {
+                    let v = p.profiles.get(name)?.connected?;
+                    Some((p.end_s, v as i64))
+                })
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
+            drawn += 1;
+            let devices = s.devices[name];
+            chart
+                .draw_series(
+                    LineSeries::new(points.clone(), c.stroke_width(2))
+                        .point_size(if points.len() <= 120 { 3 } else { 0 }),
+                )
+                .map_err(err)?
+                .label(format!("{name} ({devices} devices)"))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                });
+        }
+        if drawn == 0 {
+            no_data(root, "connected devices not recorded")?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(0xBB, 0xBB, 0xBB))
+            .draw()
+            .map_err(err)?;
+        Ok(())
+    })
+}
+
+fn timeline_notes(s: &Series) -> Vec<String> {
+    let mut notes = Vec::new();
+    for name in s.devices.keys() {
+        let recorded = s
+            .points
+            .iter()
+            .any(|p| p.profiles.get(name).is_some_and(|v| v.connected.is_some()));
+        if !recorded && !s.points.is_empty() {
+            notes.push(format!(
+                "{name}: connected devices were not recorded (interval files written by an older version)"
+            ));
+        }
+    }
+    notes
+}
+
+/// A large grey message in the middle of an empty chart.
+fn no_data(root: &DrawingArea<SVGBackend, Shift>, what: &str) -> Result<(), String> {
+    let style = ("sans-serif", 22)
+        .into_font()
+        .color(&RGBColor(0x88, 0x88, 0x88))
+        .pos(plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Center,
+            plotters::style::text_anchor::VPos::Center,
+        ));
+    root.draw(&Text::new(
+        what.to_string(),
+        ((WIDTH / 2) as i32, (HEIGHT / 2) as i32),
+        style,
+    ))
+    .map_err(err)
+}
+
+/// Split a line at its gaps.
+fn segments(points: impl Iterator<Item = (f64, Option<f64>)>) -> Vec<Vec<(f64, f64)>> {
+    let mut out: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+    for (x, y) in points {
+        match y {
+            Some(y) => out.last_mut().expect("never empty").push((x, y)),
+            None => {
+                if out.last().is_some_and(|s| !s.is_empty()) {
+                    out.push(Vec::new());
+                }
+            }
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+fn latency_chart(s: &Series) -> Result<String, String> {
+    let (x0, x1) = time_range(s, None);
+    let span = x1 - x0;
+    let values = s
+        .points
+        .iter()
+        .flat_map(|p| p.profiles.values().filter_map(|v| v.e2e_latency));
+    let (lo, hi) = values.fold((u64::MAX, 0u64), |(lo, hi), e| {
+        (lo.min(e.p50_us.max(1)), hi.max(e.max_us.max(1)))
+    });
+    let any = hi > 0;
+    // Whole decades, so the axis has a label at each end.
+    let (lo, hi) = if any {
+        (
+            10f64.powf((lo as f64).log10().floor()),
+            10f64.powf((hi as f64 * 1.01).log10().ceil()),
+        )
+    } else {
+        (100.0, 1e6)
+    };
+    svg(|root| {
+        let mut chart = ChartBuilder::on(root)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(72)
+            .build_cartesian_2d(x0..x1, (lo..hi).log_scale())
+            .map_err(err)?;
+        let xfmt = |t: &f64| clock_label(*t, span);
+        let yfmt = |v: &f64| micros(v.round() as u64);
+        chart
+            .configure_mesh()
+            .x_desc("run clock")
+            .y_desc("end-to-end latency (log scale)")
+            .x_label_formatter(&xfmt)
+            .y_label_formatter(&yfmt)
+            .light_line_style(RGBColor(0xF2, 0xF2, 0xF2))
+            .max_light_lines(2)
+            .draw()
+            .map_err(err)?;
+        for (i, name) in s.devices.keys().enumerate() {
+            let c = color(i);
+            let stat = |f: fn(&super::series::LatencyStats) -> u64| {
+                segments(s.points.iter().map(|p| {
+                    let mid = (p.start_s + p.end_s) / 2.0;
+                    let v = p.profiles.get(name).and_then(|v| v.e2e_latency);
+                    (mid, v.map(|e| f(&e).max(1) as f64))
+                }))
+            };
+            let markers = s.points.len() <= 120;
+            for (k, (label, segs, width)) in [
+                ("p50", stat(|e| e.p50_us), 3u32),
+                ("p99", stat(|e| e.p99_us), 1),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let style = if k == 0 {
+                    c.stroke_width(width)
+                } else {
+                    c.mix(0.75).stroke_width(width)
+                };
+                for (j, seg) in segs.into_iter().enumerate() {
+                    let series = chart
+                        .draw_series(LineSeries::new(seg, style).point_size(if markers {
+                            2
+                        } else {
+                            0
+                        }))
+                        .map_err(err)?;
+                    if j == 0 {
+                        series
+                            .label(format!("{name} {label}"))
+                            .legend(move |(x, y)| {
+                                PathElement::new(vec![(x, y), (x + 18, y)], style)
+                            });
+                    }
+                }
+            }
+            let dashed = c.mix(0.6).stroke_width(1);
+            for (j, seg) in stat(|e| e.max_us).into_iter().enumerate() {
+                let series = chart
+                    .draw_series(DashedLineSeries::new(seg, 5, 4, dashed))
+                    .map_err(err)?;
+                if j == 0 {
+                    series.label(format!("{name} max")).legend(move |(x, y)| {
+                        EmptyElement::at((x, y))
+                            + PathElement::new(vec![(0, 0), (6, 0)], dashed)
+                            + PathElement::new(vec![(11, 0), (18, 0)], dashed)
+                    });
+                }
+            }
+        }
+        if !any {
+            no_data(root, "no samples")?;
+        } else {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(RGBColor(0xBB, 0xBB, 0xBB))
+                .draw()
+                .map_err(err)?;
+        }
+        Ok(())
+    })
+}
+
+fn latency_notes(r: &Report, s: &Series) -> Vec<String> {
+    s.devices
+        .keys()
+        .filter(|name| {
+            !s.points.iter().any(|p| {
+                p.profiles
+                    .get(*name)
+                    .is_some_and(|v| v.e2e_latency.is_some())
+            })
+        })
+        .map(|name| {
+            let sent = r.profiles.get(name).map_or(0, |f| f.telemetry.sent);
+            format!("{name}: no samples (no telemetry received; {sent} sent)")
+        })
+        .collect()
+}
+
+/// HdrHistogram's percentile axis, in thousandths: `x = 1000 · log10(1 /
+/// (1 − p))`, so 0 is the minimum, 1000 is p90, 2000 p99, …, [`X_P9999`]
+/// p99.99; the maximum is drawn apart at [`X_MAX`]. (Integers: plotters
+/// places labels at given key points only on an integer axis.)
+const X_P9999: i64 = 4000;
+const X_MAX: i64 = 4600;
+
+/// The key points of the percentile axis and their labels.
+const PERCENTILE_TICKS: [(i64, &str); 7] = [
+    (0, "min"),
+    (301, "50 %"),
+    (1000, "90 %"),
+    (2000, "99 %"),
+    (3000, "99.9 %"),
+    (X_P9999, "99.99 %"),
+    (X_MAX, "max"),
+];
+
+fn x_of_quantile(q: f64) -> i64 {
+    if q >= 1.0 {
+        X_MAX
+    } else {
+        ((1.0 / (1.0 - q)).log10() * 1000.0)
+            .round()
+            .min(X_P9999 as f64) as i64
+    }
+}
+
+fn percentile_label(x: i64) -> String {
+    PERCENTILE_TICKS
+        .iter()
+        .find(|(t, _)| *t == x)
+        .map_or(String::new(), |(_, l)| l.to_string())
+}
+
+/// One profile's distribution on a percentile chart.
+#[derive(Debug, Clone)]
+struct Distribution {
+    profile: String,
+    /// `(x, µs)` points; empty: nothing to draw (see `note`).
+    points: Vec<(i64, f64)>,
+    /// Drawn as a curve (a full histogram) or as marked points (a summary).
+    curve: bool,
+    note: Option<String>,
+}
+
+/// The curve of a histogram: quantiles up to p99.99 on the log axis, then the max.
+fn histogram_points(h: &Histogram<u64>) -> Vec<(i64, f64)> {
+    let mut pts: Vec<(i64, f64)> = (0..=80)
+        .map(|k| {
+            let x = k * X_P9999 / 80;
+            let q = 1.0 - 10f64.powf(-(x as f64) / 1000.0);
+            (x, h.value_at_quantile(q) as f64)
+        })
+        .collect();
+    pts[0].1 = h.min() as f64;
+    pts.push((X_MAX, h.max() as f64));
+    pts
+}
+
+/// The points of a report summary.
+fn figure_points(d: &DurationFigure) -> Vec<(i64, f64)> {
+    [
+        (0.0, d.min_us),
+        (0.5, d.p50_us),
+        (0.9, d.p90_us),
+        (0.99, d.p99_us),
+        (0.999, d.p999_us),
+        (1.0, d.max_us),
+    ]
+    .into_iter()
+    .filter_map(|(q, v)| v.map(|v| (x_of_quantile(q), v as f64)))
+    .collect()
+}
+
+fn censored_note(d: &DurationFigure, what: &str) -> String {
+    match d.censored {
+        Some(c) if c > 0 => format!("; {c} {what}"),
+        _ => String::new(),
+    }
+}
+
+fn reconnect_distributions(r: &Report, s: &Series) -> Vec<Distribution> {
+    r.profiles
+        .iter()
+        .map(|(name, f)| {
+            let Some(d) = &f.reconnect_after_heal else {
+                return Distribution {
+                    profile: name.clone(),
+                    points: vec![],
+                    curve: false,
+                    note: Some(format!(
+                        "{name}: not measured in this run (no link or broker fault that hit it healed)"
+                    )),
+                };
+            };
+            let censored = censored_note(d, "never reconnected before the end");
+            if d.count == 0 {
+                return Distribution {
+                    profile: name.clone(),
+                    points: vec![],
+                    curve: false,
+                    note: Some(format!("{name}: no samples{censored}")),
+                };
+            }
+            let note = Some(format!("{name}: {} samples{censored}", d.count));
+            match s.reconnect_after_heal.get(name) {
+                // The intervals hold the very samples the report summarises.
+                Some(h) if h.len() == d.count => Distribution {
+                    profile: name.clone(),
+                    points: histogram_points(h),
+                    curve: true,
+                    note,
+                },
+                _ => Distribution {
+                    profile: name.clone(),
+                    points: figure_points(d),
+                    curve: false,
+                    note,
+                },
+            }
+        })
+        .collect()
+}
+
+fn zombie_distributions(r: &Report) -> Vec<Distribution> {
+    r.profiles
+        .iter()
+        .map(|(name, f)| {
+            let Some(d) = &f.zombie_time else {
+                return Distribution {
+                    profile: name.clone(),
+                    points: vec![],
+                    curve: false,
+                    note: Some(format!(
+                        "{name}: not measured in this run (no blackhole-like fault hit it)"
+                    )),
+                };
+            };
+            let undetected = censored_note(d, "never noticed before the heal");
+            let note = if d.count == 0 {
+                format!("{name}: no samples{undetected}")
+            } else {
+                format!("{name}: {} samples{undetected}", d.count)
+            };
+            Distribution {
+                profile: name.clone(),
+                points: figure_points(d),
+                curve: false,
+                note: Some(note),
+            }
+        })
+        .collect()
+}
+
+fn distribution_notes(ds: &[Distribution]) -> Vec<String> {
+    ds.iter().filter_map(|d| d.note.clone()).collect()
+}
+
+fn distribution_chart(what: &str, ds: &[Distribution]) -> Result<String, String> {
+    let hi = ds
+        .iter()
+        .flat_map(|d| d.points.iter().map(|p| p.1))
+        .fold(0.0f64, f64::max);
+    let any = ds.iter().any(|d| !d.points.is_empty());
+    let y_top = if hi > 0.0 { hi * 1.12 } else { 1_000_000.0 };
+    svg(|root| {
+        let mut chart = ChartBuilder::on(root)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(72)
+            .build_cartesian_2d(
+                (0..X_MAX + 100).with_key_points(PERCENTILE_TICKS.iter().map(|t| t.0).collect()),
+                0.0..y_top,
+            )
+            .map_err(err)?;
+        let xfmt = |x: &i64| percentile_label(*x);
+        let yfmt = |v: &f64| micros(v.max(0.0).round() as u64);
+        chart
+            .configure_mesh()
+            .x_desc("percentile (share of samples at or below)")
+            .y_desc(what)
+            .x_label_formatter(&xfmt)
+            .y_label_formatter(&yfmt)
+            .light_line_style(RGBColor(0xF2, 0xF2, 0xF2))
+            .max_light_lines(2)
+            .draw()
+            .map_err(err)?;
+        for (i, d) in ds.iter().enumerate() {
+            if d.points.is_empty() {
+                continue;
+            }
+            let c = color(i);
+            let series = LineSeries::new(d.points.clone(), c.stroke_width(2))
+                .point_size(if d.curve { 0 } else { 4 });
+            chart
+                .draw_series(series)
+                .map_err(err)?
+                .label(d.profile.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                });
+        }
+        if any {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .background_style(WHITE.mix(0.85))
+                .border_style(RGBColor(0xBB, 0xBB, 0xBB))
+                .draw()
+                .map_err(err)?;
+        } else {
+            no_data(root, "no samples")?;
+        }
+        Ok(())
+    })
+}
+
+// ---- tables ----
+
+/// The rows: every profile (`data-profile` its name), then the totals
+/// (`data-profile=""`).
+fn rows(r: &Report) -> impl Iterator<Item = (Option<&str>, &Figures)> {
+    r.profiles
+        .iter()
+        .map(|(n, f)| (Some(n.as_str()), f))
+        .chain(std::iter::once((None, &r.totals)))
+}
+
+fn row_open(o: &mut String, name: Option<&str>) {
+    match name {
+        Some(n) => {
+            let _ = write!(
+                o,
+                "<tr data-profile=\"{}\"><th scope=\"row\">{}</th>",
+                escape(n),
+                escape(n)
+            );
+        }
+        None => o.push_str("<tr data-profile=\"\" class=\"total\"><th scope=\"row\">total</th>"),
+    }
+}
+
+/// A cell: its figure's name in `report.json`, its raw JSON value, its text.
+fn cell(o: &mut String, figure: &str, raw: &str, text: &str) {
+    let _ = write!(
+        o,
+        "<td class=\"num\" data-figure=\"{}\" data-value=\"{}\">{}</td>",
+        escape(figure),
+        escape(raw),
+        escape(text)
+    );
+}
+
+fn count(o: &mut String, figure: &str, v: Option<u64>) {
+    match v {
+        Some(n) => cell(o, figure, &n.to_string(), &n.to_string()),
+        None => cell(o, figure, "null", "–"),
+    }
+}
+
+fn duration(o: &mut String, figure: &str, v: Option<u64>) {
+    match v {
+        Some(us) => cell(o, figure, &us.to_string(), &micros(us)),
+        None => cell(o, figure, "null", "–"),
+    }
+}
+
+fn share(o: &mut String, figure: &str, v: Option<f64>, text: impl Fn(f64) -> String) {
+    match v {
+        Some(x) => cell(
+            o,
+            figure,
+            &serde_json::to_string(&x).unwrap_or_else(|_| "null".into()),
+            &text(x),
+        ),
+        None => cell(o, figure, "null", "–"),
+    }
+}
+
+fn header(o: &mut String, id: &str, columns: &[&str]) {
+    let _ = write!(o, "<table id=\"{id}\">\n<thead><tr><th>profile</th>");
+    for c in columns {
+        let _ = write!(o, "<th>{}</th>", escape(c));
+    }
+    o.push_str("</tr></thead>\n<tbody>\n");
+}
+
+fn slo_table(o: &mut String, r: &Report) {
+    let _ = writeln!(o, "<h2>SLOs</h2>");
+    if r.slo.is_empty() {
+        let _ = writeln!(o, "<p>No SLOs were set: the verdict checks nothing.</p>");
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "<table id=\"slo\">\n<thead><tr><th>result</th><th>SLO</th><th>profile</th><th>observed</th></tr></thead>\n<tbody>"
+    );
+    for s in &r.slo {
+        let (class, result) = match s.status {
+            SloStatus::Pass => ("pass", "pass"),
+            SloStatus::Fail => ("fail", "FAIL"),
+            SloStatus::Unknown => ("unknown", "UNKNOWN (counts as a breach)"),
+        };
+        let name = match &s.stat {
+            Some(stat) => format!("{}.{stat}", s.figure),
+            None => s.figure.clone(),
+        };
+        let observed = s.observed.map_or("null".to_string(), |v| {
+            super::slo::show(&s.figure, s.stat.as_deref(), v)
+        });
+        let _ = writeln!(
+            o,
+            "<tr><td class=\"{class}\">{result}</td><td><code>{} {}</code></td><td>{}</td><td class=\"num\">{}</td></tr>",
+            escape(&name),
+            escape(&s.limit),
+            escape(s.profile.as_deref().unwrap_or("all")),
+            escape(&observed),
+        );
+    }
+    let _ = writeln!(o, "</tbody>\n</table>");
+}
+
+fn message_table(
+    o: &mut String,
+    id: &str,
+    prefix: &str,
+    r: &Report,
+    pick: impl Fn(&Figures) -> &MessageFigureSet,
+) {
+    header(
+        o,
+        id,
+        &[
+            "sent",
+            "acked",
+            "delivered",
+            "lost_after_ack",
+            "lost_unacked",
+            "silent_loss",
+            "lost_qos0",
+            "duplicates",
+            "reordered",
+            "downgraded",
+            "unobserved",
+            "e2e p50",
+            "e2e p99",
+            "e2e max",
+        ],
+    );
+    for (name, f) in rows(r) {
+        let m = pick(f);
+        row_open(o, name);
+        for (figure, v) in [
+            ("sent", m.sent),
+            ("acked", m.acked),
+            ("delivered", m.delivered),
+            ("lost_after_ack", m.lost_after_ack),
+            ("lost_unacked", m.lost_unacked),
+            ("silent_loss", m.silent_loss),
+            ("lost_qos0", m.lost_qos0),
+            ("duplicates", m.duplicates),
+            ("reordered", m.reordered),
+            ("downgraded", m.downgraded),
+            ("unobserved", m.unobserved),
+        ] {
+            count(o, &format!("{prefix}{figure}"), Some(v));
+        }
+        let e = &m.e2e_latency;
+        duration(o, &format!("{prefix}e2e_latency.p50_us"), e.p50_us);
+        duration(o, &format!("{prefix}e2e_latency.p99_us"), e.p99_us);
+        duration(o, &format!("{prefix}e2e_latency.max_us"), e.max_us);
+        o.push_str("</tr>\n");
+    }
+    o.push_str("</tbody>\n</table>\n");
+}
+
+fn connection_table(o: &mut String, r: &Report) {
+    let _ = writeln!(o, "<h2>Connections per profile</h2>");
+    header(
+        o,
+        "connections",
+        &[
+            "reconnect p50",
+            "reconnect max",
+            "never reconnected",
+            "session present",
+            "reconnect attempts",
+            "flaps / device-h",
+        ],
+    );
+    for (name, f) in rows(r) {
+        let rah = f.reconnect_after_heal.as_ref();
+        row_open(o, name);
+        duration(o, "reconnect_after_heal.p50_us", rah.and_then(|d| d.p50_us));
+        duration(o, "reconnect_after_heal.max_us", rah.and_then(|d| d.max_us));
+        count(
+            o,
+            "reconnect_after_heal.censored",
+            rah.and_then(|d| d.censored),
+        );
+        share(o, "session_present", f.session_present, |x| {
+            format!("{:.0} %", x * 100.0)
+        });
+        count(o, "reconnect_attempts", f.reconnect_attempts);
+        share(o, "flaps", f.flaps, |x| format!("{x:.2}"));
+        o.push_str("</tr>\n");
+    }
+    o.push_str("</tbody>\n</table>\n");
+}
+
+fn offline_table(o: &mut String, r: &Report) {
+    let _ = writeln!(o, "<h2>Zombie time and offline reports per profile</h2>");
+    let _ = writeln!(
+        o,
+        "<p class=\"meta\">false offline: the dashboard showed a device offline while it was alive and reachable. missed offline: a device died and no offline report came (the Last Will did not work).</p>"
+    );
+    header(
+        o,
+        "offline",
+        &[
+            "zombie p50",
+            "zombie max",
+            "zombie undetected",
+            "broker detect max",
+            "true offline",
+            "false offline",
+            "false offline rate",
+            "stale max",
+            "missed offline",
+            "false online max",
+        ],
+    );
+    for (name, f) in rows(r) {
+        row_open(o, name);
+        let z = f.zombie_time.as_ref();
+        duration(o, "zombie_time.p50_us", z.and_then(|d| d.p50_us));
+        duration(o, "zombie_time.max_us", z.and_then(|d| d.max_us));
+        count(o, "zombie_undetected", f.zombie_undetected);
+        duration(
+            o,
+            "broker_detect_time.max_us",
+            f.broker_detect_time.as_ref().and_then(|d| d.max_us),
+        );
+        count(o, "true_offline", f.true_offline);
+        count(o, "false_offline", f.false_offline);
+        share(o, "false_offline_rate", f.false_offline_rate, |x| {
+            format!("{:.0} %", x * 100.0)
+        });
+        duration(
+            o,
+            "stale_offline_time.max_us",
+            f.stale_offline_time.as_ref().and_then(|d| d.max_us),
+        );
+        count(o, "missed_offline", f.missed_offline);
+        duration(
+            o,
+            "false_online_time.max_us",
+            f.false_online_time.as_ref().and_then(|d| d.max_us),
+        );
+        o.push_str("</tr>\n");
+    }
+    o.push_str("</tbody>\n</table>\n");
+    if r.totals.offline_unobserved.is_some_and(|n| n > 0) {
+        let _ = writeln!(
+            o,
+            "<p>{} device deaths fell while the observer was away: counted neither as detected nor as missed offline reports.</p>",
+            r.totals.offline_unobserved.unwrap_or(0)
+        );
+    }
+}
+
+fn faults_table(o: &mut String, r: &Report) {
+    let _ = writeln!(o, "<h2>Faults as applied</h2>");
+    if r.faults.is_empty() {
+        let _ = writeln!(o, "<p>No faults in the timeline.</p>");
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "<p class=\"meta\">Times on the run clock, as the fault backend confirmed them (not as scheduled).</p>"
+    );
+    let _ = writeln!(
+        o,
+        "<table id=\"faults\">\n<thead><tr><th>#</th><th>kind</th><th>target</th><th>applied at</th><th>healed at</th><th>in force</th><th>note</th></tr></thead>\n<tbody>"
+    );
+    for f in &r.faults {
+        let note = match (&f.error, f.applied) {
+            (Some(e), _) => format!("error: {e}"),
+            (None, false) => "not applied".into(),
+            (None, true) if f.healed_at_s.is_none() => "never healed".into(),
+            (None, true) => String::new(),
+        };
+        let in_force = match (f.started_at_s, f.healed_at_s) {
+            (Some(a), Some(b)) => secs(b - a),
+            _ => "–".into(),
+        };
+        let _ = writeln!(
+            o,
+            "<tr data-fault=\"{}\"><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            f.index,
+            f.index,
+            escape(&f.kind),
+            escape(f.target.as_deref().unwrap_or("all")),
+            f.started_at_s.map_or("never".into(), secs),
+            f.healed_at_s.map_or("–".into(), secs),
+            in_force,
+            escape(&note),
+        );
+    }
+    let _ = writeln!(o, "</tbody>\n</table>");
+}
+
+fn secs(s: f64) -> String {
+    format!("{s:.3} s")
+}
+
+fn secs_short(s: f64) -> String {
+    if s < 120.0 {
+        format!("{} s", trim(s, 3))
+    } else if s < 7200.0 {
+        format!("{} min", trim(s / 60.0, 1))
+    } else {
+        format!("{} h", trim(s / 3600.0, 1))
+    }
+}
+
+#[cfg(test)]
+mod tests;
