@@ -13,6 +13,8 @@ mod cli;
 mod engine;
 #[path = "it/figures.rs"]
 mod figures;
+#[path = "it/html.rs"]
+mod html;
 #[path = "it/intervals.rs"]
 mod intervals;
 #[path = "it/proofs.rs"]

@@ -34,6 +34,7 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::markdown::micros;
 use super::series::{Series, MAX_POINTS};
@@ -277,18 +278,76 @@ fn figure(
     let _ = writeln!(o, "</figure>");
 }
 
-/// Draw on an SVG canvas into a string.
+/// What a legend entry shows beside its name.
+#[derive(Debug, Clone, Copy)]
+enum Mark {
+    Line(RGBAColor, u32),
+    Dashed(RGBAColor),
+    Shade(RGBAColor),
+}
+
+/// The legend's column at the right of every chart (outside the plot, so
+/// it never hides a line).
+const LEGEND_WIDTH: u32 = 210;
+const LEGEND_ROW: i32 = 18;
+
+/// Draw on an SVG canvas into a string: `draw` gets the plot's area and
+/// returns the legend's entries, drawn in a column at the right.
 fn svg(
-    draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<(), String>,
+    draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<Vec<(String, Mark)>, String>,
 ) -> Result<String, String> {
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        draw(&root)?;
-        root.present().map_err(|e| e.to_string())?;
+        root.fill(&WHITE).map_err(err)?;
+        let (plot, legend) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
+        let entries = draw(&plot)?;
+        draw_legend(&legend, &entries)?;
+        root.present().map_err(err)?;
     }
     Ok(buf)
+}
+
+fn draw_legend(
+    area: &DrawingArea<SVGBackend, Shift>,
+    entries: &[(String, Mark)],
+) -> Result<(), String> {
+    let rows = ((HEIGHT as i32 - 2 * LEGEND_ROW) / LEGEND_ROW).max(1) as usize;
+    let style = ("sans-serif", 14)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    for (i, (name, mark)) in entries.iter().enumerate() {
+        let y = LEGEND_ROW + LEGEND_ROW * i as i32;
+        if i + 1 == rows && entries.len() > rows {
+            let more = format!("… {} more (see the tables)", entries.len() - i);
+            area.draw(&Text::new(more, (4, y), style.clone()))
+                .map_err(err)?;
+            break;
+        }
+        match *mark {
+            Mark::Line(c, w) => area
+                .draw(&PathElement::new(vec![(4, y), (28, y)], c.stroke_width(w)))
+                .map_err(err)?,
+            Mark::Dashed(c) => {
+                for (a, b) in [(4, 11), (15, 22), (26, 28)] {
+                    area.draw(&PathElement::new(vec![(a, y), (b, y)], c.stroke_width(1)))
+                        .map_err(err)?;
+                }
+            }
+            Mark::Shade(c) => area
+                .draw(&Rectangle::new([(4, y - 6), (28, y + 6)], c.filled()))
+                .map_err(err)?,
+        }
+        let name = if name.chars().count() > 28 {
+            format!("{}…", name.chars().take(27).collect::<String>())
+        } else {
+            name.clone()
+        };
+        area.draw(&Text::new(name, (34, y), style.clone()))
+            .map_err(err)?;
+    }
+    Ok(())
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -360,6 +419,7 @@ fn timeline_chart(r: &Report, s: &Series) -> Result<String, String> {
             .draw()
             .map_err(err)?;
 
+        let mut legend = Vec::new();
         let shown: Vec<&FaultRecord> = r
             .faults
             .iter()
@@ -378,11 +438,11 @@ fn timeline_chart(r: &Report, s: &Series) -> Result<String, String> {
                 .draw_series(spans.iter().map(|&(a, b)| {
                     Rectangle::new([(a, y_top), (b, 0)], FAULT_COLOR.mix(0.16).filled())
                 }))
-                .map_err(err)?
-                .label("fault in force (confirmed applied → healed)")
-                .legend(|(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 18, y + 5)], FAULT_COLOR.mix(0.3).filled())
-                });
+                .map_err(err)?;
+            legend.push((
+                "fault in force".to_string(),
+                Mark::Shade(FAULT_COLOR.mix(0.3)),
+            ));
             let label_style = ("sans-serif", 13).into_font().color(&FAULT_COLOR);
             chart
                 .draw_series(
@@ -431,23 +491,16 @@ fn timeline_chart(r: &Report, s: &Series) -> Result<String, String> {
                     LineSeries::new(points.clone(), c.stroke_width(2))
                         .point_size(if points.len() <= 120 { 3 } else { 0 }),
                 )
-                .map_err(err)?
-                .label(format!("{name} ({devices} devices)"))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                });
+                .map_err(err)?;
+            legend.push((
+                format!("{name} ({devices} devices)"),
+                Mark::Line(c.to_rgba(), 2),
+            ));
         }
         if drawn == 0 {
             no_data(root, "connected devices not recorded")?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(0xBB, 0xBB, 0xBB))
-            .draw()
-            .map_err(err)?;
-        Ok(())
+        Ok(legend)
     })
 }
 
@@ -468,17 +521,15 @@ fn timeline_notes(s: &Series) -> Vec<String> {
 }
 
 /// A large grey message in the middle of an empty chart.
-fn no_data(root: &DrawingArea<SVGBackend, Shift>, what: &str) -> Result<(), String> {
+fn no_data(area: &DrawingArea<SVGBackend, Shift>, what: &str) -> Result<(), String> {
+    let (w, h) = area.dim_in_pixel();
     let style = ("sans-serif", 22)
         .into_font()
         .color(&RGBColor(0x88, 0x88, 0x88))
-        .pos(plotters::style::text_anchor::Pos::new(
-            plotters::style::text_anchor::HPos::Center,
-            plotters::style::text_anchor::VPos::Center,
-        ));
-    root.draw(&Text::new(
+        .pos(Pos::new(HPos::Center, VPos::Center));
+    area.draw(&Text::new(
         what.to_string(),
-        ((WIDTH / 2) as i32, (HEIGHT / 2) as i32),
+        ((w / 2) as i32, (h / 2) as i32),
         style,
     ))
     .map_err(err)
@@ -540,6 +591,8 @@ fn latency_chart(s: &Series) -> Result<String, String> {
             .max_light_lines(2)
             .draw()
             .map_err(err)?;
+        let mut legend = Vec::new();
+        let markers = s.points.len() <= 120;
         for (i, name) in s.devices.keys().enumerate() {
             let c = color(i);
             let stat = |f: fn(&super::series::LatencyStats) -> u64| {
@@ -549,62 +602,35 @@ fn latency_chart(s: &Series) -> Result<String, String> {
                     (mid, v.map(|e| f(&e).max(1) as f64))
                 }))
             };
-            let markers = s.points.len() <= 120;
-            for (k, (label, segs, width)) in [
-                ("p50", stat(|e| e.p50_us), 3u32),
-                ("p99", stat(|e| e.p99_us), 1),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                let style = if k == 0 {
-                    c.stroke_width(width)
-                } else {
-                    c.mix(0.75).stroke_width(width)
-                };
-                for (j, seg) in segs.into_iter().enumerate() {
-                    let series = chart
+            let p50 = c.stroke_width(3);
+            let p99 = c.mix(0.75).stroke_width(1);
+            for (segs, style) in [(stat(|e| e.p50_us), p50), (stat(|e| e.p99_us), p99)] {
+                for seg in segs {
+                    chart
                         .draw_series(LineSeries::new(seg, style).point_size(if markers {
                             2
                         } else {
                             0
                         }))
                         .map_err(err)?;
-                    if j == 0 {
-                        series
-                            .label(format!("{name} {label}"))
-                            .legend(move |(x, y)| {
-                                PathElement::new(vec![(x, y), (x + 18, y)], style)
-                            });
-                    }
                 }
             }
-            let dashed = c.mix(0.6).stroke_width(1);
-            for (j, seg) in stat(|e| e.max_us).into_iter().enumerate() {
-                let series = chart
-                    .draw_series(DashedLineSeries::new(seg, 5, 4, dashed))
+            for seg in stat(|e| e.max_us) {
+                chart
+                    .draw_series(DashedLineSeries::new(seg, 5, 4, c.mix(0.6).stroke_width(1)))
                     .map_err(err)?;
-                if j == 0 {
-                    series.label(format!("{name} max")).legend(move |(x, y)| {
-                        EmptyElement::at((x, y))
-                            + PathElement::new(vec![(0, 0), (6, 0)], dashed)
-                            + PathElement::new(vec![(11, 0), (18, 0)], dashed)
-                    });
-                }
             }
+            legend.push((name.clone(), Mark::Line(c.to_rgba(), 3)));
         }
+        // The line styles, once for every profile.
+        let grey = RGBColor(0x55, 0x55, 0x55);
+        legend.push(("p50 (median)".into(), Mark::Line(grey.to_rgba(), 3)));
+        legend.push(("p99".into(), Mark::Line(grey.mix(0.75), 1)));
+        legend.push(("max".into(), Mark::Dashed(grey.mix(0.6))));
         if !any {
             no_data(root, "no samples")?;
-        } else {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(RGBColor(0xBB, 0xBB, 0xBB))
-                .draw()
-                .map_err(err)?;
         }
-        Ok(())
+        Ok(legend)
     })
 }
 
@@ -813,6 +839,7 @@ fn distribution_chart(what: &str, ds: &[Distribution]) -> Result<String, String>
             .max_light_lines(2)
             .draw()
             .map_err(err)?;
+        let mut legend = Vec::new();
         for (i, d) in ds.iter().enumerate() {
             if d.points.is_empty() {
                 continue;
@@ -820,26 +847,13 @@ fn distribution_chart(what: &str, ds: &[Distribution]) -> Result<String, String>
             let c = color(i);
             let series = LineSeries::new(d.points.clone(), c.stroke_width(2))
                 .point_size(if d.curve { 0 } else { 4 });
-            chart
-                .draw_series(series)
-                .map_err(err)?
-                .label(d.profile.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                });
+            chart.draw_series(series).map_err(err)?;
+            legend.push((d.profile.clone(), Mark::Line(c.to_rgba(), 2)));
         }
-        if any {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.85))
-                .border_style(RGBColor(0xBB, 0xBB, 0xBB))
-                .draw()
-                .map_err(err)?;
-        } else {
+        if !any {
             no_data(root, "no samples")?;
         }
-        Ok(())
+        Ok(legend)
     })
 }
 
@@ -1143,8 +1157,10 @@ fn secs(s: f64) -> String {
 }
 
 fn secs_short(s: f64) -> String {
-    if s < 120.0 {
-        format!("{} s", trim(s, 3))
+    if s < 10.0 {
+        format!("{} s", trim(s, 1))
+    } else if s < 120.0 {
+        format!("{} s", trim(s, 0))
     } else if s < 7200.0 {
         format!("{} min", trim(s / 60.0, 1))
     } else {

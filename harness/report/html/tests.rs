@@ -119,9 +119,11 @@ fn the_page_has_the_verdict_first_then_four_charts_with_their_axes_and_series() 
     let latency = figure(&p, "chart-latency");
     for text in [
         "end-to-end latency (log scale)",
-        "recommended p50",
-        "recommended p99",
-        "weak max",
+        ">\nrecommended\n</text>",
+        ">\nweak\n</text>",
+        ">\np50 (median)\n</text>",
+        ">\np99\n</text>",
+        ">\nmax\n</text>",
     ] {
         assert!(latency.contains(text), "latency chart lacks {text}");
     }
