@@ -215,6 +215,7 @@ fn verdict_sentence(r: &Report) -> String {
         .filter(|s| s.status == SloStatus::Unknown)
         .count();
     match r.verdict {
+        Verdict::Pass if r.slo.len() == 1 => "The one SLO held.".into(),
         Verdict::Pass => format!("All {} SLOs held.", r.slo.len()),
         Verdict::Fail => format!(
             "{failed} of {} SLOs failed and {unknown} could not be checked (an unchecked SLO counts as a breach).",
@@ -726,6 +727,15 @@ fn figure_points(d: &DurationFigure) -> Vec<(i64, f64)> {
     .collect()
 }
 
+/// `1 sample`, `2 samples`.
+fn samples(n: u64) -> String {
+    if n == 1 {
+        "1 sample".into()
+    } else {
+        format!("{n} samples")
+    }
+}
+
 fn censored_note(d: &DurationFigure, what: &str) -> String {
     match d.censored {
         Some(c) if c > 0 => format!("; {c} {what}"),
@@ -756,7 +766,7 @@ fn reconnect_distributions(r: &Report, s: &Series) -> Vec<Distribution> {
                     note: Some(format!("{name}: no samples{censored}")),
                 };
             }
-            let note = Some(format!("{name}: {} samples{censored}", d.count));
+            let note = Some(format!("{name}: {}{censored}", samples(d.count)));
             match s.reconnect_after_heal.get(name) {
                 // The intervals hold the very samples the report summarises.
                 Some(h) if h.len() == d.count => Distribution {
@@ -794,7 +804,7 @@ fn zombie_distributions(r: &Report) -> Vec<Distribution> {
             let note = if d.count == 0 {
                 format!("{name}: no samples{undetected}")
             } else {
-                format!("{name}: {} samples{undetected}", d.count)
+                format!("{name}: {}{undetected}", samples(d.count))
             };
             Distribution {
                 profile: name.clone(),

@@ -227,6 +227,14 @@ fn chart<'a>(page: &'a str, id: &str) -> &'a str {
     &page[start..start + page[start..].find("</figure>").unwrap()]
 }
 
+fn samples(n: u64) -> String {
+    if n == 1 {
+        "1 sample".into()
+    } else {
+        format!("{n} samples")
+    }
+}
+
 fn read(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
@@ -286,7 +294,7 @@ async fn a_run_writes_a_self_contained_report_html_that_report_rebuilds() {
         .expect("steady reconnected after the heal");
     assert!(n > 0, "{rah}");
     assert!(
-        chart(&page, "chart-reconnect").contains(&format!("steady: {n} samples")),
+        chart(&page, "chart-reconnect").contains(&format!("steady: {}", samples(n))),
         "{}",
         chart(&page, "chart-reconnect")
     );
@@ -298,7 +306,7 @@ async fn a_run_writes_a_self_contained_report_html_that_report_rebuilds() {
     let expected = if z == 0 {
         "fire: no samples".to_string()
     } else {
-        format!("fire: {z} samples")
+        format!("fire: {}", samples(z))
     };
     assert!(zombie_chart.contains(&expected), "{zombie_chart}");
     assert!(zombie_chart.contains("steady: not measured in this run"));

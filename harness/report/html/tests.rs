@@ -324,13 +324,3 @@ fn old_interval_files_without_the_gauge_are_named_not_drawn_as_zero() {
     assert!(timeline.contains("weak: connected devices were not recorded"));
     assert!(timeline.contains("connected devices not recorded\n</text>"));
 }
-
-#[test]
-#[ignore = "writes a sample page to look at"]
-fn write_a_sample_page() {
-    let dir = std::env::var("SAMPLE_DIR").unwrap_or_else(|_| "/tmp".into());
-    std::fs::write(format!("{dir}/sample-report.html"), page()).unwrap();
-    for (i, svg) in svgs(&page()).iter().enumerate() {
-        std::fs::write(format!("{dir}/sample-{i}.svg"), svg).unwrap();
-    }
-}
