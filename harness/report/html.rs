@@ -142,7 +142,7 @@ pub fn html(r: &Report, s: &Series) -> String {
         "Connected devices and faults",
         "How many devices of each profile were connected, sampled at every interval. Shaded: a fault in force, from the moment the fault backend confirmed it to the moment it confirmed the heal. A good client configuration dips under a fault and climbs back soon after the shading ends.",
         timeline_chart(r, s),
-        timeline_notes(s),
+        timeline_notes(r, s),
     );
     figure(
         &mut o,
@@ -445,9 +445,14 @@ fn timeline_chart(r: &Report, s: &Series) -> Result<String, String> {
                 Mark::Shade(FAULT_COLOR.mix(0.3)),
             ));
             let label_style = ("sans-serif", 13).into_font().color(&FAULT_COLOR);
+            let labelled = if shown.len() <= MAX_FAULT_LABELS {
+                &shown[..]
+            } else {
+                &shown[..0]
+            };
             chart
                 .draw_series(
-                    shown
+                    labelled
                         .iter()
                         .zip(&spans)
                         .enumerate()
@@ -505,8 +510,22 @@ fn timeline_chart(r: &Report, s: &Series) -> Result<String, String> {
     })
 }
 
-fn timeline_notes(s: &Series) -> Vec<String> {
+/// More faults than this are shaded without labels (they would overlap);
+/// the faults table names them.
+const MAX_FAULT_LABELS: usize = 12;
+
+fn timeline_notes(r: &Report, s: &Series) -> Vec<String> {
     let mut notes = Vec::new();
+    let shown = r
+        .faults
+        .iter()
+        .filter(|f| f.applied && f.started_at_s.is_some())
+        .count();
+    if shown > MAX_FAULT_LABELS {
+        notes.push(format!(
+            "{shown} faults were applied: too many to label on the chart; the faults table below lists each with its times"
+        ));
+    }
     for name in s.devices.keys() {
         let recorded = s
             .points

@@ -324,3 +324,28 @@ fn old_interval_files_without_the_gauge_are_named_not_drawn_as_zero() {
     assert!(timeline.contains("weak: connected devices were not recorded"));
     assert!(timeline.contains("connected devices not recorded\n</text>"));
 }
+
+#[test]
+fn many_faults_are_shaded_without_labels_and_the_page_says_why() {
+    let mut r = report();
+    let template = r.faults[0].clone();
+    r.faults = (0..20)
+        .map(|i| FaultRecord {
+            index: i,
+            started_at_s: Some(2.0 * i as f64),
+            healed_at_s: Some(2.0 * i as f64 + 1.0),
+            ..template.clone()
+        })
+        .collect();
+    let p = html(&r, &series_of(&intervals(60), devices()));
+    let timeline = figure(&p, "chart-timeline");
+    assert!(timeline.contains("20 faults were applied: too many to label"));
+    assert!(!timeline.contains("#3 blackhole"));
+    assert_eq!(
+        timeline.matches("fill=\"#D55E00\"").count(),
+        20 + 1,
+        "20 bands and the legend's"
+    );
+    // The table still lists each one.
+    assert_eq!(p.matches("<tr data-fault=").count(), 20);
+}
