@@ -27,7 +27,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a scenario and write report.json, report.md and junit.xml.
+    /// Run a scenario and write report.json, report.md, junit.xml and report.html.
     Run {
         /// The scenario file (TOML).
         scenario: PathBuf,
@@ -55,8 +55,9 @@ enum Command {
         #[arg(long)]
         history: Option<PathBuf>,
     },
-    /// Rebuild a run's report.json and report.md from its interval files
-    /// alone (also for a run that was killed), for the whole run or a window.
+    /// Rebuild a run's report.json, report.md, junit.xml and report.html from
+    /// its interval files alone (also for a run that was killed), for the
+    /// whole run or a window.
     Report {
         /// The run's directory (holds run.json, intervals.jsonl, *.hlog).
         run_dir: PathBuf,
@@ -238,6 +239,7 @@ fn main() -> ExitCode {
                         println!("report: {}", done.dir.join("report.json").display());
                         println!("        {}", done.dir.join("report.md").display());
                         println!("        {}", done.dir.join("junit.xml").display());
+                        println!("        {}", done.dir.join("report.html").display());
                     }
                     if let Some(e) = &done.environment_error {
                         eprintln!("error: {e}");
@@ -255,7 +257,7 @@ fn main() -> ExitCode {
         }
         Command::Report { run_dir, from, to } => {
             let window = from.zip(to);
-            let report = match mqtt_chaos::report::rebuild(&run_dir, window) {
+            let (report, series) = match mqtt_chaos::report::rebuild_with_series(&run_dir, window) {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("{e}");
@@ -270,7 +272,9 @@ fn main() -> ExitCode {
             };
             if let Err(e) = std::fs::create_dir_all(&out)
                 .map_err(|e| format!("{}: {e}", out.display()))
-                .and_then(|()| runner::write_outputs(&report, &out).map_err(|e| e.to_string()))
+                .and_then(|()| {
+                    runner::write_outputs(&report, &series, &out).map_err(|e| e.to_string())
+                })
             {
                 eprintln!("{e}");
                 return ExitCode::from(exit::ENVIRONMENT);

@@ -570,6 +570,10 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
         every,
     );
     cuts.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The charts of report.html, fed as the intervals are cut; sized for
+    // the cuts the run will make, so a multi-day run stays bounded.
+    let expected_cuts = (total.as_nanos() / every.as_nanos()) as usize + 1;
+    let mut series = report::SeriesBuilder::new(expected_cuts, run_info.profiles.clone());
     let mut interrupted = false;
     let mut environment_error = None;
     // SIGTERM (a CI job cancelled) is handled like Ctrl-C: heal, stop, report.
@@ -586,6 +590,7 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
                 if let Err(e) = interval_log.append(&rec) {
                     interval_error = Some(e.to_string());
                 }
+                series.push(&rec);
             }
             _ = tick.tick() => {
                 let live = recorder.lock().expect("recorder lock").live();
@@ -662,13 +667,14 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
         if let Err(e) = interval_log.append(&rec) {
             interval_error = Some(e.to_string());
         }
+        series.push(&rec);
     }
     let mut report = recorder.finish(end_at, ctx);
     if let Some(e) = interval_error {
         report.errors.push(format!("time series: {e}"));
         environment_error.get_or_insert(format!("time series: {e}"));
     }
-    write_outputs(&report, &dir)?;
+    write_outputs(&report, &series.finish(), &dir)?;
     Ok(Finished {
         report,
         dir,
@@ -677,8 +683,9 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
     })
 }
 
-/// Write every output of a run into `dir`.
-pub fn write_outputs(report: &Report, dir: &Path) -> Result<(), RunError> {
+/// Write every output of a run into `dir`: `report.json`, `report.md`,
+/// `junit.xml`, and `report.html` (with the charts of `series`).
+pub fn write_outputs(report: &Report, series: &report::Series, dir: &Path) -> Result<(), RunError> {
     report::write_json(report, &dir.join("report.json")).map_err(|e| {
         RunError::Environment(format!("{}: {e}", dir.join("report.json").display()))
     })?;
@@ -686,6 +693,9 @@ pub fn write_outputs(report: &Report, dir: &Path) -> Result<(), RunError> {
         .map_err(|e| RunError::Environment(format!("{}: {e}", dir.join("report.md").display())))?;
     report::write_junit(report, &dir.join("junit.xml"))
         .map_err(|e| RunError::Environment(format!("{}: {e}", dir.join("junit.xml").display())))?;
+    report::write_html(report, series, &dir.join("report.html")).map_err(|e| {
+        RunError::Environment(format!("{}: {e}", dir.join("report.html").display()))
+    })?;
     Ok(())
 }
 

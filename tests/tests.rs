@@ -15,6 +15,8 @@ mod containers;
 mod engine;
 #[path = "it/figures.rs"]
 mod figures;
+#[path = "it/html.rs"]
+mod html;
 #[path = "it/intervals.rs"]
 mod intervals;
 #[path = "it/observer.rs"]

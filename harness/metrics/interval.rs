@@ -33,6 +33,12 @@
 //!   at the cut, for their first reconnect after a heal. The report's
 //!   `censored` count of `reconnect_after_heal` is the gauge of the window's
 //!   last interval.
+//! * `connected` is a *gauge* too: devices of the profile whose client
+//!   believed it was connected at the cut (from CONNACK to its reported
+//!   connection loss or crash, as the recorder knows it from the device
+//!   events). Summing intervals keeps the later value. It draws the
+//!   connected-devices line of `report.html`; interval files written before
+//!   it existed read it as `null` (not recorded), never as 0.
 //! * `unobserved_ns` is the delta of the time the collector could not see
 //!   (integer nanoseconds, so sums are exact).
 //! * `faults` holds the fault records that changed during the interval
@@ -232,6 +238,10 @@ pub struct ProfileInterval {
     pub healed: bool,
     /// Gauge at the cut: devices still waiting for their reconnect after a heal.
     pub awaiting_reconnect: u64,
+    /// Gauge at the cut: devices whose client believed it was connected;
+    /// `None` in interval files written before it was recorded.
+    #[serde(default)]
+    pub connected: Option<u64>,
     /// The connection and offline figures, cumulative from the run's start
     /// to the cut (not a delta; see [`LinkSnapshot`]).
     #[serde(default)]
@@ -252,6 +262,7 @@ impl ProfileInterval {
         self.exposed |= o.exposed;
         self.healed |= o.healed;
         self.awaiting_reconnect = o.awaiting_reconnect;
+        self.connected = o.connected;
         self.link = o.link.clone();
         self.histograms.add(&o.histograms);
     }
@@ -392,8 +403,10 @@ impl Recorder {
             }
         }
         let mut awaiting = vec![0u64; self.profiles.len()];
+        let mut connected = vec![0u64; self.profiles.len()];
         for d in &self.devices {
             awaiting[d.profile] += d.awaiting.len() as u64;
+            connected[d.profile] += u64::from(d.connected);
         }
         let (mut links, link_totals) = self.link_snapshots(at);
 
@@ -436,6 +449,7 @@ impl Recorder {
                     exposed: exposed[i],
                     healed: healed[i],
                     awaiting_reconnect: awaiting[i],
+                    connected: Some(connected[i]),
                     link: std::mem::take(&mut links[i]),
                     histograms: Histograms::delta(&now.histograms, &before.histograms),
                 },

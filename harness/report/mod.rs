@@ -6,19 +6,24 @@
 //! under its exact name; counts are numbers, durations histogram objects,
 //! unmeasured figures `null`), the faults as they really happened, and the
 //! checked SLOs. Every renderer ([`markdown`], [`summary`]) reads only the
-//! `Report`, so any output can be rebuilt from `report.json` ([`read_json`]).
+//! `Report`, so any output can be rebuilt from `report.json` ([`read_json`]);
+//! [`html`](mod@html) also draws charts from the run's intervals ([`series`]).
 //!
 //! * [`figures`]: the one list of figure names.
 //! * [`slo`]: SLO shapes and their check (pass / fail / unknown).
 //! * [`rebuild`]: a report rebuilt from the run's time series alone.
+//! * [`html`](mod@html): `report.html`, one self-contained page with charts.
+//! * [`series`]: what those charts plot over time, bounded for long runs.
 //! * [`junit`](mod@junit): the SLOs as JUnit XML for CI (`junit.xml`).
 //! * [`compare`]: runs side by side, regressions against a baseline.
 
 pub mod compare;
 pub mod figures;
+pub mod html;
 pub mod junit;
 mod markdown;
 mod rebuild;
+pub mod series;
 pub mod slo;
 
 use std::collections::BTreeMap;
@@ -30,9 +35,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+pub use html::html;
 pub use junit::{junit, write_junit};
 pub use markdown::{markdown, summary};
-pub use rebuild::rebuild;
+pub use rebuild::{rebuild, rebuild_with_series};
+pub use series::{Series, SeriesBuilder};
 pub use slo::{Slo, SloOp, SloResult, SloStatus};
 
 /// The report format version; bump on any incompatible change.
@@ -306,6 +313,14 @@ pub fn read_json(path: &Path) -> Result<Report, ReportError> {
 /// Write `report.md` (a CI job summary).
 pub fn write_markdown(report: &Report, path: &Path) -> Result<(), ReportError> {
     std::fs::write(path, markdown(report)).map_err(|source| ReportError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Write `report.html` (the report and the charts of `series`).
+pub fn write_html(report: &Report, series: &Series, path: &Path) -> Result<(), ReportError> {
+    std::fs::write(path, html(report, series)).map_err(|source| ReportError::Write {
         path: path.to_path_buf(),
         source,
     })

@@ -14,6 +14,7 @@ use crate::metrics::hlog;
 use crate::metrics::interval::report_of;
 use crate::scenario::duration;
 
+use super::series::{series_of, Series};
 use super::{Report, ReportError};
 
 /// Rebuild the report of the run in `run_dir`, or of the intervals starting
@@ -22,6 +23,14 @@ pub fn rebuild(
     run_dir: &Path,
     window: Option<(Duration, Duration)>,
 ) -> Result<Report, ReportError> {
+    rebuild_with_series(run_dir, window).map(|(report, _)| report)
+}
+
+/// [`rebuild`], with the chart data of the same intervals (for `report.html`).
+pub fn rebuild_with_series(
+    run_dir: &Path,
+    window: Option<(Duration, Duration)>,
+) -> Result<(Report, Series), ReportError> {
     let run = hlog::read_run_info(run_dir)?;
     let intervals = hlog::read_intervals(run_dir)?;
     let (earlier, inside) = match window {
@@ -47,5 +56,6 @@ pub fn rebuild(
             what,
         });
     }
-    Ok(report_of(&run, earlier, inside))
+    let series = series_of(inside, run.profiles.clone());
+    Ok((report_of(&run, earlier, inside), series))
 }

@@ -3,7 +3,7 @@
 use super::*;
 use crate::ledger::latency_histogram;
 
-fn histogram(values: &[u64]) -> Histogram<u64> {
+pub(super) fn histogram(values: &[u64]) -> Histogram<u64> {
     let mut h = latency_histogram();
     for &v in values {
         crate::ledger::record(&mut h, v);
@@ -55,7 +55,7 @@ fn figures_with(sent: u64, lost_after_ack: u64) -> Figures {
     }
 }
 
-fn report() -> Report {
+pub(super) fn report() -> Report {
     let mut profiles = BTreeMap::new();
     profiles.insert("recommended".to_string(), figures_with(100, 0));
     profiles.insert("weak".to_string(), figures_with(50, 3));

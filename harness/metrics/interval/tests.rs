@@ -453,3 +453,38 @@ fn a_window_whose_losses_were_recovered_inside_it_shows_zero_and_says_so() {
         w.errors
     );
 }
+
+#[test]
+fn the_connected_gauge_follows_the_devices_and_a_sum_keeps_the_later_value() {
+    let (intervals, _) = cut_run(&history(), 5_000, 62_000);
+    let gauge = |p: &str| -> Vec<Option<u64>> {
+        intervals.iter().map(|r| r.profiles[p].connected).collect()
+    };
+    // group-a: both lost at 10.5 s, device 0 back at 16.2 s, device 1 never.
+    let good = gauge("good");
+    assert_eq!(&good[..5], [Some(2), Some(2), Some(0), Some(1), Some(1)]);
+    assert_eq!(good.last(), Some(&Some(1)));
+    // group-b: device 2 lost at 30 s (the cut at 30 s, interval 5, sees it),
+    // back at 30.3 s.
+    let weak = gauge("weak");
+    assert_eq!(&weak[4..7], [Some(2), Some(1), Some(2)]);
+
+    let mut sum = ProfileInterval::default();
+    for r in &intervals[..4] {
+        sum.add(&r.profiles["good"]);
+    }
+    assert_eq!(sum.connected, Some(1), "a gauge, not a sum");
+}
+
+#[test]
+fn an_interval_line_written_before_the_connected_gauge_reads_it_as_null() {
+    let (intervals, _) = cut_run(&history(), 5_000, 62_000);
+    let mut line = serde_json::to_value(&intervals[0]).expect("serialises");
+    let good = line["profiles"]["good"]
+        .as_object_mut()
+        .expect("a profile object");
+    assert_eq!(good.remove("connected"), Some(serde_json::json!(2)));
+    let old: IntervalRecord = serde_json::from_value(line).expect("an old line still reads");
+    assert_eq!(old.profiles["good"].connected, None);
+    assert_eq!(old.profiles["weak"].connected, Some(2));
+}
