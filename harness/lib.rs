@@ -28,7 +28,8 @@
 //! * [`observer_sys`]: EMQX 5 `$SYS` client connected/disconnected events (pure parser).
 //! * [`ledger`]: per-message accounting (pure).
 //! * [`metrics`]: HDR histograms and the figures of METRICS.md (pure).
-//! * [`report`]: `report.json` and `report.md`.
+//! * [`report`]: `report.json` (its schema: `docs/report.schema.json`) and
+//!   `report.md`, which opens with which profile survived.
 //! * [`runner`]: puts it together for one run.
 //! * [`progress`]: the live display.
 

@@ -13,6 +13,8 @@
 //! * [`rebuild`]: a report rebuilt from the run's time series alone.
 //! * [`junit`](mod@junit): the SLOs as JUnit XML for CI (`junit.xml`).
 //! * [`compare`]: runs side by side, regressions against a baseline.
+//! * [`survival`]: which configuration survived — one row per profile, the
+//!   first table of `report.md`.
 
 pub mod compare;
 pub mod figures;
@@ -20,6 +22,7 @@ pub mod junit;
 mod markdown;
 mod rebuild;
 pub mod slo;
+pub mod survival;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -34,6 +37,7 @@ pub use junit::{junit, write_junit};
 pub use markdown::{markdown, summary};
 pub use rebuild::rebuild;
 pub use slo::{Slo, SloOp, SloResult, SloStatus};
+pub use survival::{survival, SurvivalRow};
 
 /// The report format version; bump on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
