@@ -15,11 +15,15 @@ mod engine;
 mod figures;
 #[path = "it/intervals.rs"]
 mod intervals;
+#[path = "it/pitfalls.rs"]
+mod pitfalls;
 #[path = "it/proofs.rs"]
 mod proofs;
 #[path = "it/run.rs"]
 mod run;
 #[path = "it/scenario.rs"]
 mod scenario;
+#[path = "it/schema.rs"]
+mod schema;
 #[path = "it/toxiproxy.rs"]
 mod toxiproxy;
