@@ -206,7 +206,12 @@ pub fn cells(row: &SurvivalRow) -> Vec<String> {
         row.profile.clone(),
         match row.survival {
             Survival::NoSlo => "no SLO".into(),
-            s => format!("{} ({} SLOs)", s.as_str(), row.slos),
+            s => format!(
+                "{} ({} SLO{})",
+                s.as_str(),
+                row.slos,
+                if row.slos == 1 { "" } else { "s" }
+            ),
         },
         if row.breached.is_empty() {
             "–".into()
