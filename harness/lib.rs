@@ -30,8 +30,9 @@
 //! * [`observer_sys`]: EMQX 5 `$SYS` client connected/disconnected events (pure parser).
 //! * [`ledger`]: per-message accounting (pure).
 //! * [`metrics`]: HDR histograms and the figures of METRICS.md (pure).
-//! * [`report`]: `report.json` and what is rendered from it (`report.md`,
-//!   `junit.xml`, `report.html` with charts of the intervals).
+//! * [`report`]: `report.json` (its schema: `docs/report.schema.json`) and
+//!   what is rendered from it: `report.md` (opening with which profile
+//!   survived), `junit.xml`, `report.html` with charts of the intervals.
 //! * [`runner`]: puts it together for one run.
 //! * [`progress`]: the live display.
 

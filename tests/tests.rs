@@ -21,6 +21,8 @@ mod html;
 mod intervals;
 #[path = "it/observer.rs"]
 mod observer;
+#[path = "it/pitfalls.rs"]
+mod pitfalls;
 #[path = "it/proofs.rs"]
 mod proofs;
 #[path = "it/replay.rs"]
@@ -29,5 +31,7 @@ mod replay;
 mod run;
 #[path = "it/scenario.rs"]
 mod scenario;
+#[path = "it/schema.rs"]
+mod schema;
 #[path = "it/toxiproxy.rs"]
 mod toxiproxy;

@@ -27,8 +27,9 @@
 //!   reconnect after one; each attempt counted once even when episodes
 //!   overlap. `null` when no link/broker episode hit the profile.
 //! * `flaps`: `ConnectionLost` while no episode of any kind hits the device
-//!   (and it is not crashed), per device-hour of the run (`end`); `null`
-//!   for a run of length zero.
+//!   (and it is not crashed, and no fault that hits it is being applied:
+//!   scheduled start passed, not yet confirmed), per device-hour of the run
+//!   (`end`); `null` for a run of length zero.
 //!
 //! The figures that need a device's whole story are computed at `finish`
 //! from per-device timelines ([`connection::DeviceTimeline`]):
@@ -72,6 +73,10 @@ use connection::{Cause, DeviceTimeline, Effect, Exposure, Outage, Span};
 use offline::OfflineParams;
 
 pub use crate::report::RunContext;
+
+/// How long after its scheduled start a fault not yet confirmed counts as
+/// being applied (see `Recorder::being_applied`).
+const APPLY_GRACE: Duration = Duration::from_secs(1);
 
 /// What the progress line shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -368,7 +373,7 @@ impl Recorder {
                         }
                     }
                 }
-                if hit.is_empty() && !self.devices[d].crashed {
+                if hit.is_empty() && !self.devices[d].crashed && !self.being_applied(d, at) {
                     self.profiles[p].flaps += 1;
                 }
             }
@@ -549,6 +554,29 @@ impl Recorder {
             tl.resume_exposed = true;
             tl.awaiting_data.push(at);
         }
+    }
+
+    /// Whether a fault that hits device `d` is being applied at `at`: its
+    /// scheduled start has passed (by less than [`APPLY_GRACE`]) and its
+    /// backend has not confirmed it (nor failed) yet. The effect comes a
+    /// moment before the confirmation — a broker that stops gracefully
+    /// closes every connection before its process has exited — so a loss
+    /// then is the fault's, not a flap.
+    fn being_applied(&self, d: usize, at: Nanos) -> bool {
+        self.plan_faults
+            .iter()
+            .enumerate()
+            .any(|(i, (kind, start, _))| {
+                let start = Nanos::from_duration(*start);
+                start <= at
+                    && at.saturating_since(start) <= APPLY_GRACE
+                    && !self.faults.contains_key(&i)
+                    && (kind.is_broker_fault()
+                        || match self.scheduled.get(i).and_then(|(_, t)| t.as_ref()) {
+                            None => true,
+                            Some(g) => self.groups.get(self.devices[d].group) == Some(g),
+                        })
+            })
     }
 
     /// The record of timeline entry `index`, created from the plan if new.

@@ -232,6 +232,25 @@ fn a_loss_with_no_fault_on_the_device_is_a_flap_per_device_hour() {
 }
 
 #[test]
+fn a_loss_while_a_broker_fault_is_being_applied_is_not_a_flap() {
+    // The broker restart is scheduled at 20 s; the graceful stop closes the
+    // connections a moment before the backend confirms it.
+    let mut ev = start_all();
+    ev.extend([
+        lost(19_990, 0), // before its scheduled start: a flap
+        connected(19_995, 0, true),
+        lost(20_001, 0),
+        lost(20_002, 1),
+        applied(20_050, 1, "broker_restart", None),
+        healed(22_000, 1),
+        connected(22_100, 0, false),
+        connected(22_100, 1, false),
+    ]);
+    let r = run(&ev, 3_600_000, vec![]);
+    assert_eq!(r.profiles["good"].flaps, Some(0.5));
+}
+
+#[test]
 fn a_crashed_device_losing_its_connection_is_not_a_flap() {
     let mut ev = start_all();
     ev.extend([

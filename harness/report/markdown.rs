@@ -1,11 +1,14 @@
 //! Renderers of a [`Report`]: Markdown for CI job summaries, and a
 //! one-screen plain-text summary for the terminal. Both read only the report.
+//! `report.md` opens with the survival table ([`super::survival`]): which
+//! configuration survived the run.
 
 use std::fmt::Write as _;
 
 use super::{DurationFigure, Figures, Report, SloStatus, Verdict};
 
-/// `report.md`: verdict first, then SLOs, per-profile figures, faults.
+/// `report.md`: verdict first, then which profile survived, the SLOs,
+/// per-profile figures, faults.
 pub fn markdown(r: &Report) -> String {
     let mut o = String::new();
     let verdict = match r.verdict {
@@ -13,6 +16,7 @@ pub fn markdown(r: &Report) -> String {
         Verdict::Fail => "FAIL",
     };
     let _ = writeln!(o, "# mqtt-chaos `{}`: **{verdict}**\n", r.scenario);
+    survival_table(&mut o, r);
     let _ = writeln!(
         o,
         "seed {} · started {} · {} · {} devices · harness {} · broker {} · faults {}\n",
@@ -164,6 +168,53 @@ pub fn markdown(r: &Report) -> String {
         o.push('\n');
     }
     o
+}
+
+/// The first table: which configuration survives, one row per profile
+/// ([`super::survival`]), then the SLOs no row answers.
+fn survival_table(o: &mut String, r: &Report) {
+    use super::survival::{self, COLUMNS};
+    let _ = writeln!(o, "## Which configuration survives?\n");
+    let rows = survival::survival(r);
+    if rows.is_empty() {
+        let _ = writeln!(o, "No profiles in this run.\n");
+    } else {
+        let _ = writeln!(o, "| {} |", COLUMNS.join(" | "));
+        let _ = writeln!(
+            o,
+            "| --- | --- | --- |{}",
+            " ---: |".repeat(COLUMNS.len() - 3)
+        );
+        for row in &rows {
+            let cells: Vec<String> = survival::cells(row).iter().map(|c| cell(c)).collect();
+            let _ = writeln!(o, "| {} |", cells.join(" | "));
+        }
+        o.push('\n');
+        let _ = writeln!(
+            o,
+            "A profile survives when every SLO stated for it (`PROFILE.FIGURE` in the scenario) passed; an SLO that could not be measured counts as a breach.\n"
+        );
+    }
+    let overall = survival::overall(r);
+    if !overall.is_empty() {
+        let _ = writeln!(
+            o,
+            "SLOs on all profiles together (no row can answer them): {}\n",
+            overall
+                .iter()
+                .map(|s| format!(
+                    "`{}` **{}**",
+                    survival::describe(s),
+                    match s.status {
+                        SloStatus::Pass => "pass",
+                        SloStatus::Fail => "FAIL",
+                        SloStatus::Unknown => "UNKNOWN",
+                    }
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
 }
 
 /// The profile rows: every profile, then the totals.

@@ -16,6 +16,8 @@
 //! * [`series`]: what those charts plot over time, bounded for long runs.
 //! * [`junit`](mod@junit): the SLOs as JUnit XML for CI (`junit.xml`).
 //! * [`compare`]: runs side by side, regressions against a baseline.
+//! * [`survival`]: which configuration survived — one row per profile, the
+//!   first table of `report.md`.
 
 pub mod compare;
 pub mod figures;
@@ -25,6 +27,7 @@ mod markdown;
 mod rebuild;
 pub mod series;
 pub mod slo;
+pub mod survival;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -41,6 +44,7 @@ pub use markdown::{markdown, summary};
 pub use rebuild::{rebuild, rebuild_with_series};
 pub use series::{Series, SeriesBuilder};
 pub use slo::{Slo, SloOp, SloResult, SloStatus};
+pub use survival::{survival, SurvivalRow};
 
 /// The report format version; bump on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -3,7 +3,7 @@
 use super::*;
 use crate::ledger::latency_histogram;
 
-pub(super) fn histogram(values: &[u64]) -> Histogram<u64> {
+pub(crate) fn histogram(values: &[u64]) -> Histogram<u64> {
     let mut h = latency_histogram();
     for &v in values {
         crate::ledger::record(&mut h, v);
@@ -29,7 +29,7 @@ fn messages(sent: u64, delivered: u64, lost_after_ack: u64) -> MessageFigureSet 
     }
 }
 
-fn figures_with(sent: u64, lost_after_ack: u64) -> Figures {
+pub(crate) fn figures_with(sent: u64, lost_after_ack: u64) -> Figures {
     Figures {
         telemetry: messages(sent, sent - 1 - lost_after_ack, lost_after_ack),
         commands: messages(10, 10, 0),
@@ -55,7 +55,7 @@ fn figures_with(sent: u64, lost_after_ack: u64) -> Figures {
     }
 }
 
-pub(super) fn report() -> Report {
+pub(crate) fn report() -> Report {
     let mut profiles = BTreeMap::new();
     profiles.insert("recommended".to_string(), figures_with(100, 0));
     profiles.insert("weak".to_string(), figures_with(50, 3));
@@ -301,4 +301,255 @@ fn markdown_and_summary_show_zombie_time_and_offline_reports() {
         s.contains("zombie max 3.00 s undetected 1 | offline true 3 false 1 missed 2"),
         "{s}"
     );
+}
+
+/// `docs/report.schema.json`, the documented shape of `report.json`.
+mod schema {
+    use super::*;
+    use serde_json::{json, Value};
+
+    pub(crate) const SCHEMA: &str = include_str!("../../docs/report.schema.json");
+
+    fn validator() -> jsonschema::Validator {
+        let schema: Value = serde_json::from_str(SCHEMA).expect("the schema is JSON");
+        jsonschema::draft202012::meta::validate(&schema)
+            .unwrap_or_else(|e| panic!("not a draft 2020-12 schema: {e}"));
+        jsonschema::draft202012::new(&schema).expect("the schema compiles")
+    }
+
+    /// The errors of `v` against the schema, as `path: message` lines.
+    fn errors(v: &Value) -> Vec<String> {
+        let validator = validator();
+        validator
+            .iter_errors(v)
+            .map(|e| format!("{}: {e}", e.instance_path()))
+            .collect()
+    }
+
+    /// Every optional part of a report filled in: each figure measured,
+    /// censoring present, a fault with an error, every SLO status.
+    fn full_report() -> Report {
+        let mut r = report();
+        let d = || DurationFigure::from_histogram(&histogram(&[1_000, 2_000])).with_censored(2);
+        for f in r
+            .profiles
+            .values_mut()
+            .chain(std::iter::once(&mut r.totals))
+        {
+            f.zombie_time = Some(d());
+            f.zombie_undetected = Some(2);
+            f.broker_detect_time = Some(d());
+            f.outage_seen_by_client = Some(d());
+            f.resume_time = Some(d());
+            f.first_attempt_delay = Some(d());
+            f.true_offline = Some(3);
+            f.false_offline = Some(1);
+            f.false_offline_rate = Some(0.25);
+            f.stale_offline_time = Some(d());
+            f.missed_offline = Some(0);
+            f.false_online_time = Some(d());
+            f.offline_unobserved = Some(1);
+            // The struct writes `censored` wherever it is set.
+            for m in [&mut f.telemetry, &mut f.commands] {
+                m.e2e_latency.censored = Some(0);
+                m.ack_latency.censored = Some(0);
+            }
+        }
+        r.check(&[
+            Slo {
+                profile: Some("nobody".into()),
+                figure: "flaps".into(),
+                stat: None,
+                op: SloOp::Eq,
+                limit: 0.0,
+                text: "nobody.flaps = \"= 0\"".into(),
+            },
+            Slo {
+                profile: Some("weak".into()),
+                figure: "zombie_time".into(),
+                stat: Some("p99".into()),
+                op: SloOp::Le,
+                limit: 5e6,
+                text: "\"weak.zombie_time.p99\" = \"<= 5s\"".into(),
+            },
+        ]);
+        r.errors.push("a harness error".into());
+        r
+    }
+
+    #[test]
+    fn the_schema_is_a_draft_2020_12_schema_that_pins_the_version() {
+        let schema: Value = serde_json::from_str(SCHEMA).expect("JSON");
+        assert_eq!(
+            schema["$schema"],
+            "https://json-schema.org/draft/2020-12/schema"
+        );
+        assert_eq!(
+            schema["properties"]["schema_version"]["const"],
+            json!(SCHEMA_VERSION)
+        );
+        validator();
+    }
+
+    #[test]
+    fn the_unit_test_reports_validate() {
+        for r in [report(), full_report()] {
+            let v = serde_json::to_value(&r).expect("serialises");
+            assert_eq!(errors(&v), Vec::<String>::new(), "{v:#}");
+        }
+        // A report without profiles, faults or SLOs too.
+        let mut r = report();
+        r.profiles.clear();
+        r.faults.clear();
+        r.check(&[]);
+        let v = serde_json::to_value(&r).expect("serialises");
+        assert_eq!(errors(&v), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_field_removed_renamed_or_of_the_wrong_type_is_rejected_by_name() {
+        let good = serde_json::to_value(full_report()).expect("serialises");
+        type Break = fn(&mut Value);
+        let cases: &[(&str, Break)] = &[
+            ("", |v| {
+                v.as_object_mut().unwrap().remove("seed");
+            }),
+            ("/totals", |v| {
+                v["totals"].as_object_mut().unwrap().remove("zombie_time");
+            }),
+            ("/profiles/weak/commands", |v| {
+                v["profiles"]["weak"]["commands"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("lost_after_ack");
+            }),
+            ("/totals/delivered", |v| {
+                v["totals"]["delivered"] = json!("12")
+            }),
+            ("/totals/flaps", |v| v["totals"]["flaps"] = json!("0.25")),
+            ("/profiles/weak/e2e_latency/p99_us", |v| {
+                v["profiles"]["weak"]["e2e_latency"]["p99_us"] = json!(1.5)
+            }),
+            ("/verdict", |v| v["verdict"] = json!("maybe")),
+            ("/schema_version", |v| v["schema_version"] = json!(2)),
+            ("/slo/0/status", |v| {
+                v["slo"][0]["status"] = json!("skipped")
+            }),
+            ("/faults/0/applied", |v| {
+                v["faults"][0]["applied"] = json!(null)
+            }),
+            ("/started_at", |v| v["started_at"] = json!("yesterday")),
+            ("/totals", |v| v["totals"]["lost"] = json!(0)),
+            ("/totals/zombie_time", |v| {
+                v["totals"]["zombie_time"]["p95_us"] = json!(1)
+            }),
+        ];
+        for (path, spoil) in cases {
+            let mut v = good.clone();
+            spoil(&mut v);
+            let e = errors(&v);
+            assert!(
+                e.iter().any(|e| e.starts_with(&format!("{path}: "))),
+                "{path}: not rejected there: {e:#?}"
+            );
+        }
+    }
+
+    /// Every key path of a JSON value: object keys joined by `/`, map keys of
+    /// `profiles` as `*`, array items as `[]`.
+    fn instance_paths(v: &Value, at: &str, out: &mut std::collections::BTreeSet<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    let k = if at == "/profiles" { "*" } else { k.as_str() };
+                    let p = format!("{at}/{k}");
+                    out.insert(p.clone());
+                    instance_paths(x, &p, out);
+                }
+            }
+            Value::Array(a) => {
+                for x in a {
+                    instance_paths(x, &format!("{at}[]"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Every property path the schema describes, following `$ref`, the
+    /// non-null branch of `anyOf`, `additionalProperties` (as `*`) and
+    /// `items` (as `[]`); each property must carry a description.
+    fn schema_paths(
+        root: &Value,
+        node: &Value,
+        at: &str,
+        out: &mut std::collections::BTreeSet<String>,
+    ) {
+        if let Some(r) = node.get("$ref").and_then(Value::as_str) {
+            let name = r.strip_prefix("#/$defs/").expect("local refs only");
+            return schema_paths(root, &root["$defs"][name], at, out);
+        }
+        if let Some(branches) = node.get("anyOf").and_then(Value::as_array) {
+            for b in branches {
+                schema_paths(root, b, at, out);
+            }
+        }
+        if let Some(props) = node.get("properties").and_then(Value::as_object) {
+            for (k, p) in props {
+                let path = format!("{at}/{k}");
+                assert!(
+                    p.get("description")
+                        .and_then(Value::as_str)
+                        .is_some_and(|d| !d.is_empty()),
+                    "{path} has no description"
+                );
+                out.insert(path.clone());
+                schema_paths(root, p, &path, out);
+            }
+        }
+        if let Some(extra) = node.get("additionalProperties").filter(|x| x.is_object()) {
+            let path = format!("{at}/*");
+            out.insert(path.clone());
+            schema_paths(root, extra, &path, out);
+        }
+        if let Some(items) = node.get("items") {
+            schema_paths(root, items, &format!("{at}[]"), out);
+        }
+    }
+
+    #[test]
+    fn the_schema_describes_exactly_the_fields_the_report_writes() {
+        let schema: Value = serde_json::from_str(SCHEMA).expect("JSON");
+        let mut described = std::collections::BTreeSet::new();
+        schema_paths(&schema, &schema, "", &mut described);
+        let mut written = std::collections::BTreeSet::new();
+        let v = serde_json::to_value(full_report()).expect("serialises");
+        instance_paths(&v, "", &mut written);
+        let undescribed: Vec<_> = written.difference(&described).collect();
+        let unwritten: Vec<_> = described.difference(&written).collect();
+        assert!(
+            undescribed.is_empty(),
+            "written, not in the schema: {undescribed:#?}"
+        );
+        assert!(
+            unwritten.is_empty(),
+            "in the schema, never written: {unwritten:#?}"
+        );
+        // And every object the schema describes is closed.
+        fn closed(node: &Value, at: &str) {
+            if let Some(m) = node.as_object() {
+                if m.contains_key("properties") {
+                    assert_eq!(
+                        m.get("additionalProperties"),
+                        Some(&Value::Bool(false)),
+                        "{at} is not closed"
+                    );
+                }
+                for (k, x) in m {
+                    closed(x, &format!("{at}/{k}"));
+                }
+            }
+        }
+        closed(&schema, "");
+    }
 }

@@ -71,6 +71,26 @@ pub fn lint(s: &Scenario) -> Vec<Lint> {
             ),
             _ => {}
         }
+        if let (Some(k), Some(longest)) = (p.keepalive, longest_blackhole(s, &groups)) {
+            let notice = k + p.ping_timeout.unwrap_or(k);
+            if notice >= longest {
+                push(
+                    "zombie_undetected",
+                    format!(
+                        "keepalive {} with {} is longer than the timeline's longest blackhole \
+                         ({}): the client cannot notice it before it heals (zombie_undetected), \
+                         and the broker drops the silent client only after 1.5 × keepalive ({})",
+                        human(k),
+                        match p.ping_timeout {
+                            Some(t) => format!("ping_timeout {}", human(t)),
+                            None => "no ping_timeout".to_string(),
+                        },
+                        human(longest),
+                        human(k * 3 / 2)
+                    ),
+                );
+            }
+        }
         let qos0: Vec<&str> = streams
             .iter()
             .filter(|(_, q)| *q == 0)
@@ -97,11 +117,30 @@ pub fn lint(s: &Scenario) -> Vec<Lint> {
         let all_flows = streams.iter().chain(&commands);
         if all_flows.clone().next().is_some() && all_flows.clone().all(|(_, q)| *q == 2) {
             push(
-                "e2e_latency",
-                "every stream and command is QoS 2: four packets and an extra round trip per \
-                 message cost throughput and latency (e2e_latency); QoS 1 with duplicate-tolerant \
-                 handling is usually enough"
+                "ack_latency",
+                "every stream and command is QoS 2: four packets and a second round trip per \
+                 message cost throughput and latency (ack_latency, e2e_latency); QoS 1 with \
+                 duplicate-tolerant handling is usually enough"
                     .into(),
+            );
+        }
+        let qos2: Vec<&str> = streams
+            .iter()
+            .filter(|(_, q)| *q == 2)
+            .map(|(n, _)| *n)
+            .collect();
+        if !qos2.is_empty() && p.ack.wait && p.ack.retries > 0 {
+            push(
+                "duplicates",
+                format!(
+                    "telemetry at QoS 2 ({}) with {} ack retries: exactly-once holds only within \
+                     one MQTT exchange; a republish after an ack timeout is a new message to the \
+                     broker, so an outage longer than ack.timeout ({}) delivers duplicates \
+                     (a violation at QoS 2)",
+                    dedup_join(&qos2),
+                    p.ack.retries,
+                    human(p.ack.timeout)
+                ),
             );
         }
         match &p.will {
@@ -124,16 +163,16 @@ pub fn lint(s: &Scenario) -> Vec<Lint> {
                     push(
                         "missed_offline",
                         "the will is not retained: an observer that (re)subscribes after it fired \
-                         never learns the device is offline (missed_offline, and a stale status \
-                         after the device is back: stale_offline_time)"
+                         never learns the device is offline (missed_offline)"
                             .into(),
                     );
-                } else if !p.online_republish {
+                }
+                if !p.online_republish {
                     push(
                         "stale_offline_time",
-                        "the will is retained but `online` is not republished after a connect: \
-                         the retained `offline` stays on the status topic after the device is \
-                         back (stale_offline_time)"
+                        "`online` is not republished after a connect: the `offline` the will left \
+                         on the status topic stays there after the device is back \
+                         (stale_offline_time)"
                             .into(),
                     );
                 }
@@ -141,7 +180,7 @@ pub fn lint(s: &Scenario) -> Vec<Lint> {
         }
         if p.clean_session && !p.resubscribe && !commands.is_empty() {
             push(
-                "lost_after_ack",
+                "commands.lost_after_ack",
                 format!(
                     "clean_session = true and resubscribe = false: after a reconnect the broker \
                      holds no subscription for the device, so commands ({}) are acked to the \
@@ -250,6 +289,22 @@ fn longest_outage(s: &Scenario, groups: &[&str]) -> Option<Duration> {
         .max()
 }
 
+/// The longest blackhole-like fault (bytes dropped, TCP open) on the groups.
+fn longest_blackhole(s: &Scenario, groups: &[&str]) -> Option<Duration> {
+    s.timeline
+        .iter()
+        .filter(|f| hits(f.target.as_deref(), groups) || f.kind.is_broker_fault())
+        .filter_map(|f| match &f.kind {
+            FaultKind::Blackhole { toxicity, .. } if toxicity.is_none_or(|t| t >= 1.0) => {
+                f.duration
+            }
+            FaultKind::HalfOpen | FaultKind::BrokerPause => f.duration,
+            _ => None,
+        })
+        .filter(|d| !d.is_zero())
+        .max()
+}
+
 /// The largest one-way latency (with jitter) the timeline adds to the groups.
 fn largest_latency(s: &Scenario, groups: &[&str]) -> Option<Duration> {
     s.timeline
@@ -334,12 +389,49 @@ mod tests {
     }
 
     #[test]
-    fn qos2_everywhere_lints_e2e_latency() {
+    fn qos2_everywhere_lints_ack_latency_and_with_retries_duplicates() {
         let mut s = base();
         s.fleets[0].streams[0].qos = 2;
         assert_eq!(lints_of(&s, "good"), vec![]);
         s.fleets[0].commands[0].qos = 2;
-        only_lint(&s, "good", "e2e_latency", "QoS 2");
+        only_lint(&s, "good", "ack_latency", "QoS 2");
+        s.profiles.get_mut("good").unwrap().ack.retries = 2;
+        let l = lints_of(&s, "good");
+        let figures: Vec<&str> = l.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(figures, ["ack_latency", "duplicates"], "{l:#?}");
+        assert!(l[1]
+            .1
+            .contains("telemetry at QoS 2 (telemetry) with 2 ack retries"));
+        // Retries at QoS 1 are what QoS 1 is for.
+        s.fleets[0].streams[0].qos = 1;
+        assert_eq!(lints_of(&s, "good"), vec![]);
+    }
+
+    #[test]
+    fn a_keepalive_longer_than_the_longest_blackhole_lints_zombie_undetected() {
+        let mut s = base();
+        s.timeline.push(fault(
+            40,
+            Some(20),
+            Some("a"),
+            FaultKind::Blackhole {
+                stream: StreamSel::Both,
+                toxicity: None,
+            },
+        ));
+        assert_eq!(lints_of(&s, "good"), vec![]);
+        s.profiles.get_mut("good").unwrap().keepalive = Some(secs(19));
+        only_lint(
+            &s,
+            "good",
+            "zombie_undetected",
+            "keepalive 19s with ping_timeout 2s is longer than the timeline's longest blackhole (20s)",
+        );
+        // A blackhole that hits a share of the connections says nothing.
+        if let FaultKind::Blackhole { toxicity, .. } = &mut s.timeline.last_mut().unwrap().kind {
+            *toxicity = Some(0.5);
+        }
+        assert_eq!(lints_of(&s, "good"), vec![]);
     }
 
     #[test]
@@ -359,6 +451,13 @@ mod tests {
         let mut s = base();
         s.profiles.get_mut("good").unwrap().online_republish = false;
         only_lint(&s, "good", "stale_offline_time", "not republished");
+        // A will nobody keeps, and no `online` after a connect: both.
+        let mut s = base();
+        let p = s.profiles.get_mut("good").unwrap();
+        p.online_republish = false;
+        p.will.as_mut().unwrap().retain = false;
+        let figures: Vec<String> = lints_of(&s, "good").into_iter().map(|l| l.0).collect();
+        assert_eq!(figures, ["missed_offline", "stale_offline_time"]);
         let mut s = base();
         let p = s.profiles.get_mut("good").unwrap();
         p.will = None;
@@ -370,7 +469,7 @@ mod tests {
     fn no_resubscription_after_a_clean_reconnect_lints_lost_commands() {
         let mut s = base();
         s.profiles.get_mut("good").unwrap().resubscribe = false;
-        only_lint(&s, "good", "lost_after_ack", "commands (control)");
+        only_lint(&s, "good", "commands.lost_after_ack", "commands (control)");
         // Without commands there is nothing to lose.
         let mut s = base();
         s.profiles.get_mut("other").unwrap().resubscribe = false;

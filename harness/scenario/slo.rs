@@ -3,7 +3,8 @@
 //! A key is a figure of METRICS.md, optionally prefixed by a profile and,
 //! for duration figures, suffixed by a statistic:
 //! `lost_after_ack`, `recommended.false_offline_rate`,
-//! `"recommended.reconnect_after_heal.p99"`. A limit is an operator and a
+//! `"recommended.reconnect_after_heal.p99"`; a message figure of the command
+//! direction is `commands.<figure>` (`"recommended.commands.duplicates"`). A limit is an operator and a
 //! number, or a human duration for duration figures: `"= 0"`, `"<= 15s"`,
 //! `"< 0.01"`, `"< 1%"` (rates). Durations are kept in microseconds, the unit
 //! of the report's histograms.
@@ -66,8 +67,31 @@ pub const DURATIONS: &[&str] = &[
 /// Statistics of a duration figure.
 pub const STATS: &[&str] = &["p50", "p90", "p99", "p999", "max", "min", "count"];
 
+/// The message figures, which commands have too: `commands.<name>`.
+pub const COMMAND_FIGURES: &[&str] = &[
+    "sent",
+    "acked",
+    "delivered",
+    "lost_after_ack",
+    "lost_unacked",
+    "silent_loss",
+    "lost_qos0",
+    "duplicates",
+    "reordered",
+    "downgraded",
+    "e2e_latency",
+    "ack_latency",
+];
+
 /// The kind of a figure, or `None` for a name METRICS.md does not define.
+/// `commands.<name>` is a message figure of the command direction.
 pub fn figure_kind(figure: &str) -> Option<FigureKind> {
+    if let Some(name) = figure.strip_prefix("commands.") {
+        return COMMAND_FIGURES
+            .contains(&name)
+            .then(|| figure_kind(name))
+            .flatten();
+    }
     if COUNTS.contains(&figure) {
         Some(FigureKind::Count)
     } else if RATES.contains(&figure) {
@@ -160,12 +184,12 @@ pub enum SloError {
 /// tell `recommended.flaps` (a profile's figure) from a misspelt figure.
 pub fn parse(key: &str, limit: &str, profiles: &[&str]) -> Result<Slo, SloError> {
     let (profile, figure, stat) = parse_key(key, profiles).map_err(SloError::Key)?;
-    let kind = figure_kind(figure).expect("parse_key returns known figures");
+    let kind = figure_kind(&figure).expect("parse_key returns known figures");
     let (op, limit_value) =
         parse_limit(limit, kind, stat).map_err(|m| SloError::Limit(format!("{key}: {m}")))?;
     Ok(Slo {
         profile: profile.map(str::to_string),
-        figure: figure.to_string(),
+        figure,
         stat: stat.map(str::to_string),
         op,
         limit: limit_value,
@@ -182,7 +206,7 @@ pub fn slos(s: &Scenario) -> Vec<Slo> {
         .collect()
 }
 
-type Key<'k> = (Option<&'k str>, &'k str, Option<&'k str>);
+type Key<'k> = (Option<&'k str>, String, Option<&'k str>);
 
 fn parse_key<'k>(key: &'k str, profiles: &[&str]) -> Result<Key<'k>, String> {
     let parts: Vec<&str> = key.split('.').collect();
@@ -194,7 +218,7 @@ fn parse_key<'k>(key: &'k str, profiles: &[&str]) -> Result<Key<'k>, String> {
         let (figure, stat) = figure_and_stat(&parts[1..])?;
         return Ok((Some(parts[0]), figure, stat));
     }
-    if parts.len() >= 2 && figure_kind(parts[1]).is_some() {
+    if parts.len() >= 2 && (parts[1] == "commands" || figure_kind(parts[1]).is_some()) {
         return Err(format!(
             "no profile named \"{}\" (profiles: {})",
             parts[0],
@@ -204,26 +228,32 @@ fn parse_key<'k>(key: &'k str, profiles: &[&str]) -> Result<Key<'k>, String> {
     unprefixed.map(|(f, s)| (None, f, s))
 }
 
-fn figure_and_stat<'k>(parts: &[&'k str]) -> Result<(&'k str, Option<&'k str>), String> {
-    let figure = parts[0];
-    let Some(kind) = figure_kind(figure) else {
+fn figure_and_stat<'k>(parts: &[&'k str]) -> Result<(String, Option<&'k str>), String> {
+    let (figure, rest) = match parts {
+        ["commands", name, rest @ ..] => (format!("commands.{name}"), rest),
+        [name, rest @ ..] => (name.to_string(), rest),
+        [] => return Err("empty key".into()),
+    };
+    let Some(kind) = figure_kind(&figure) else {
         return Err(format!(
-            "unknown figure \"{figure}\"; figures are those of METRICS.md: {}, {}, {}",
+            "unknown figure \"{figure}\"; figures are those of METRICS.md: {}, {}, {}; \
+             commands.<figure> for the command direction of {}",
             COUNTS.join(", "),
             RATES.join(", "),
-            DURATIONS.join(", ")
+            DURATIONS.join(", "),
+            COMMAND_FIGURES.join(", ")
         ));
     };
-    match parts {
-        [_] => Ok((figure, None)),
-        [_, stat] if kind == FigureKind::Duration && STATS.contains(stat) => {
+    match rest {
+        [] => Ok((figure, None)),
+        [stat] if kind == FigureKind::Duration && STATS.contains(stat) => {
             Ok((figure, Some(stat)))
         }
-        [_, stat] if kind == FigureKind::Duration => Err(format!(
+        [stat] if kind == FigureKind::Duration => Err(format!(
             "unknown statistic \"{stat}\" of {figure}; one of {}",
             STATS.join(", ")
         )),
-        [_, _] => Err(format!(
+        [_] => Err(format!(
             "{figure} is a {} and takes no statistic",
             if kind == FigureKind::Rate {
                 "rate"
@@ -379,6 +409,29 @@ mod tests {
         assert!(limit_err("flaps", "<=").contains("no value"));
         assert!(limit_err("flaps", "<= -1").contains("≥ 0"));
         assert!(limit_err("e2e_latency.p99", "<= 5 parsecs").contains("invalid duration"));
+    }
+
+    #[test]
+    fn command_figures_take_the_commands_prefix_after_the_profile() {
+        let s = ok("recommended.commands.lost_after_ack", "<= 10");
+        assert_eq!(s.profile.as_deref(), Some("recommended"));
+        assert_eq!(s.figure, "commands.lost_after_ack");
+        assert_eq!(s.kind(), FigureKind::Count);
+        let s = ok("commands.e2e_latency.p99", "<= 2s");
+        assert_eq!(
+            (s.profile, s.figure.as_str()),
+            (None, "commands.e2e_latency")
+        );
+        assert_eq!(s.stat.as_deref(), Some("p99"));
+        assert_eq!(s.limit, 2e6);
+        // Only message figures have a command direction.
+        assert!(
+            key_err("naive.commands.flaps", "= 0").contains("unknown figure \"commands.flaps\"")
+        );
+        assert!(key_err("commands", "= 0").contains("unknown figure \"commands\""));
+        assert!(
+            key_err("strict.commands.duplicates", "= 0").contains("no profile named \"strict\"")
+        );
     }
 
     #[test]

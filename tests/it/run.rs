@@ -827,10 +827,16 @@ mod command_line {
     #[test]
     fn validate_accepts_every_shipped_scenario() {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-        let mut files = vec![root.join("quickstart.toml")];
-        for e in std::fs::read_dir(root.join("faults")).unwrap() {
-            files.push(e.unwrap().path());
+        let mut files = Vec::new();
+        for dir in [root.clone(), root.join("faults")] {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.extension().is_some_and(|x| x == "toml") {
+                    files.push(p);
+                }
+            }
         }
+        assert!(files.len() >= 17, "{files:?}");
         for f in files {
             let out = Command::new(support::bin())
                 .arg("validate")

@@ -1,0 +1,255 @@
+//! "Which configuration survives this?": the first table of `report.md`.
+//!
+//! One row per profile: whether it passed every SLO *stated for it* (a
+//! `profile.figure` key of the scenario's `[slo]`), the ones it breached,
+//! and the key figures where each common client-configuration mistake
+//! shows. An SLO without a profile is checked on the run's totals — all
+//! profiles together — and cannot be split between them honestly, so those
+//! are listed apart ([`overall`]) and never decide a row.
+//!
+//! Pure: rows are computed from the [`Report`] alone, so every renderer
+//! (Markdown here, the HTML page) shows the same rows.
+
+use serde::Serialize;
+
+use super::slo::show;
+use super::{DurationFigure, Figures, Report, SloResult, SloStatus};
+
+/// Whether a profile survived the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Survival {
+    /// Every SLO stated for the profile passed.
+    Pass,
+    /// One failed or could not be measured (unknown counts as a breach).
+    Fail,
+    /// No SLO names the profile: the run says nothing about it.
+    NoSlo,
+}
+
+impl Survival {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Survival::Pass => "PASS",
+            Survival::Fail => "FAIL",
+            Survival::NoSlo => "no SLO",
+        }
+    }
+}
+
+/// One statistic of a duration figure, with the episodes it could not
+/// include. `None` (the whole value) when the figure was not measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DurationStat {
+    /// µs; `None` when the histogram holds no sample.
+    pub us: Option<u64>,
+    /// Episodes whose end was never seen (e.g. a blackhole never noticed).
+    pub censored: u64,
+}
+
+impl DurationStat {
+    fn of(d: Option<&DurationFigure>, pick: fn(&DurationFigure) -> Option<u64>) -> Option<Self> {
+        d.map(|d| DurationStat {
+            us: pick(d),
+            censored: d.censored.unwrap_or(0),
+        })
+    }
+}
+
+/// The figures where the common mistakes show, of one profile.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyFigures {
+    /// Telemetry acked and never received.
+    pub lost_after_ack: u64,
+    /// Commands acked by the broker and never received by the device (no
+    /// subscription after a clean reconnect).
+    pub commands_lost_after_ack: u64,
+    /// Fire-and-forget telemetry that never arrived.
+    pub silent_loss: u64,
+    pub lost_qos0: u64,
+    /// Extra receptions, telemetry and commands together.
+    pub duplicates: u64,
+    /// `zombie_time` max; censored = `zombie_undetected`.
+    pub zombie_time_max: Option<DurationStat>,
+    pub false_offline: Option<u64>,
+    pub missed_offline: Option<u64>,
+    pub stale_offline_time_max: Option<DurationStat>,
+    /// Per device-hour.
+    pub flaps: Option<f64>,
+    /// censored: never reconnected.
+    pub reconnect_after_heal_p99: Option<DurationStat>,
+    /// censored: no attempt by the end of the run.
+    pub first_attempt_delay_max: Option<DurationStat>,
+    /// p99 of telemetry `ack_latency` (what QoS 2 everywhere costs).
+    pub ack_latency_p99_us: Option<u64>,
+}
+
+impl KeyFigures {
+    pub fn of(f: &Figures) -> KeyFigures {
+        KeyFigures {
+            lost_after_ack: f.telemetry.lost_after_ack,
+            commands_lost_after_ack: f.commands.lost_after_ack,
+            silent_loss: f.telemetry.silent_loss,
+            lost_qos0: f.telemetry.lost_qos0,
+            duplicates: f.telemetry.duplicates + f.commands.duplicates,
+            zombie_time_max: f.zombie_time.as_ref().map(|d| DurationStat {
+                us: d.max_us,
+                censored: f.zombie_undetected.or(d.censored).unwrap_or(0),
+            }),
+            false_offline: f.false_offline,
+            missed_offline: f.missed_offline,
+            stale_offline_time_max: DurationStat::of(f.stale_offline_time.as_ref(), |d| d.max_us),
+            flaps: f.flaps,
+            reconnect_after_heal_p99: DurationStat::of(f.reconnect_after_heal.as_ref(), |d| {
+                d.p99_us
+            }),
+            first_attempt_delay_max: DurationStat::of(f.first_attempt_delay.as_ref(), |d| d.max_us),
+            ack_latency_p99_us: f.telemetry.ack_latency.p99_us,
+        }
+    }
+}
+
+/// One row of the survival table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SurvivalRow {
+    pub profile: String,
+    pub survival: Survival,
+    /// How many SLOs name this profile.
+    pub slos: usize,
+    /// The breached ones: `figure[.stat] <limit> (observed …)`, in the
+    /// scenario's key order.
+    pub breached: Vec<String>,
+    pub figures: KeyFigures,
+}
+
+/// One row per profile of the report, in name order.
+pub fn survival(r: &Report) -> Vec<SurvivalRow> {
+    r.profiles
+        .iter()
+        .map(|(name, f)| {
+            let mine: Vec<&SloResult> = r
+                .slo
+                .iter()
+                .filter(|s| s.profile.as_deref() == Some(name))
+                .collect();
+            let breached: Vec<String> = mine
+                .iter()
+                .filter(|s| s.breached())
+                .map(|s| describe(s))
+                .collect();
+            SurvivalRow {
+                profile: name.clone(),
+                survival: match (mine.len(), breached.len()) {
+                    (0, _) => Survival::NoSlo,
+                    (_, 0) => Survival::Pass,
+                    _ => Survival::Fail,
+                },
+                slos: mine.len(),
+                breached,
+                figures: KeyFigures::of(f),
+            }
+        })
+        .collect()
+}
+
+/// The SLOs no row answers: those on the run's totals (all profiles
+/// together) and those naming a profile the report does not have.
+pub fn overall(r: &Report) -> Vec<&SloResult> {
+    r.slo
+        .iter()
+        .filter(|s| {
+            s.profile
+                .as_ref()
+                .is_none_or(|p| !r.profiles.contains_key(p))
+        })
+        .collect()
+}
+
+/// `lost_qos0 = 0 (observed 12)`, `zombie_time.max <= 40.00 s (unknown: not measured)`.
+pub fn describe(s: &SloResult) -> String {
+    let name = match &s.stat {
+        Some(stat) => format!("{}.{stat}", s.figure),
+        None => s.figure.clone(),
+    };
+    let observed = match (s.status, s.observed) {
+        (SloStatus::Unknown, _) | (_, None) => "unknown: not measured".to_string(),
+        (_, Some(v)) => format!("observed {}", show(&s.figure, s.stat.as_deref(), v)),
+    };
+    format!("{name} {} ({observed})", s.limit)
+}
+
+/// The table's column names.
+pub const COLUMNS: &[&str] = &[
+    "profile",
+    "survives",
+    "breached SLOs",
+    "lost_after_ack",
+    "commands lost_after_ack",
+    "silent_loss",
+    "lost_qos0",
+    "duplicates",
+    "zombie_time max",
+    "false offline",
+    "missed offline",
+    "stale offline max",
+    "flaps / device-h",
+    "reconnect_after_heal p99",
+    "first_attempt_delay max",
+    "ack_latency p99",
+];
+
+/// A row as the table's cells (plain text; `–` where not measured).
+pub fn cells(row: &SurvivalRow) -> Vec<String> {
+    let f = &row.figures;
+    let count = |c: Option<u64>| c.map_or("–".to_string(), |n| n.to_string());
+    vec![
+        row.profile.clone(),
+        match row.survival {
+            Survival::NoSlo => "no SLO".into(),
+            s => format!(
+                "{} ({} SLO{})",
+                s.as_str(),
+                row.slos,
+                if row.slos == 1 { "" } else { "s" }
+            ),
+        },
+        if row.breached.is_empty() {
+            "–".into()
+        } else {
+            row.breached.join("; ")
+        },
+        f.lost_after_ack.to_string(),
+        f.commands_lost_after_ack.to_string(),
+        f.silent_loss.to_string(),
+        f.lost_qos0.to_string(),
+        f.duplicates.to_string(),
+        stat(f.zombie_time_max, "undetected"),
+        count(f.false_offline),
+        count(f.missed_offline),
+        stat(f.stale_offline_time_max, "censored"),
+        f.flaps.map_or("–".into(), |x| format!("{x:.2}")),
+        stat(f.reconnect_after_heal_p99, "never reconnected"),
+        stat(f.first_attempt_delay_max, "never tried"),
+        f.ack_latency_p99_us
+            .map_or("–".into(), super::markdown::micros),
+    ]
+}
+
+/// `12.3 ms`, `12.3 ms + 2 undetected`, `2 undetected`, `–`.
+fn stat(s: Option<DurationStat>, censored: &str) -> String {
+    match s {
+        None => "–".into(),
+        Some(DurationStat { us, censored: 0 }) => us.map_or("–".into(), super::markdown::micros),
+        Some(DurationStat {
+            us: None,
+            censored: n,
+        }) => format!("{n} {censored}"),
+        Some(DurationStat {
+            us: Some(us),
+            censored: n,
+        }) => format!("{} + {n} {censored}", super::markdown::micros(us)),
+    }
+}
+
+#[cfg(test)]
+mod tests;
