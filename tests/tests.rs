@@ -21,5 +21,7 @@ mod proofs;
 mod run;
 #[path = "it/scenario.rs"]
 mod scenario;
+#[path = "it/toxi_container.rs"]
+mod toxi_container;
 #[path = "it/toxiproxy.rs"]
 mod toxiproxy;

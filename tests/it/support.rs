@@ -62,3 +62,94 @@ macro_rules! on_both_brokers {
         )*
     };
 }
+
+/// Docker, when its daemon answers; skipped (or failed under CI) otherwise.
+pub fn docker() -> Option<()> {
+    let up = std::process::Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if up {
+        Some(())
+    } else {
+        skip_or_fail("Docker")
+    }
+}
+
+/// The stand-in images (`scripts/standin-images.sh` with this test binary's
+/// mqtt-chaos), built once per test process; rebuilt by the script only
+/// when the program changed.
+pub fn standin_images() {
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let result = BUILT.get_or_init(|| {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/standin-images.sh");
+        let out = std::process::Command::new("bash")
+            .arg(&script)
+            .arg(bin())
+            .output()
+            .map_err(|e| format!("{}: {e}", script.display()))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} failed: {}",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+/// `docker compose` (the plugin) or `docker-compose` (standalone), whichever
+/// answers, as program and leading arguments.
+pub fn compose() -> Option<Vec<String>> {
+    let works = |args: &[&str]| {
+        std::process::Command::new(args[0])
+            .args(&args[1..])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if works(&["docker", "compose", "version"]) {
+        Some(vec!["docker".into(), "compose".into()])
+    } else if works(&["docker-compose", "version"]) {
+        Some(vec!["docker-compose".into()])
+    } else {
+        skip_or_fail("docker compose or docker-compose")?;
+        None
+    }
+}
+
+/// Names of Docker objects (`ps` or `network ls`) matching `filter`.
+pub fn docker_names(kind: &[&str], filter: &str) -> Vec<String> {
+    let format = if kind == ["ps", "-a"] {
+        "{{.Names}}"
+    } else {
+        "{{.Name}}"
+    };
+    let out = std::process::Command::new("docker")
+        .args(kind)
+        .args(["--filter", filter, "--format", format])
+        .output()
+        .expect("docker");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A free TCP port on 127.0.0.1 (closed again; a race is possible but rare).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
