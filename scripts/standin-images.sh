@@ -64,7 +64,7 @@ build() {
   "$fill" "$root" "$prog"
   tar -C "$root" -c . | docker import \
     --change "LABEL mqtt-chaos.program-sha256=$sum" \
-    --change "LABEL org.opencontainers.image.description=mqtt-chaos stand-in built from $prog" \
+    --change "LABEL org.opencontainers.image.description=\"mqtt-chaos stand-in built from $prog\"" \
     "$@" - "$image" >/dev/null
   echo "standin-images: built $image from $prog"
 }

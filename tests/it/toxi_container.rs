@@ -29,15 +29,25 @@ use crate::support;
 const TOXIPROXY_STANDIN: &str = "mqtt-chaos/toxiproxy-standin:local";
 const MOSQUITTO_STANDIN: (&str, &str) = ("mqtt-chaos/mosquitto-standin", "local");
 
-/// A blackhole (index 0) then a link down (index 1).
+/// A blackhole (index 0) then a link down (index 1), far enough apart that
+/// every device is back from the first (the heal plus 3.5 s, see
+/// `assert_back_after_heal`) before the second starts.
 const TIMELINE: &str = r#"[[timeline]]
 at = "2s"
 duration = "4s"
 kind = "blackhole"
 [[timeline]]
-at = "9s"
+at = "10s"
 duration = "2s"
 kind = "link_down""#;
+
+/// The scenario of `run.rs`, 16 s long so the link down's recovery check
+/// (its heal plus 3.5 s) falls within the run.
+fn two_faults(name: &str) -> String {
+    let text = scenario(name, TIMELINE, "");
+    assert!(text.contains("duration = \"12s\""));
+    text.replacen("duration = \"12s\"", "duration = \"16s\"", 1)
+}
 
 /// What `run.rs` asserts of a blackhole and of a link down, on one run.
 fn assert_blackhole_then_link_down(r: &Ran) {
@@ -321,7 +331,7 @@ async fn a_blackhole_and_a_link_down_through_a_toxiproxy_container() {
         network: Some(net.0.clone()),
     };
     let r = run_with_proxy(
-        &scenario("via-toxiproxy-container", TIMELINE, ""),
+        &two_faults("via-toxiproxy-container"),
         &format!("tcp://127.0.0.1:{mqtt_port}"),
         Some(format!("toxiproxy-container={TOXIPROXY_STANDIN}")),
         proxy,
@@ -453,7 +463,7 @@ async fn a_blackhole_and_a_link_down_through_docker_compose_with_the_stand_ins()
         network: None,
     };
     let r = run_with_proxy(
-        &scenario("via-compose", TIMELINE, ""),
+        &two_faults("via-compose"),
         &format!("tcp://127.0.0.1:{mqtt}"),
         Some(format!("toxiproxy=http://127.0.0.1:{api}")),
         proxy,
