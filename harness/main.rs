@@ -25,6 +25,32 @@ struct Cli {
     command: Command,
 }
 
+/// Where the fault proxies sit; each overrides the scenario's `[faults]`.
+#[derive(clap::Args)]
+struct ProxyArgs {
+    /// HOST:PORT of the broker as Toxiproxy reaches it (e.g. emqx:1883 from
+    /// a compose network); default: the broker's address.
+    #[arg(long)]
+    proxy_upstream: Option<String>,
+    /// FIRST-LAST: ports a Toxiproxy in another network publishes under the
+    /// same numbers on its API host (docker-compose.yml: 8666-8697).
+    #[arg(long)]
+    proxy_ports: Option<String>,
+    /// An existing Docker network for toxiproxy-container to join.
+    #[arg(long)]
+    docker_network: Option<String>,
+}
+
+impl From<ProxyArgs> for runner::ProxyOptions {
+    fn from(a: ProxyArgs) -> Self {
+        runner::ProxyOptions {
+            upstream: a.proxy_upstream,
+            ports: a.proxy_ports,
+            network: a.docker_network,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run a scenario and write report.json, report.md, junit.xml and report.html.
@@ -39,9 +65,12 @@ enum Command {
         /// tcp://HOST:PORT / mqtt://HOST:PORT.
         #[arg(long)]
         broker: Option<String>,
-        /// embedded (default) or toxiproxy=http://HOST:PORT.
+        /// embedded (default), toxiproxy=http://HOST:PORT, or
+        /// toxiproxy-container[=IMAGE] (a Toxiproxy started in Docker for the run).
         #[arg(long)]
         faults: Option<String>,
+        #[command(flatten)]
+        proxy: ProxyArgs,
         /// Overrides the scenario's seed.
         #[arg(long)]
         seed: Option<u64>,
@@ -85,6 +114,8 @@ enum Command {
         /// And this fault backend.
         #[arg(long)]
         faults: Option<String>,
+        #[command(flatten)]
+        proxy: ProxyArgs,
     },
     /// Serve a Toxiproxy-compatible HTTP API over the embedded fault engine
     /// (a stand-in for Toxiproxy where the real one cannot run). Prints
@@ -164,6 +195,7 @@ fn main() -> ExitCode {
             scenario,
             broker,
             faults,
+            proxy,
         } => {
             let opts = RunOptions {
                 scenario: scenario.clone(),
@@ -175,9 +207,10 @@ fn main() -> ExitCode {
                 quiet: true,
                 history: None,
                 exe: PathBuf::new(),
+                proxy: proxy.into(),
             };
             match runner::prepare(&opts) {
-                Ok((plan, _, _)) => {
+                Ok((plan, _, _, _)) => {
                     for l in mqtt_chaos::scenario::lint(&plan.scenario) {
                         println!(
                             "lint: profile {}: {} (shows in {})",
@@ -205,6 +238,7 @@ fn main() -> ExitCode {
             out,
             broker,
             faults,
+            proxy,
             seed,
             duration,
             quiet,
@@ -227,6 +261,7 @@ fn main() -> ExitCode {
                 quiet,
                 history,
                 exe,
+                proxy: proxy.into(),
             };
             let rt = match runtime() {
                 Ok(rt) => rt,

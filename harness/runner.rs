@@ -21,9 +21,10 @@ use tokio::task::JoinHandle;
 
 use crate::broker::{self, Broker, BrokerSettings};
 use crate::clock::{Nanos, RunClock};
+use crate::fault::container::{ContainerSettings, ToxiproxyContainer};
 use crate::fault::engine::Engine;
 use crate::fault::toxiproxy::Toxiproxy;
-use crate::fault::{LinkFaults, Stream, Toxic, ToxicKind};
+use crate::fault::{self, LinkFaults, Placement, Stream, Toxic, ToxicKind};
 use crate::fleet::{Fleet, Shared};
 use crate::history::{Event, FaultEvent};
 use crate::metrics::hlog::{self, IntervalLog};
@@ -127,21 +128,56 @@ impl BrokerSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FaultsSpec {
     Embedded,
+    /// A running Toxiproxy's API URL.
     Toxiproxy(String),
+    /// A Toxiproxy started in a container for the run, from this image.
+    ToxiproxyContainer(String),
 }
 
 impl FaultsSpec {
     pub fn parse(s: &str) -> Result<FaultsSpec, String> {
         match s {
             "embedded" => Ok(FaultsSpec::Embedded),
+            "toxiproxy-container" => Ok(FaultsSpec::ToxiproxyContainer(
+                fault::container::DEFAULT_IMAGE.into(),
+            )),
+            s if s.starts_with("toxiproxy-container=") => {
+                let image = &s["toxiproxy-container=".len()..];
+                fault::container::split_image(image).map_err(|e| e.to_string())?;
+                Ok(FaultsSpec::ToxiproxyContainer(image.into()))
+            }
             s if s.starts_with("toxiproxy=") => {
                 Ok(FaultsSpec::Toxiproxy(s["toxiproxy=".len()..].into()))
             }
             other => Err(format!(
-                "unknown fault backend \"{other}\": use embedded or toxiproxy=http://HOST:PORT"
+                "unknown fault backend \"{other}\": use embedded, toxiproxy=http://HOST:PORT or toxiproxy-container[=IMAGE]"
             )),
         }
     }
+
+    fn is_toxiproxy(&self) -> bool {
+        !matches!(self, FaultsSpec::Embedded)
+    }
+}
+
+/// Where the proxies sit, from `[faults]` and the command line.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProxyOptions {
+    /// `--proxy-upstream HOST:PORT`: the broker as the fault backend reaches it.
+    pub upstream: Option<String>,
+    /// `--proxy-ports FIRST-LAST`: published proxy ports of a Toxiproxy in
+    /// another network.
+    pub ports: Option<String>,
+    /// `--docker-network NAME`: the network `toxiproxy-container` joins.
+    pub network: Option<String>,
+}
+
+/// [`ProxyOptions`] checked against the chosen backends.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProxySetup {
+    pub upstream: Option<String>,
+    pub ports: Option<std::ops::RangeInclusive<u16>>,
+    pub network: Option<String>,
 }
 
 /// What the command line asks for.
@@ -159,6 +195,8 @@ pub struct RunOptions {
     pub history: Option<PathBuf>,
     /// This binary (the embedded broker runs as a child of it).
     pub exe: PathBuf,
+    /// Where the proxies sit; each field overrides `[faults]`.
+    pub proxy: ProxyOptions,
 }
 
 /// A finished run.
@@ -187,7 +225,7 @@ impl Finished {
 
 /// Load, validate and resolve; the checks that need no I/O beyond reading
 /// the file, including those that depend on the chosen backends.
-pub fn prepare(opts: &RunOptions) -> Result<(Plan, BrokerSpec, FaultsSpec), RunError> {
+pub fn prepare(opts: &RunOptions) -> Result<(Plan, BrokerSpec, FaultsSpec, ProxySetup), RunError> {
     let text = std::fs::read_to_string(&opts.scenario)
         .map_err(|e| RunError::Usage(format!("{}: cannot read: {e}", opts.scenario.display())))?;
     let mut sc: Scenario = scenario::load_str(&opts.scenario, &text)?;
@@ -292,15 +330,151 @@ pub fn prepare(opts: &RunOptions) -> Result<(Plan, BrokerSpec, FaultsSpec), RunE
                 ),
             ));
         }
-        if matches!(f.kind, FaultKind::HalfOpen) && matches!(faults_spec, FaultsSpec::Toxiproxy(_))
-        {
+        if matches!(f.kind, FaultKind::HalfOpen) && faults_spec.is_toxiproxy() {
             return Err(at(
                 &format!("timeline[{i}].kind"),
                 "half_open is a mode of the embedded fault engine, not of Toxiproxy; use kind = \"blackhole\"".into(),
             ));
         }
     }
-    Ok((Plan::resolve(&sc, opts.seed), broker_spec, faults_spec))
+    let plan = Plan::resolve(&sc, opts.seed);
+    let proxies = proxy_setup(
+        opts,
+        &sc,
+        &text,
+        &broker_spec,
+        &faults_spec,
+        plan.groups.len(),
+    )?;
+    Ok((plan, broker_spec, faults_spec, proxies))
+}
+
+/// Check where the proxies may sit with these backends; refuse what cannot
+/// work (a container cannot reach a broker on the host's loopback).
+fn proxy_setup(
+    opts: &RunOptions,
+    sc: &Scenario,
+    text: &str,
+    broker: &BrokerSpec,
+    faults: &FaultsSpec,
+    groups: usize,
+) -> Result<ProxySetup, RunError> {
+    // (value, scenario field, command-line flag): the flag wins.
+    let pick =
+        |flag: &Option<String>, field: &Option<String>, name: &'static str, cli: &'static str| {
+            match (flag, field) {
+                (Some(v), _) => Some((v.clone(), cli.to_string())),
+                (None, Some(v)) => Some((v.clone(), format!("faults.{name}"))),
+                _ => None,
+            }
+        };
+    let upstream = pick(
+        &opts.proxy.upstream,
+        &sc.faults.upstream,
+        "upstream",
+        "--proxy-upstream",
+    );
+    let ports = pick(
+        &opts.proxy.ports,
+        &sc.faults.proxy_ports,
+        "proxy_ports",
+        "--proxy-ports",
+    );
+    let network = pick(
+        &opts.proxy.network,
+        &sc.faults.network,
+        "network",
+        "--docker-network",
+    );
+    let refuse = |(_, source): &(String, String), msg: String| -> RunError {
+        match source.strip_prefix("faults.") {
+            Some(_) => scenario::error_at(&opts.scenario, text, source, msg).into(),
+            None => RunError::Usage(format!("{source}: {msg}")),
+        }
+    };
+    let mut setup = ProxySetup::default();
+    if let Some(u) = &upstream {
+        if faults == &FaultsSpec::Embedded {
+            return Err(refuse(u, "the embedded fault engine runs in this process and reaches the broker directly; an upstream applies to Toxiproxy".into()));
+        }
+        if !valid_host_port(&u.0) {
+            return Err(refuse(u, format!("\"{}\" is not HOST:PORT", u.0)));
+        }
+        setup.upstream = Some(u.0.clone());
+    }
+    if let Some(p) = &ports {
+        if !matches!(faults, FaultsSpec::Toxiproxy(_)) {
+            return Err(refuse(p, "published proxy ports apply to toxiproxy=http://HOST:PORT (toxiproxy-container publishes its own)".into()));
+        }
+        let range = fault::placement::parse_port_range(&p.0).map_err(|m| refuse(p, m))?;
+        let count = range.clone().count();
+        if count < groups {
+            return Err(refuse(
+                p,
+                format!(
+                    "{groups} device groups need {groups} proxy ports, {} has {count}",
+                    p.0
+                ),
+            ));
+        }
+        setup.ports = Some(range);
+    }
+    if let Some(n) = &network {
+        if !matches!(faults, FaultsSpec::ToxiproxyContainer(_)) {
+            return Err(refuse(
+                n,
+                "a Docker network applies to toxiproxy-container".into(),
+            ));
+        }
+        setup.network = Some(n.0.clone());
+    }
+    if let FaultsSpec::ToxiproxyContainer(_) = faults {
+        let published = fault::container::PROXY_PORTS.count();
+        if groups > published {
+            return Err(RunError::Usage(format!(
+                "--faults toxiproxy-container publishes {published} proxy ports; the scenario has {groups} device groups"
+            )));
+        }
+        match broker {
+            BrokerSpec::Embedded | BrokerSpec::Mosquitto => {
+                return Err(RunError::Usage(format!(
+                    "--faults toxiproxy-container cannot reach {}: it listens on the host's 127.0.0.1, which is the container's own loopback; use a broker reachable from containers (--broker tcp://HOST:PORT, with --proxy-upstream naming it as the container sees it, e.g. broker:1883), or --faults embedded",
+                    if *broker == BrokerSpec::Embedded { "the embedded broker" } else { "the local mosquitto" }
+                )));
+            }
+            BrokerSpec::External(url)
+                if broker_host_is_loopback(url) && setup.upstream.is_none() =>
+            {
+                return Err(RunError::Usage(
+                    "--faults toxiproxy-container: the broker's address is on the host's loopback, which is the container's own; say how the container reaches the broker with --proxy-upstream HOST:PORT or [faults] upstream (e.g. broker:1883 for a container named broker on the same network)".into(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(setup)
+}
+
+fn valid_host_port(s: &str) -> bool {
+    match s.rsplit_once(':') {
+        Some((host, port)) => {
+            !host.is_empty()
+                && !host.contains(['/', ' '])
+                && port.parse::<u16>().is_ok_and(|p| p != 0)
+        }
+        None => false,
+    }
+}
+
+/// Whether `tcp://HOST:PORT` names this host's loopback.
+fn broker_host_is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.rsplit_once(':').map_or(rest, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Handles shared by the fault tasks.
@@ -316,7 +490,7 @@ struct Targets {
 
 /// Run a prepared plan.
 pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
-    let (plan, broker_spec, faults_spec) = prepare(opts)?;
+    let (plan, broker_spec, faults_spec, proxy_setup) = prepare(opts)?;
     let started_at = chrono::Utc::now();
     let dir = match &opts.out {
         Some(d) => d.clone(),
@@ -398,10 +572,52 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
         }
     }
 
-    let links: Arc<dyn LinkFaults> = match &faults_spec {
-        FaultsSpec::Embedded => Arc::new(Engine::new(plan.seed)),
+    // A Toxiproxy container lives until the teardown below; dropped on an
+    // early return, it is removed all the same.
+    let mut toxiproxy_container: Option<ToxiproxyContainer> = None;
+    let (links, placement): (Arc<dyn LinkFaults>, Placement) = match &faults_spec {
+        FaultsSpec::Embedded => (Arc::new(Engine::new(plan.seed)), Placement::host()),
         FaultsSpec::Toxiproxy(url) => {
-            Arc::new(Toxiproxy::new(url).map_err(|e| RunError::Usage(e.to_string()))?)
+            let client = Toxiproxy::new(url).map_err(|e| RunError::Usage(e.to_string()))?;
+            let placement = match &proxy_setup.ports {
+                None => Placement::host(),
+                Some(ports) => match api_host(url).await {
+                    Ok(host) => Placement::same_ports(host, ports.clone()),
+                    Err(e) => {
+                        let _ = broker.shutdown().await;
+                        return Err(RunError::Environment(format!("fault backend: {e}")));
+                    }
+                },
+            };
+            (
+                Arc::new(client),
+                placement.with_upstream(proxy_setup.upstream.clone()),
+            )
+        }
+        FaultsSpec::ToxiproxyContainer(image) => {
+            let settings = ContainerSettings {
+                image: image.clone(),
+                network: proxy_setup.network.clone(),
+                ..ContainerSettings::for_this_process()
+            };
+            match ToxiproxyContainer::start(&settings).await {
+                Ok(c) => {
+                    let upstream = proxy_setup
+                        .upstream
+                        .clone()
+                        .unwrap_or_else(|| broker_addr.to_string());
+                    let out = (
+                        Arc::new(c.client().clone()) as Arc<dyn LinkFaults>,
+                        c.placement(upstream),
+                    );
+                    toxiproxy_container = Some(c);
+                    out
+                }
+                Err(e) => {
+                    let _ = broker.shutdown().await;
+                    return Err(RunError::Environment(format!("fault backend: {e}")));
+                }
+            }
         }
     };
     let faults_version = match links.version().await {
@@ -413,19 +629,19 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
     };
     let mut proxies = HashMap::new();
     let mut addrs: HashMap<String, SocketAddr> = HashMap::new();
-    for g in &plan.groups {
+    if let Err(e) = placement.check(plan.groups.len()) {
+        let _ = broker.shutdown().await;
+        return Err(RunError::Usage(e.to_string()));
+    }
+    for (i, g) in plan.groups.iter().enumerate() {
         // Unique per run: a Toxiproxy may be shared by several runs at once.
         let name = format!("mqtt-chaos-{}-{g}", std::process::id());
         match links
-            .create_proxy(
-                &name,
-                "127.0.0.1:0".parse().expect("literal"),
-                &broker_addr.to_string(),
-            )
+            .create_proxy(&name, placement.listen(i), &placement.upstream(broker_addr))
             .await
         {
             Ok(info) => {
-                addrs.insert(g.clone(), info.listen);
+                addrs.insert(g.clone(), placement.reach(i, info.listen));
                 proxies.insert(g.clone(), name);
             }
             Err(e) => {
@@ -625,6 +841,11 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
     if let Err(e) = targets.broker.lock().await.shutdown().await {
         environment_error.get_or_insert(format!("broker shutdown: {e}"));
     }
+    if let Some(c) = toxiproxy_container.take() {
+        if let Err(e) = c.shutdown().await {
+            environment_error.get_or_insert(format!("fault backend shutdown: {e}"));
+        }
+    }
     drop(fail_tx);
     drop(events_tx);
     drop(targets);
@@ -697,6 +918,27 @@ pub fn write_outputs(report: &Report, series: &report::Series, dir: &Path) -> Re
         RunError::Environment(format!("{}: {e}", dir.join("report.html").display()))
     })?;
     Ok(())
+}
+
+/// The address of a Toxiproxy API's host, where its published proxy ports are.
+async fn api_host(url: &str) -> Result<std::net::IpAddr, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| format!("{url}: no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    if let Ok(ip) = host.parse() {
+        return Ok(ip);
+    }
+    let first = tokio::net::lookup_host((host.as_str(), 0))
+        .await
+        .map_err(|e| format!("{url}: cannot resolve {host}: {e}"))?
+        .next();
+    first
+        .map(|a| a.ip())
+        .ok_or_else(|| format!("{url}: {host} has no address"))
 }
 
 async fn cleanup_links(links: &dyn LinkFaults, proxies: &HashMap<String, String>) {
@@ -1004,6 +1246,27 @@ mod tests {
             FaultsSpec::Toxiproxy("http://127.0.0.1:8474".into())
         );
         assert!(FaultsSpec::parse("toxiproxy").is_err());
+        assert_eq!(
+            FaultsSpec::parse("toxiproxy-container").unwrap(),
+            FaultsSpec::ToxiproxyContainer("ghcr.io/shopify/toxiproxy:2.12.0".into())
+        );
+        assert_eq!(
+            FaultsSpec::parse("toxiproxy-container=mqtt-chaos/toxiproxy-standin:local").unwrap(),
+            FaultsSpec::ToxiproxyContainer("mqtt-chaos/toxiproxy-standin:local".into())
+        );
+        assert!(FaultsSpec::parse("toxiproxy-container=notag").is_err());
+    }
+
+    #[test]
+    fn loopback_brokers_and_upstreams_are_told_apart() {
+        assert!(broker_host_is_loopback("tcp://127.0.0.1:1883"));
+        assert!(broker_host_is_loopback("mqtt://localhost:1883"));
+        assert!(broker_host_is_loopback("tcp://[::1]:1883"));
+        assert!(!broker_host_is_loopback("tcp://emqx.lab:1883"));
+        assert!(valid_host_port("broker:1883"));
+        assert!(!valid_host_port("broker"));
+        assert!(!valid_host_port(":1883"));
+        assert!(!valid_host_port("broker:0"));
     }
 
     #[test]

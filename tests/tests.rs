@@ -33,5 +33,7 @@ mod run;
 mod scenario;
 #[path = "it/schema.rs"]
 mod schema;
+#[path = "it/toxi_container.rs"]
+mod toxi_container;
 #[path = "it/toxiproxy.rs"]
 mod toxiproxy;

@@ -6,11 +6,17 @@
 //! * [`engine`]: the embedded fault engine, a tokio relay with a toxic
 //!   pipeline per direction; the zero-setup default.
 //! * [`toxiproxy`]: a real Toxiproxy 2.x over its HTTP API.
+//! * [`container`]: a Toxiproxy started in a container for one run
+//!   (testcontainers), with its proxy ports published up front.
+//! * [`placement`]: where proxies listen, where devices reach them and where
+//!   they forward to, for a backend on the host or in a container (pure).
 //!
 //! The runner talks to either through [`LinkFaults`]; one proxy per device
 //! group, so a fault can hit a subset of the fleet.
 
+pub mod container;
 pub mod engine;
+pub mod placement;
 pub mod toxic;
 pub mod toxiproxy;
 
@@ -18,6 +24,7 @@ use std::net::SocketAddr;
 
 use async_trait::async_trait;
 
+pub use placement::Placement;
 pub use toxic::{Stream, Toxic, ToxicKind};
 
 /// A failure of the fault backend itself (never of the system under test).

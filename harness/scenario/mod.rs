@@ -90,13 +90,30 @@ pub struct BrokerSection {
     pub persistence: bool,
 }
 
-/// `[faults]`: which fault backend. `--faults` overrides `backend`.
+/// `[faults]`: which fault backend and where its proxies sit. The command
+/// line overrides each field (`--faults`, `--proxy-upstream`,
+/// `--proxy-ports`, `--docker-network`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct FaultsSection {
-    /// `embedded` (default) or `toxiproxy=http://HOST:PORT`.
+    /// `embedded` (default), `toxiproxy=http://HOST:PORT`, or
+    /// `toxiproxy-container[=IMAGE]` (started for the run).
     #[serde(default)]
     pub backend: Option<String>,
+    /// `HOST:PORT` of the broker as Toxiproxy reaches it, when that is not
+    /// the harness's own address of the broker (`emqx:1883` from a compose
+    /// network). Default: the broker's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// `FIRST-LAST`: a Toxiproxy in another network (compose) publishes
+    /// these ports under the same numbers on its API host; proxies listen on
+    /// them and devices connect there. Default: `127.0.0.1:0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_ports: Option<String>,
+    /// An existing Docker network for `toxiproxy-container` to join (a
+    /// compose network); default: a network made for the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
 }
 
 /// A client configuration under test.

@@ -255,6 +255,7 @@ async fn a_run_writes_a_self_contained_report_html_that_report_rebuilds() {
         quiet: true,
         history: None,
         exe: support::bin(),
+        proxy: Default::default(),
     };
     let finished = runner::run(&opts).await.expect("the run runs");
     assert!(

@@ -146,6 +146,7 @@ async fn a_report_rebuilt_from_the_interval_files_equals_report_json() {
         quiet: true,
         history: None,
         exe: support::bin(),
+        proxy: Default::default(),
     };
     let finished = runner::run(&opts).await.expect("the run runs");
     assert!(

@@ -83,6 +83,16 @@ pub async fn run(text: &str, broker: &str) -> Ran {
 
 /// Run `text` in-process on `broker` with the fault backend `faults`.
 pub async fn run_with(text: &str, broker: &str, faults: Option<String>) -> Ran {
+    run_with_proxy(text, broker, faults, Default::default()).await
+}
+
+/// As [`run_with`], with the proxies placed by `proxy`.
+pub async fn run_with_proxy(
+    text: &str,
+    broker: &str,
+    faults: Option<String>,
+    proxy: runner::ProxyOptions,
+) -> Ran {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("scenario.toml");
     std::fs::write(&path, text).unwrap();
@@ -97,6 +107,7 @@ pub async fn run_with(text: &str, broker: &str, faults: Option<String>) -> Ran {
         quiet: true,
         history: Some(history.clone()),
         exe: support::bin(),
+        proxy,
     };
     let finished = runner::run(&opts)
         .await
@@ -251,18 +262,18 @@ impl Ran {
     }
 }
 
-fn secs(d: Duration) -> Nanos {
+pub fn secs(d: Duration) -> Nanos {
     Nanos::from_duration(d)
 }
 
-const DEVICES: [DeviceId; 3] = [0, 1, 2];
-const END: Nanos = Nanos(u64::MAX);
+pub const DEVICES: [DeviceId; 3] = [0, 1, 2];
+pub const END: Nanos = Nanos(u64::MAX);
 
 /// Every device noticed a dead link within keepalive + ping timeout. With
 /// `by_itself`, the client's own keepalive must be what noticed (half_open,
 /// a paused broker: nobody else can); otherwise the broker's keepalive close
 /// passed on through the blackhole may come first, as with Toxiproxy.
-fn assert_noticed_by_client(r: &Ran, index: usize, by_itself: bool) {
+pub fn assert_noticed_by_client(r: &Ran, index: usize, by_itself: bool) {
     let t0 = r.applied(index);
     for d in DEVICES {
         let l = r.losses(d, t0 - secs(EARLY), END);
@@ -286,7 +297,7 @@ fn assert_noticed_by_client(r: &Ran, index: usize, by_itself: bool) {
 /// tolerance after the heal. A device may come back a moment before the heal
 /// is stamped (the backend confirms after the change took effect), so this
 /// asks for its state, not for a CONNACK after the stamp.
-fn assert_back_after_heal(r: &Ran, index: usize) {
+pub fn assert_back_after_heal(r: &Ran, index: usize) {
     let by = r.healed(index) + secs(Duration::from_secs(1) + TOLERANCE + Duration::from_secs(1));
     for d in DEVICES {
         assert!(
@@ -298,11 +309,11 @@ fn assert_back_after_heal(r: &Ran, index: usize) {
 
 /// A fault acts a moment before its backend confirms it: effects are looked
 /// for from this much before the stamp.
-const EARLY: Duration = Duration::from_millis(300);
+pub const EARLY: Duration = Duration::from_millis(300);
 
 /// Likewise a heal: a device may reconnect between the backend's
 /// confirmation and its stamp.
-const HEAL_RACE: Duration = Duration::from_millis(100);
+pub const HEAL_RACE: Duration = Duration::from_millis(100);
 
 on_both_brokers! {
     blackhole_is_noticed_by_the_client_within_keepalive_and_ping_timeout => blackhole;
@@ -1091,6 +1102,7 @@ kind = "broker_kill"
             quiet: true,
             history: None,
             exe: support::bin(),
+            proxy: Default::default(),
         };
         let e = runner::run(&opts).await.unwrap_err();
         assert_eq!(e.exit_code(), 2);

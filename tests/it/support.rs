@@ -107,3 +107,59 @@ pub fn docker() -> Option<()> {
         }
     }
 }
+
+/// The stand-in images; [`docker`] built them already (once per process).
+pub fn standin_images() {
+    docker().expect("the stand-in images are built once Docker answers");
+}
+
+/// `docker compose` (the plugin) or `docker-compose` (standalone), whichever
+/// answers, as program and leading arguments.
+pub fn compose() -> Option<Vec<String>> {
+    let works = |args: &[&str]| {
+        std::process::Command::new(args[0])
+            .args(&args[1..])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if works(&["docker", "compose", "version"]) {
+        Some(vec!["docker".into(), "compose".into()])
+    } else if works(&["docker-compose", "version"]) {
+        Some(vec!["docker-compose".into()])
+    } else {
+        skip_or_fail("docker compose or docker-compose")?;
+        None
+    }
+}
+
+/// Names of Docker objects (`ps` or `network ls`) matching `filter`.
+pub fn docker_names(kind: &[&str], filter: &str) -> Vec<String> {
+    let format = if kind == ["ps", "-a"] {
+        "{{.Names}}"
+    } else {
+        "{{.Name}}"
+    };
+    let out = std::process::Command::new("docker")
+        .args(kind)
+        .args(["--filter", filter, "--format", format])
+        .output()
+        .expect("docker");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A free TCP port on 127.0.0.1 (closed again; a race is possible but rare).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
