@@ -595,9 +595,15 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
             )
         }
         FaultsSpec::ToxiproxyContainer(image) => {
+            // A broker container: join its network and reach it by alias,
+            // unless told otherwise.
+            let broker_net = broker.docker_network();
             let settings = ContainerSettings {
                 image: image.clone(),
-                network: proxy_setup.network.clone(),
+                network: proxy_setup
+                    .network
+                    .clone()
+                    .or_else(|| broker_net.as_ref().map(|(n, _)| n.clone())),
                 ..ContainerSettings::for_this_process()
             };
             match ToxiproxyContainer::start(&settings).await {
@@ -605,6 +611,7 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
                     let upstream = proxy_setup
                         .upstream
                         .clone()
+                        .or_else(|| broker_net.as_ref().map(|(_, a)| a.clone()))
                         .unwrap_or_else(|| broker_addr.to_string());
                     let out = (
                         Arc::new(c.client().clone()) as Arc<dyn LinkFaults>,
@@ -623,6 +630,7 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
     let faults_version = match links.version().await {
         Ok(v) => v,
         Err(e) => {
+            shutdown_toxiproxy(&mut toxiproxy_container).await;
             let _ = broker.shutdown().await;
             return Err(RunError::Environment(format!("fault backend: {e}")));
         }
@@ -630,6 +638,7 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
     let mut proxies = HashMap::new();
     let mut addrs: HashMap<String, SocketAddr> = HashMap::new();
     if let Err(e) = placement.check(plan.groups.len()) {
+        shutdown_toxiproxy(&mut toxiproxy_container).await;
         let _ = broker.shutdown().await;
         return Err(RunError::Usage(e.to_string()));
     }
@@ -646,6 +655,7 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
             }
             Err(e) => {
                 cleanup_links(&*links, &proxies).await;
+                shutdown_toxiproxy(&mut toxiproxy_container).await;
                 let _ = broker.shutdown().await;
                 return Err(RunError::Environment(format!("fault backend: {e}")));
             }
@@ -683,6 +693,7 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
         Ok(l) => l,
         Err(e) => {
             cleanup_links(&*links, &proxies).await;
+            shutdown_toxiproxy(&mut toxiproxy_container).await;
             let _ = broker.shutdown().await;
             return Err(RunError::Environment(e.to_string()));
         }
@@ -739,6 +750,7 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
         Ok(o) => o,
         Err(e) => {
             cleanup_links(&*links, &proxies).await;
+            shutdown_toxiproxy(&mut toxiproxy_container).await;
             let _ = broker.shutdown().await;
             return Err(RunError::Environment(e.to_string()));
         }
@@ -838,13 +850,15 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
     let end_at = clock.now();
     let broker_version = targets.broker.lock().await.version();
     cleanup_links(&*links, &targets.proxies).await;
-    if let Err(e) = targets.broker.lock().await.shutdown().await {
-        environment_error.get_or_insert(format!("broker shutdown: {e}"));
-    }
+    // The Toxiproxy container first: it may sit on the broker's network,
+    // which cannot be removed while it is attached.
     if let Some(c) = toxiproxy_container.take() {
         if let Err(e) = c.shutdown().await {
             environment_error.get_or_insert(format!("fault backend shutdown: {e}"));
         }
+    }
+    if let Err(e) = targets.broker.lock().await.shutdown().await {
+        environment_error.get_or_insert(format!("broker shutdown: {e}"));
     }
     drop(fail_tx);
     drop(events_tx);
@@ -976,6 +990,16 @@ fn streams(sel: StreamSel) -> &'static [Stream] {
         StreamSel::Upstream => &[Stream::Upstream],
         StreamSel::Downstream => &[Stream::Downstream],
         StreamSel::Both => &[Stream::Upstream, Stream::Downstream],
+    }
+}
+
+/// Remove the run's Toxiproxy container, if any, on a path that ends the run
+/// early (before the broker, whose network it may sit on).
+async fn shutdown_toxiproxy(c: &mut Option<ToxiproxyContainer>) {
+    if let Some(c) = c.take() {
+        if let Err(e) = c.shutdown().await {
+            tracing::warn!("fault backend shutdown: {e}");
+        }
     }
 }
 

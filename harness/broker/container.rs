@@ -718,6 +718,10 @@ impl Broker for ContainerBroker {
         self.flavor == Flavor::Emqx
     }
 
+    fn docker_network(&self) -> Option<(String, String)> {
+        Some((self.network.clone(), self.network_addr()))
+    }
+
     /// First time: create everything and wait until ready. After a stop or
     /// kill: `docker start` and wait until MQTT answers. Running: nothing.
     async fn start(&mut self) -> Result<(), BrokerError> {

@@ -84,6 +84,12 @@ pub trait Broker: Send {
     fn sys_client_events(&self) -> bool {
         false
     }
+    /// A container on a Docker network the harness created: the network's
+    /// name and the broker's address on it (where a Toxiproxy container on
+    /// the same network reaches it).
+    fn docker_network(&self) -> Option<(String, String)> {
+        None
+    }
     /// Start and wait until it accepts MQTT connections.
     async fn start(&mut self) -> Result<(), BrokerError>;
     /// Graceful stop (SIGTERM), wait for exit.

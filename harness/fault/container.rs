@@ -10,7 +10,8 @@
 //! The container joins a Docker network so it can reach a broker container
 //! by name; the broker is never reached through the host's loopback (a
 //! container's `127.0.0.1` is its own). Everything created here carries the
-//! labels [`LABEL_OWNER`]`=`[`OWNER`] and [`LABEL_PID`]`=<harness pid>`, and
+//! labels of [`crate::container`] (so a leftover of a crashed run is removed
+//! by the next start), and
 //! is removed by [`ToxiproxyContainer::shutdown`], or when dropped (a panic,
 //! an early return): testcontainers removes a container on drop, and the
 //! network guard removes what this module created.
@@ -37,12 +38,7 @@ pub const API_PORT: u16 = 8474;
 /// The proxy ports exposed when the container is created (one per device
 /// group), outside the ephemeral range, as testcontainers-java does.
 pub const PROXY_PORTS: RangeInclusive<u16> = 8666..=8697;
-/// Label on everything the harness creates in Docker (shared convention).
-pub const LABEL_OWNER: &str = "mqtt-chaos.owner";
-/// Value of [`LABEL_OWNER`].
-pub const OWNER: &str = "mqtt-chaos";
-/// Label naming the harness process that created it.
-pub const LABEL_PID: &str = "mqtt-chaos.pid";
+pub use crate::container::{labels, OWNER, OWNER_LABEL as LABEL_OWNER, PID_LABEL as LABEL_PID};
 /// How long the container may take until `GET /version` answers.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -105,14 +101,6 @@ pub fn split_image(image: &str) -> Result<(&str, &str), ContainerError> {
         }
         _ => Err(ContainerError::Image(image.into())),
     }
-}
-
-/// The labels every Docker object of this process carries.
-pub fn labels() -> HashMap<String, String> {
-    HashMap::from([
-        (LABEL_OWNER.to_string(), OWNER.to_string()),
-        (LABEL_PID.to_string(), std::process::id().to_string()),
-    ])
 }
 
 /// A network this module created; removed when dropped.
@@ -204,6 +192,16 @@ impl ToxiproxyContainer {
             .negotiate_version()
             .await
             .map_err(|e| docker_err("negotiate the API version".into(), e))?;
+        // What a crashed run left (a broker container's start does the same).
+        let removed = crate::container::remove_leftovers(&client)
+            .await
+            .map_err(|e| ContainerError::Docker {
+                what: "remove leftovers".into(),
+                message: e.to_string(),
+            })?;
+        if !removed.is_empty() {
+            tracing::info!(?removed, "removed leftovers of dead mqtt-chaos processes");
+        }
         let (network, network_name) = match &settings.network {
             Some(n) => (None, n.clone()),
             None => {

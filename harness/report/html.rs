@@ -2,8 +2,8 @@
 //! not read JSON. Pure: it takes the [`Report`] and the [`Series`] of its
 //! intervals and returns the page; `write_html` does the I/O.
 //!
-//! What is on the page, in order: the verdict and the SLO table (as in
-//! `report.md`), four charts, the per-profile tables (every cell carries its
+//! What is on the page, in order: the verdict, which configuration survives
+//! and the SLO table (as in `report.md`), four charts, the per-profile tables (every cell carries its
 //! figure's `report.json` name and raw value in `data-figure` /
 //! `data-value`, so the page can be checked against the report), and the
 //! faults as the backend confirmed them.
@@ -39,7 +39,9 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::markdown::micros;
 use super::series::{Series, MAX_POINTS};
 use super::{DurationFigure, FaultRecord, Report, SloStatus, Verdict};
-use tables::{connection_table, faults_table, message_table, offline_table, slo_table};
+use tables::{
+    connection_table, faults_table, message_table, offline_table, slo_table, survival_table,
+};
 
 mod tables;
 
@@ -135,6 +137,7 @@ pub fn html(r: &Report, s: &Series) -> String {
         escape(&r.versions.faults),
     );
 
+    survival_table(&mut o, r);
     slo_table(&mut o, r);
 
     let _ = writeln!(o, "<h2>Charts</h2>");

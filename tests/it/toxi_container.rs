@@ -88,6 +88,52 @@ fn assert_blackhole_then_link_down(r: &Ran) {
     assert_eq!(report["faults"][1]["applied"], true);
 }
 
+/// The four faults of issue 5's acceptance run: a blackhole (0) and a link
+/// down (1) through Toxiproxy, then a broker restart (2) and a broker pause
+/// (3) through Docker, each far enough from the next that every device is
+/// back (heal + 3.5 s) before it starts.
+const FOUR: &str = r#"[[timeline]]
+at = "2s"
+duration = "4s"
+kind = "blackhole"
+[[timeline]]
+at = "10s"
+duration = "2s"
+kind = "link_down"
+[[timeline]]
+at = "16s"
+duration = "2s"
+kind = "broker_restart"
+[[timeline]]
+at = "24s"
+duration = "4s"
+kind = "broker_pause""#;
+
+fn four_faults(name: &str) -> String {
+    let text = scenario(name, FOUR, "");
+    assert!(text.contains("duration = \"12s\""));
+    text.replacen("duration = \"12s\"", "duration = \"34s\"", 1)
+}
+
+/// What `run.rs` asserts of each of the four on the embedded default.
+fn assert_four(r: &Ran) {
+    assert_blackhole_then_link_down(r);
+    // The restart: everyone lost the broker, everyone came back.
+    let t2 = r.applied(2);
+    for d in DEVICES {
+        let l = r.losses(d, t2 - secs(Duration::from_millis(500)), END);
+        assert!(!l.is_empty(), "device {d} never lost the broker");
+    }
+    assert_back_after_heal(r, 2);
+    // The pause: the hang is noticed by the clients' own ping timeout.
+    assert_noticed_by_client(r, 3, true);
+    assert_back_after_heal(r, 3);
+    let report = r.report();
+    for i in 0..4 {
+        assert_eq!(report["faults"][i]["applied"], true, "fault {i}");
+    }
+}
+
 /// `mqtt-chaos validate` of the run scenario with `args`: (exit code, stderr).
 fn validate(extra_faults: &str, args: &[&str]) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -404,7 +450,7 @@ fn free_pair() -> (u16, u16) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_blackhole_and_a_link_down_through_docker_compose_with_the_stand_ins() {
+async fn blackhole_link_down_broker_restart_and_pause_through_docker_compose_with_the_stand_ins() {
     if support::docker().is_none() {
         return;
     }
@@ -462,16 +508,51 @@ async fn a_blackhole_and_a_link_down_through_docker_compose_with_the_stand_ins()
         ports: Some(format!("{first}-{last}")),
         network: None,
     };
+    // The broker's restart and pause go through Docker on the compose
+    // service's container.
+    let ps = up.command().args(["ps", "-q", "emqx"]).output().unwrap();
+    let emqx = String::from_utf8_lossy(&ps.stdout).trim().to_string();
+    assert!(!emqx.is_empty(), "compose ps -q emqx: no container");
     let r = run_with_proxy(
-        &two_faults("via-compose"),
-        &format!("tcp://127.0.0.1:{mqtt}"),
+        &four_faults("via-compose"),
+        &format!("docker={emqx}@127.0.0.1:{mqtt}"),
         Some(format!("toxiproxy=http://127.0.0.1:{api}")),
         proxy,
     )
     .await;
-    assert_blackhole_then_link_down(&r);
+    assert_four(&r);
     drop(up);
     let filter = format!("label=com.docker.compose.project={project}");
     assert_gone(&["ps", "-a"], &filter);
     assert_gone(&["network", "ls"], &filter);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blackhole_link_down_broker_restart_and_pause_with_both_containers_started_by_the_harness()
+{
+    if support::docker().is_none() {
+        return;
+    }
+    support::standin_images();
+    // (Removal at the end of a run, Ctrl-C and panics included, is checked
+    // in containers.rs and above.)
+    // The Toxiproxy container joins the broker container's network and
+    // reaches it by its alias: no proxy option needed.
+    let r = run_with_proxy(
+        &four_faults("both-containers"),
+        "mosquitto-container",
+        Some(format!("toxiproxy-container={TOXIPROXY_STANDIN}")),
+        ProxyOptions::default(),
+    )
+    .await;
+    assert_four(&r);
+    assert!(
+        r.finished
+            .report
+            .versions
+            .broker
+            .contains("mosquitto-standin"),
+        "{:?}",
+        r.finished.report.versions
+    );
 }

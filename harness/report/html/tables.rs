@@ -76,6 +76,72 @@ fn header(o: &mut String, id: &str, columns: &[&str]) {
     o.push_str("</tr></thead>\n<tbody>\n");
 }
 
+/// "Which configuration survives?": the rows of `report.md`'s first table
+/// ([`crate::report::survival`]), the same cells.
+pub(super) fn survival_table(o: &mut String, r: &Report) {
+    use crate::report::survival::{self, Survival, COLUMNS};
+    let _ = writeln!(o, "<h2>Which configuration survives?</h2>");
+    let rows = survival::survival(r);
+    if rows.is_empty() {
+        let _ = writeln!(o, "<p>No profiles in this run.</p>");
+    } else {
+        let _ = write!(o, "<table id=\"survival\">\n<thead><tr>");
+        for c in COLUMNS {
+            let _ = write!(o, "<th>{}</th>", escape(c));
+        }
+        let _ = writeln!(o, "</tr></thead>\n<tbody>");
+        for row in &rows {
+            let class = match row.survival {
+                Survival::Pass => "pass",
+                Survival::Fail => "fail",
+                Survival::NoSlo => "unknown",
+            };
+            let _ = write!(o, "<tr data-profile=\"{}\">", escape(&row.profile));
+            for (i, c) in survival::cells(row).iter().enumerate() {
+                match i {
+                    1 => {
+                        let _ = write!(o, "<td class=\"{class}\">{}</td>", escape(c));
+                    }
+                    0 | 2 => {
+                        let _ = write!(o, "<td>{}</td>", escape(c));
+                    }
+                    _ => {
+                        let _ = write!(o, "<td class=\"num\">{}</td>", escape(c));
+                    }
+                }
+            }
+            let _ = writeln!(o, "</tr>");
+        }
+        let _ = writeln!(o, "</tbody>\n</table>");
+        let _ = writeln!(
+            o,
+            "<p>A profile survives when every SLO stated for it (<code>PROFILE.FIGURE</code> in the scenario) passed; an SLO that could not be measured counts as a breach.</p>"
+        );
+    }
+    let overall = survival::overall(r);
+    if !overall.is_empty() {
+        let list: Vec<String> = overall
+            .iter()
+            .map(|s| {
+                let status = match s.status {
+                    SloStatus::Pass => "pass",
+                    SloStatus::Fail => "FAIL",
+                    SloStatus::Unknown => "UNKNOWN",
+                };
+                format!(
+                    "<code>{}</code> <strong>{status}</strong>",
+                    escape(&survival::describe(s))
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            o,
+            "<p>SLOs on all profiles together (no row can answer them): {}</p>",
+            list.join(", ")
+        );
+    }
+}
+
 pub(super) fn slo_table(o: &mut String, r: &Report) {
     let _ = writeln!(o, "<h2>SLOs</h2>");
     if r.slo.is_empty() {

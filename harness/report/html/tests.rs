@@ -349,3 +349,36 @@ fn many_faults_are_shaded_without_labels_and_the_page_says_why() {
     // The table still lists each one.
     assert_eq!(p.matches("<tr data-fault=").count(), 20);
 }
+
+#[test]
+fn the_first_table_says_which_configuration_survives_with_report_md_s_cells() {
+    let r = report();
+    let p = page();
+    let first_table = p.find("<table").expect("tables");
+    assert_eq!(
+        Some(first_table),
+        p.find("<table id=\"survival\">"),
+        "the survival table comes first"
+    );
+    let rows = crate::report::survival::survival(&r);
+    assert_eq!(rows.len(), r.profiles.len());
+    for row in &rows {
+        let start = p
+            .find(&format!("<tr data-profile=\"{}\">", row.profile))
+            .unwrap_or_else(|| panic!("no row for {}", row.profile));
+        let end = start + p[start..].find("</tr>").expect("closed");
+        let cells: Vec<String> = p[start..end]
+            .split("<td")
+            .skip(1)
+            .map(|c| {
+                let text = &c[c.find('>').unwrap() + 1..];
+                text[..text.find("</td>").unwrap()].to_string()
+            })
+            .collect();
+        let want: Vec<String> = crate::report::survival::cells(row)
+            .iter()
+            .map(|c| escape(c))
+            .collect();
+        assert_eq!(cells, want, "{}", row.profile);
+    }
+}
