@@ -21,7 +21,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
-use testcontainers::bollard::models::{HostConfig, NetworkCreateRequest, PortBinding};
+use testcontainers::bollard::models::{HostConfig, PortBinding};
 use testcontainers::bollard::Docker;
 use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
@@ -112,15 +112,17 @@ struct OwnedNetwork {
 
 impl OwnedNetwork {
     async fn create(docker: &Docker, name: &str) -> Result<OwnedNetwork, ContainerError> {
-        docker
-            .create_network(NetworkCreateRequest {
-                name: name.to_string(),
-                driver: Some("bridge".into()),
-                labels: Some(labels()),
-                ..Default::default()
-            })
+        crate::container::create_network(docker, name)
             .await
-            .map_err(|e| docker_err(format!("create network {name}"), e))?;
+            .map_err(|e| match e {
+                crate::container::ContainerError::Docker { what, message } => {
+                    ContainerError::Docker { what, message }
+                }
+                other => ContainerError::Docker {
+                    what: format!("create network {name}"),
+                    message: other.to_string(),
+                },
+            })?;
         Ok(OwnedNetwork {
             name: name.to_string(),
             docker: docker.clone(),
