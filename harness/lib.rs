@@ -21,13 +21,13 @@
 //! * [`history`]: the events every part appends.
 //! * [`payload`]: the wire format of telemetry and commands.
 //! * [`broker`]: brokers under test (embedded rumqttd, Mosquitto, containers, external).
-//! * [`container`]: the Docker plumbing of the containerized backends
+//! * [`docker`]: the Docker plumbing of the containerized backends
 //!   (labels, the run's network, lifecycle calls, leftover removal).
 //! * [`fault`]: link faults (embedded engine, Toxiproxy), in Toxiproxy's vocabulary.
 //! * [`fleet`]: simulated devices driving rumqttc so a profile means what it says.
 //! * [`observer`]: the monitoring side: collector of telemetry, status
 //!   follower, command sender.
-//! * [`observer_sys`]: EMQX 5 `$SYS` client connected/disconnected events (pure parser).
+//! * [`observer::sys`]: EMQX 5 `$SYS` client connected/disconnected events (pure parser).
 //! * [`ledger`]: per-message accounting (pure).
 //! * [`metrics`]: HDR histograms and the figures of METRICS.md (pure).
 //! * [`report`]: `report.json` (its schema: `docs/report.schema.json`) and
@@ -38,14 +38,13 @@
 
 pub mod broker;
 pub mod clock;
-pub mod container;
+pub mod docker;
 pub mod fault;
 pub mod fleet;
 pub mod history;
 pub mod ledger;
 pub mod metrics;
 pub mod observer;
-pub mod observer_sys;
 pub mod payload;
 pub mod plan;
 pub mod progress;

@@ -743,7 +743,7 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
         connect_timeout,
         broker
             .sys_client_events()
-            .then(|| crate::observer_sys::ROOT.to_string()),
+            .then(|| crate::observer::sys::ROOT.to_string()),
     )
     .await
     {

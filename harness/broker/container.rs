@@ -26,7 +26,7 @@
 //!
 //! The container and the network are removed by [`Broker::shutdown`], by
 //! `Drop` (panics included), and, when the harness was SIGKILLed, by the next
-//! start's leftover removal (see `crate::container`).
+//! start's leftover removal (see `crate::docker`).
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -42,7 +42,7 @@ use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 use super::process::pick_port;
 use super::{probe, Broker, BrokerError, BrokerSettings, Capabilities};
-use crate::container::{self as docker_ops, ContainerError};
+use crate::docker::{self as docker_ops, ContainerError};
 
 /// The EMQX image `--broker emqx` runs (the last Apache-2.0 release line).
 pub const DEFAULT_EMQX_IMAGE: &str = "emqx/emqx:5.8.6";

@@ -10,7 +10,7 @@
 //! The container joins a Docker network so it can reach a broker container
 //! by name; the broker is never reached through the host's loopback (a
 //! container's `127.0.0.1` is its own). Everything created here carries the
-//! labels of [`crate::container`] (so a leftover of a crashed run is removed
+//! labels of [`crate::docker`] (so a leftover of a crashed run is removed
 //! by the next start), and
 //! is removed by [`ToxiproxyContainer::shutdown`], or when dropped (a panic,
 //! an early return): testcontainers removes a container on drop, and the
@@ -38,7 +38,7 @@ pub const API_PORT: u16 = 8474;
 /// The proxy ports exposed when the container is created (one per device
 /// group), outside the ephemeral range, as testcontainers-java does.
 pub const PROXY_PORTS: RangeInclusive<u16> = 8666..=8697;
-pub use crate::container::{labels, OWNER, OWNER_LABEL as LABEL_OWNER, PID_LABEL as LABEL_PID};
+pub use crate::docker::{labels, OWNER, OWNER_LABEL as LABEL_OWNER, PID_LABEL as LABEL_PID};
 /// How long the container may take until `GET /version` answers.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -112,10 +112,10 @@ struct OwnedNetwork {
 
 impl OwnedNetwork {
     async fn create(docker: &Docker, name: &str) -> Result<OwnedNetwork, ContainerError> {
-        crate::container::create_network(docker, name)
+        crate::docker::create_network(docker, name)
             .await
             .map_err(|e| match e {
-                crate::container::ContainerError::Docker { what, message } => {
+                crate::docker::ContainerError::Docker { what, message } => {
                     ContainerError::Docker { what, message }
                 }
                 other => ContainerError::Docker {
@@ -195,7 +195,7 @@ impl ToxiproxyContainer {
             .await
             .map_err(|e| docker_err("negotiate the API version".into(), e))?;
         // What a crashed run left (a broker container's start does the same).
-        let removed = crate::container::remove_leftovers(&client)
+        let removed = crate::docker::remove_leftovers(&client)
             .await
             .map_err(|e| ContainerError::Docker {
                 what: "remove leftovers".into(),

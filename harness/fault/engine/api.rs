@@ -408,7 +408,7 @@ impl Api {
             ["metrics"] if self.proxy_metrics => Response {
                 status: 200,
                 content_type: Some("text/plain; version=0.0.4; charset=utf-8"),
-                body: super::metrics::render(&self.engine.proxy_bytes()),
+                body: super::counters::render(&self.engine.proxy_bytes()),
             },
             ["populate"] => match m {
                 "POST" => self.populate(&req.body).await,

@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::metrics::{Counter, Series};
+use super::counters::{Counter, Series};
 use super::pipeline::{Output, Pipeline};
 use super::{Chain, ToxicKind};
 use crate::fault::Stream;

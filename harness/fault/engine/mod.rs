@@ -20,7 +20,7 @@
 
 pub mod api;
 mod link;
-pub mod metrics;
+pub mod counters;
 mod pipeline;
 mod proxy;
 mod toxics;
@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use self::metrics::ByteMetrics;
+use self::counters::ByteMetrics;
 use self::proxy::Proxy;
 use super::{FaultError, LinkFaults, ProxyBytes, ProxyInfo, Stream, Toxic, ToxicKind};
 

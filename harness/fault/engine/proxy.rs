@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::link::{self, LinkWiring};
-use super::metrics::ByteMetrics;
+use super::counters::ByteMetrics;
 use super::{Chain, ToxicEntry, Toxics};
 use crate::fault::{FaultError, ProxyInfo, Stream};
 

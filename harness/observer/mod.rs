@@ -13,7 +13,7 @@
 //! happens while it is down is reported as unobserved.
 //!
 //! On a broker that publishes client events on `$SYS` (EMQX 5), it also
-//! subscribes to [`crate::observer_sys::SUBSCRIPTIONS`]: every event of a
+//! subscribes to [`crate::observer::sys::SUBSCRIPTIONS`]: every event of a
 //! device's client id is recorded ([`ObserverEvent::Sys`]), and a
 //! `disconnected` counts as an offline report (METRICS.md: an offline episode
 //! starts at the will *or* `$SYS` disconnected). A `connected` event does
@@ -22,6 +22,8 @@
 //! dashboard fed by the status topic, which `stale_offline_time` measures).
 //! Events of a client id several devices share cannot be told apart and
 //! are recorded without a device.
+
+pub mod sys;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -130,7 +132,7 @@ type CmdKey = (DeviceId, StreamId, u64);
 impl Observer {
     /// Connect, subscribe and return once the first SUBACK arrived (or fail
     /// after `timeout`: the broker is unreachable). `sys_events`: the root
-    /// (`$SYS`, [`crate::observer_sys::ROOT`]) under which the broker
+    /// (`$SYS`, [`crate::observer::sys::ROOT`]) under which the broker
     /// publishes EMQX 5 client events; follow them too.
     pub async fn start(
         plan: &Plan,
@@ -162,7 +164,7 @@ impl Observer {
             }
         }
         if let Some(root) = &sys_events {
-            for t in crate::observer_sys::subscriptions(root) {
+            for t in crate::observer::sys::subscriptions(root) {
                 filters.push(SubscribeFilter::new(t, rumqttc::QoS::AtLeastOnce));
             }
         }
@@ -315,7 +317,7 @@ impl Loop {
 
     /// An EMQX client event on `$SYS`.
     async fn on_sys(&mut self, root: &str, now: Nanos, topic: &str, payload: &[u8]) {
-        let ev = match crate::observer_sys::parse_in(root, topic, payload) {
+        let ev = match crate::observer::sys::parse_in(root, topic, payload) {
             Ok(ev) => ev,
             Err(e) => {
                 tracing::warn!("observer: {e}");
@@ -328,8 +330,8 @@ impl Loop {
         };
         let online = ev.online();
         let reason = match &ev {
-            crate::observer_sys::SysEvent::Connected(_) => None,
-            crate::observer_sys::SysEvent::Disconnected(d) => Some(d.reason.as_str().to_string()),
+            crate::observer::sys::SysEvent::Connected(_) => None,
+            crate::observer::sys::SysEvent::Disconnected(d) => Some(d.reason.as_str().to_string()),
         };
         let _ = self
             .events
