@@ -55,12 +55,22 @@ pub enum Event {
         at: Nanos,
         what: FaultEvent,
     },
+    /// The harness's own health: something that makes the run unable to
+    /// vouch for its figures (METRICS.md, Verdicts; [`crate::health`]).
+    Harness {
+        at: Nanos,
+        cause: crate::health::Cause,
+        message: String,
+    },
 }
 
 impl Event {
     pub fn at(&self) -> Nanos {
         match self {
-            Event::Device { at, .. } | Event::Observer { at, .. } | Event::Fault { at, .. } => *at,
+            Event::Device { at, .. }
+            | Event::Observer { at, .. }
+            | Event::Fault { at, .. }
+            | Event::Harness { at, .. } => *at,
         }
     }
 }
@@ -193,10 +203,16 @@ pub enum ObserverEvent {
     },
 }
 
-/// Ground truth of faults: stamped when the backend confirmed the change.
+/// Ground truth of faults. A fault's window opens when the harness sends
+/// the request ([`FaultEvent::Requested`]) and is confirmed when the backend
+/// answers ([`FaultEvent::Applied`]); effects seen in between belong to the
+/// fault (a real Toxiproxy closes a disabled proxy's connections before it
+/// answers).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum FaultEvent {
+    /// The first request of the fault is about to be sent to its backend.
+    Requested { index: usize },
     /// The fault is in force (`index` is its place in the timeline).
     Applied {
         index: usize,

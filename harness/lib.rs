@@ -19,6 +19,8 @@
 //!   a fault schedule, with its seed (pure).
 //! * [`clock`]: the run's monotonic clock.
 //! * [`history`]: the events every part appends.
+//! * [`health`]: the harness's own health: the incidents that make a run's
+//!   verdict `error` (METRICS.md, Verdicts).
 //! * [`payload`]: the wire format of telemetry and commands.
 //! * [`broker`]: brokers under test (embedded rumqttd, Mosquitto, containers, external).
 //! * [`docker`]: the Docker plumbing of the containerized backends
@@ -41,6 +43,7 @@ pub mod clock;
 pub mod docker;
 pub mod fault;
 pub mod fleet;
+pub mod health;
 pub mod history;
 pub mod ledger;
 pub mod metrics;

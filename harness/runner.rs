@@ -211,14 +211,16 @@ pub struct Finished {
 
 impl Finished {
     pub fn exit_code(&self) -> u8 {
-        if self.environment_error.is_some() {
-            exit::ENVIRONMENT
-        } else if self.interrupted {
+        if self.interrupted {
             exit::INTERRUPTED
-        } else if self.report.verdict == report::Verdict::Pass {
-            exit::PASS
+        } else if self.environment_error.is_some() {
+            exit::ENVIRONMENT
         } else {
-            exit::BREACH
+            match self.report.verdict {
+                report::Verdict::Pass => exit::PASS,
+                report::Verdict::Fail => exit::BREACH,
+                report::Verdict::Error => exit::ENVIRONMENT,
+            }
         }
     }
 }
@@ -906,7 +908,10 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
     }
     let mut report = recorder.finish(end_at, ctx);
     if let Some(e) = interval_error {
-        report.errors.push(format!("time series: {e}"));
+        report.push_error(crate::health::Incident::untimed(
+            crate::health::Cause::TimeSeries,
+            format!("time series: {e}"),
+        ));
         environment_error.get_or_insert(format!("time series: {e}"));
     }
     write_outputs(&report, &series.finish(), &dir)?;
@@ -1099,6 +1104,9 @@ impl Targets {
 /// stamped when the backend confirmed it.
 async fn play(t: &Targets, f: &ScheduledFault) -> Result<(), String> {
     t.sleep_until(f.at).await;
+    // The window opens now: effects seen before the backend answers belong
+    // to the fault (METRICS.md).
+    t.record(FaultEvent::Requested { index: f.index }).await;
     let applied = |devices: Vec<u32>| FaultEvent::Applied {
         index: f.index,
         kind: f.kind.name().into(),

@@ -446,7 +446,7 @@ impl Ledger {
                 } => self.outcome(*at, command(device, stream, seq), outcome, None),
                 ObserverEvent::Status { .. } | ObserverEvent::Sys { .. } => {}
             },
-            Event::Fault { .. } => {}
+            Event::Fault { .. } | Event::Harness { .. } => {}
         }
     }
 

@@ -60,6 +60,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Nanos;
+use crate::health::{self, Incident};
 use crate::ledger::{latency_histogram, LedgerFigures, MessageCounts, MessageFigures};
 use crate::report::{FaultRecord, Report, Verdict, Versions, SCHEMA_VERSION};
 use crate::scenario::{self, Scenario};
@@ -284,7 +285,7 @@ pub struct IntervalRecord {
     /// Events naming a device that is not in the plan (a harness error).
     pub unknown_device_events: i64,
     /// Harness errors first seen in this interval.
-    pub errors: Vec<String>,
+    pub errors: Vec<crate::health::Incident>,
     /// Fault records that changed in this interval, as they stand at its end.
     pub faults: Vec<FaultRecord>,
     /// Per profile, in name order.
@@ -519,14 +520,15 @@ pub fn report_of(
         .saturating_sub(Nanos(start).as_duration().min(publishing))
         .as_secs_f64();
 
-    let mut errors: Vec<String> = intervals
+    let mut errors: Vec<Incident> = intervals
         .iter()
         .flat_map(|r| r.errors.iter().cloned())
         .collect();
     let unknown: i64 = intervals.iter().map(|r| r.unknown_device_events).sum();
     if unknown > 0 {
-        errors.push(format!(
-            "{unknown} events named a device that is not in the plan"
+        errors.push(Incident::untimed(
+            health::Cause::Internal,
+            format!("{unknown} events named a device that is not in the plan"),
         ));
     }
 
@@ -546,9 +548,9 @@ pub fn report_of(
         let (cc, neg_c) = sum.commands.to_ledger();
         for (dir, neg) in [("", neg_t), ("commands.", neg_c)] {
             for (figure, v) in neg {
-                negative.push(format!(
+                negative.push(Incident::untimed(health::Cause::Internal, format!(
                     "profile {name}: {dir}{figure} sums to {v} in this window (losses counted before it were delivered inside it); shown as 0"
-                ));
+                )));
             }
         }
         let h = sum.histograms;
@@ -566,15 +568,18 @@ pub fn report_of(
         };
         for (dir, f) in [("telemetry", &figs.telemetry), ("commands", &figs.commands)] {
             if f.counts.ambiguous > 0 {
-                errors.push(format!(
+                errors.push(Incident::untimed(health::Cause::Internal, format!(
                     "profile {name}: {} {dir} receptions were too old to match (ledger horizon); counted neither as delivered nor as duplicates",
                     f.counts.ambiguous
-                ));
+                )));
             }
             if f.counts.orphans > 0 {
-                errors.push(format!(
-                    "profile {name}: {} {dir} outcomes had no Published event",
-                    f.counts.orphans
+                errors.push(Incident::untimed(
+                    health::Cause::Internal,
+                    format!(
+                        "profile {name}: {} {dir} outcomes had no Published event",
+                        f.counts.orphans
+                    ),
                 ));
             }
         }

@@ -61,6 +61,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use crate::clock::Nanos;
+use crate::health::{self, Incident};
 use crate::history::{DeviceEvent, DeviceId, Direction, Event, FaultEvent, ObserverEvent};
 use crate::ledger::{latency_histogram, Ledger, LedgerFigures};
 use crate::plan::Plan;
@@ -163,7 +164,7 @@ pub struct Recorder {
     active: BTreeMap<usize, Episode>,
     faults: BTreeMap<usize, FaultRecord>,
     unknown_device_events: u64,
-    errors: Vec<String>,
+    errors: Vec<Incident>,
     /// The previous interval cut.
     intervals: interval::Cutter,
     /// Per device: what the connection and offline figures read.
@@ -284,6 +285,11 @@ impl Recorder {
                 }
             },
             Event::Fault { at, what } => self.fault_event(*at, what),
+            Event::Harness { at, cause, message } => self.errors.push(Incident::new(
+                Some(at.as_secs_f64()),
+                *cause,
+                message.clone(),
+            )),
         }
     }
 
@@ -420,8 +426,11 @@ impl Recorder {
                     (_, Some(g)) => match self.groups.iter().position(|x| x == g) {
                         Some(i) => Hit::Groups(vec![i]),
                         None => {
-                            self.errors
-                                .push(format!("fault {index} ({kind}) targets unknown group {g}"));
+                            self.errors.push(Incident::new(
+                                Some(at.as_secs_f64()),
+                                health::Cause::Internal,
+                                format!("fault {index} ({kind}) targets unknown group {g}"),
+                            ));
                             Hit::Groups(Vec::new())
                         }
                     },
@@ -458,6 +467,7 @@ impl Recorder {
                 rec.started_at_s = Some(at.as_secs_f64());
                 rec.applied = true;
             }
+            FaultEvent::Requested { .. } => {}
             FaultEvent::Healed { index } => {
                 self.fault_record(*index).healed_at_s = Some(at.as_secs_f64());
                 let Some(ep) = self.active.remove(index) else {
@@ -659,9 +669,12 @@ impl Recorder {
 
         let mut errors = self.errors;
         if self.unknown_device_events > 0 {
-            errors.push(format!(
-                "{} events named a device that is not in the plan",
-                self.unknown_device_events
+            errors.push(Incident::untimed(
+                health::Cause::Internal,
+                format!(
+                    "{} events named a device that is not in the plan",
+                    self.unknown_device_events
+                ),
             ));
         }
 
@@ -673,15 +686,18 @@ impl Recorder {
             let figs = p.ledger.finish();
             for (dir, f) in [("telemetry", &figs.telemetry), ("commands", &figs.commands)] {
                 if f.counts.ambiguous > 0 {
-                    errors.push(format!(
+                    errors.push(Incident::untimed(health::Cause::Internal, format!(
                         "profile {}: {} {dir} receptions were too old to match (ledger horizon); counted neither as delivered nor as duplicates",
                         p.name, f.counts.ambiguous
-                    ));
+                    )));
                 }
                 if f.counts.orphans > 0 {
-                    errors.push(format!(
-                        "profile {}: {} {dir} outcomes had no Published event",
-                        p.name, f.counts.orphans
+                    errors.push(Incident::untimed(
+                        health::Cause::Internal,
+                        format!(
+                            "profile {}: {} {dir} outcomes had no Published event",
+                            p.name, f.counts.orphans
+                        ),
                     ));
                 }
             }

@@ -331,7 +331,7 @@ mod tests {
     use super::*;
     use serde_json::{json, Value};
 
-    const FIXTURE: &str = include_str!("../tests/fixtures/emqx5-sys-client-events.json");
+    const FIXTURE: &str = include_str!("../../tests/fixtures/emqx5-sys-client-events.json");
 
     fn fixture() -> Value {
         serde_json::from_str(FIXTURE).expect("the fixture is JSON")

@@ -87,6 +87,7 @@ h2 { margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: .2em; }
 .verdict { display: inline-block; font-size: 1.6em; font-weight: bold; padding: .2em .8em; border-radius: .3em; color: #fff; }
 .verdict.pass { background: #1b7f3b; }
 .verdict.fail { background: #b3261e; }
+.verdict.error { background: #6a1b9a; }
 .meta { color: #555; }
 table { border-collapse: collapse; margin: .8em 0; font-size: .92em; }
 th, td { border: 1px solid #ccc; padding: .25em .6em; }
@@ -108,6 +109,7 @@ pub fn html(r: &Report, s: &Series) -> String {
     let verdict = match r.verdict {
         Verdict::Pass => "PASS",
         Verdict::Fail => "FAIL",
+        Verdict::Error => "ERROR",
     };
     let _ = write!(
         o,
@@ -125,6 +127,23 @@ pub fn html(r: &Report, s: &Series) -> String {
         verdict.to_lowercase()
     );
     let _ = writeln!(o, "<p>{}</p>", escape(&verdict_sentence(r)));
+    if !r.errors.is_empty() {
+        // Right under the verdict: what makes the run unable to vouch.
+        let _ = writeln!(
+            o,
+            "<h2>Run errors</h2>\n<table id=\"errors\">\n<tr><th>cause</th><th>at</th><th>what</th></tr>"
+        );
+        for e in &r.errors {
+            let _ = writeln!(
+                o,
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                e.cause,
+                e.at_s.map_or("–".to_string(), secs),
+                escape(&e.message)
+            );
+        }
+        let _ = writeln!(o, "</table>");
+    }
     let _ = writeln!(
         o,
         "<p class=\"meta\">seed {} · started {} · {} of traffic · {} devices · harness {} · broker {} · faults {}</p>",
@@ -199,13 +218,6 @@ pub fn html(r: &Report, s: &Series) -> String {
             r.unobserved
         );
     }
-    if !r.errors.is_empty() {
-        let _ = writeln!(o, "<h2>Harness errors</h2>\n<ul id=\"errors\">");
-        for e in &r.errors {
-            let _ = writeln!(o, "<li>{}</li>", escape(e));
-        }
-        let _ = writeln!(o, "</ul>");
-    }
     let _ = writeln!(o, "</body>\n</html>");
     o
 }
@@ -221,6 +233,11 @@ fn verdict_sentence(r: &Report) -> String {
         .filter(|s| s.status == SloStatus::Unknown)
         .count();
     match r.verdict {
+        Verdict::Error => format!(
+            "The run cannot vouch for its figures: the harness or its environment failed ({} incident{}, listed below). The figures are what was measured, not a verdict on the client configuration.",
+            r.errors.len(),
+            if r.errors.len() == 1 { "" } else { "s" }
+        ),
         Verdict::Pass if r.slo.len() == 1 => "The one SLO held.".into(),
         Verdict::Pass => format!("All {} SLOs held.", r.slo.len()),
         Verdict::Fail => format!(

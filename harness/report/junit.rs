@@ -6,7 +6,11 @@
 //! objective (`lost_after_ack = 0`). A failed SLO carries a `<failure>` with
 //! observed vs limit; an unknown one too (unknown counts as a breach), with a
 //! message saying the figure was not measured. A report without SLOs gives
-//! one passing test case, `no SLOs stated`. Pure: reads only the report.
+//! one passing test case, `no SLOs stated`. A run in `error` (METRICS.md,
+//! Verdicts) has one more test case, `run health`, with one `<error>`
+//! element per incident (cause, time, what), and the suites count them in
+//! `errors`, so a CI that reads JUnit shows the run as broken, not green.
+//! Pure: reads only the report.
 
 use std::fmt::Write as _;
 
@@ -15,23 +19,26 @@ use super::{Report, SloResult, SloStatus};
 
 /// The name of the one test case of a report without SLOs.
 pub const NO_SLOS: &str = "no SLOs stated";
+/// The name of the test case that carries a run's errors.
+pub const RUN_HEALTH: &str = "run health";
 
 /// The JUnit XML of a report.
 pub fn junit(r: &Report) -> String {
     let failures = r.slo.iter().filter(|s| s.breached()).count();
-    let tests = r.slo.len().max(1);
+    let errors = r.errors.len();
+    let tests = r.slo.len().max(1) + usize::from(errors > 0);
     let suite = format!("mqtt-chaos {}", r.scenario);
     let mut o = String::new();
     o.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         o,
-        "<testsuites name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" time=\"{:.3}\">",
+        "<testsuites name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{:.3}\">",
         escape(&suite),
         r.duration_s,
     );
     let _ = writeln!(
         o,
-        "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{:.3}\" timestamp=\"{}\">",
+        "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"0\" time=\"{:.3}\" timestamp=\"{}\">",
         escape(&suite),
         r.duration_s,
         escape(&r.started_at),
@@ -52,6 +59,27 @@ pub fn junit(r: &Report) -> String {
         );
     }
     o.push_str("    </properties>\n");
+    if errors > 0 {
+        let _ = writeln!(
+            o,
+            "    <testcase classname=\"harness\" name=\"{}\" time=\"{:.3}\">",
+            escape(RUN_HEALTH),
+            r.duration_s
+        );
+        for e in &r.errors {
+            let message = match e.at_s {
+                Some(t) => format!("{} at {t:.3} s: {}", e.cause, e.message),
+                None => format!("{}: {}", e.cause, e.message),
+            };
+            let _ = writeln!(
+                o,
+                "      <error type=\"{}\" message=\"{m}\">{m}</error>",
+                e.cause,
+                m = escape(&message)
+            );
+        }
+        o.push_str("    </testcase>\n");
+    }
     if r.slo.is_empty() {
         let _ = writeln!(
             o,

@@ -14,8 +14,19 @@ pub fn markdown(r: &Report) -> String {
     let verdict = match r.verdict {
         Verdict::Pass => "PASS",
         Verdict::Fail => "FAIL",
+        Verdict::Error => "ERROR",
     };
     let _ = writeln!(o, "# mqtt-chaos `{}`: **{verdict}**\n", r.scenario);
+    if r.verdict == Verdict::Error {
+        // Before any figure: none of them can be trusted as they stand.
+        let _ = writeln!(
+            o,
+            "**The run cannot vouch for its figures**: the harness or its environment failed ({} incident{}). The figures below are what was measured, not a verdict on the client configuration.\n",
+            r.errors.len(),
+            if r.errors.len() == 1 { "" } else { "s" }
+        );
+        errors_list(&mut o, r);
+    }
     survival_table(&mut o, r);
     let _ = writeln!(
         o,
@@ -160,14 +171,24 @@ pub fn markdown(r: &Report) -> String {
             r.unobserved
         );
     }
-    if !r.errors.is_empty() {
-        let _ = writeln!(o, "## Harness errors\n");
-        for e in &r.errors {
-            let _ = writeln!(o, "- {e}");
-        }
-        o.push('\n');
-    }
     o
+}
+
+/// The incidents of a run in error, one line each: cause, time, what.
+fn errors_list(o: &mut String, r: &Report) {
+    let _ = writeln!(o, "## Run errors\n");
+    let _ = writeln!(o, "| cause | at | what |");
+    let _ = writeln!(o, "| --- | --- | --- |");
+    for e in &r.errors {
+        let _ = writeln!(
+            o,
+            "| `{}` | {} | {} |",
+            e.cause,
+            e.at_s.map_or("–".to_string(), secs),
+            e.message.replace('|', "\\|").replace('\n', " ")
+        );
+    }
+    o.push('\n');
 }
 
 /// The first table: which configuration survives, one row per profile

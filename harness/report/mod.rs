@@ -37,6 +37,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, SecondsFormat, Utc};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
+pub use crate::health::{Cause, Incident};
 
 pub use html::html;
 pub use junit::{junit, write_junit};
@@ -74,12 +75,15 @@ pub enum ReportError {
     NoIntervals { dir: PathBuf, what: String },
 }
 
-/// `pass` when every SLO passed; `fail` when one failed or was unknown.
+/// METRICS.md, Verdicts: `pass` when every SLO held; `fail` when one was
+/// breached or could not be measured; `error` when the run cannot vouch for
+/// its figures (any entry in `errors`), whatever the SLOs say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Pass,
     Fail,
+    Error,
 }
 
 impl Verdict {
@@ -87,6 +91,7 @@ impl Verdict {
         match self {
             Verdict::Pass => "pass",
             Verdict::Fail => "fail",
+            Verdict::Error => "error",
         }
     }
 }
@@ -264,19 +269,35 @@ pub struct Report {
     pub unobserved_s: f64,
     /// Acked telemetry published in that time and never received.
     pub unobserved: u64,
-    /// What went wrong in the harness itself (not the system under test).
-    pub errors: Vec<String>,
+    /// What went wrong in the harness or its environment (not the client
+    /// under test), each with its time and cause: any entry makes the
+    /// verdict `error`.
+    pub errors: Vec<Incident>,
 }
 
 impl Report {
     /// Check the SLOs against the figures and set `slo` and `verdict`.
     pub fn check(&mut self, slos: &[Slo]) {
         self.slo = slo::evaluate(slos, &self.totals, &self.profiles);
-        self.verdict = if self.slo.iter().any(SloResult::breached) {
+        self.settle_verdict();
+    }
+
+    /// The verdict from `slo` and `errors`: an error wins over pass and fail.
+    pub fn settle_verdict(&mut self) {
+        self.verdict = if !self.errors.is_empty() {
+            Verdict::Error
+        } else if self.slo.iter().any(SloResult::breached) {
             Verdict::Fail
         } else {
             Verdict::Pass
         };
+    }
+
+    /// Add an incident found after the figures were assembled (teardown,
+    /// the time series, the runner's own checks) and settle the verdict.
+    pub fn push_error(&mut self, incident: Incident) {
+        self.errors.push(incident);
+        self.settle_verdict();
     }
 }
 

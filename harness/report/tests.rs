@@ -373,7 +373,11 @@ mod schema {
                 text: "\"weak.zombie_time.p99\" = \"<= 5s\"".into(),
             },
         ]);
-        r.errors.push("a harness error".into());
+        r.errors.push(crate::health::Incident::new(
+            Some(3.5),
+            crate::health::Cause::FaultLate,
+            "a harness error",
+        ));
         r
     }
 

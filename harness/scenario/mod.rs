@@ -54,6 +54,10 @@ pub struct Scenario {
     /// Grace after a reconnect before a still-open offline episode is stale.
     #[serde(default = "default_settle", with = "duration::required")]
     pub settle: Duration,
+    /// How late a fault (or its heal) may be confirmed by its backend after
+    /// its scheduled time before the run is `error` (METRICS.md). Default 1 s.
+    #[serde(default = "default_fault_tolerance", with = "duration::required")]
+    pub fault_tolerance: Duration,
     #[serde(default)]
     pub broker: BrokerSection,
     #[serde(default)]
@@ -74,6 +78,10 @@ fn default_interval() -> Duration {
 
 fn default_settle() -> Duration {
     Duration::from_secs(5)
+}
+
+fn default_fault_tolerance() -> Duration {
+    Duration::from_secs(1)
 }
 
 /// `[broker]`: which broker and how it is set up. `--broker` overrides `backend`.

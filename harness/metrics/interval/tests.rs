@@ -254,16 +254,12 @@ fn history() -> Vec<Event> {
     // Pending at the end: published, no outcome, never received.
     ev.push(published(50_000, 0, 40));
     ev.push(published(50_000, 2, 40));
-    ev.sort_by_key(|e| match e {
-        Event::Device { at, .. } | Event::Observer { at, .. } | Event::Fault { at, .. } => *at,
-    });
+    ev.sort_by_key(Event::at);
     ev
 }
 
 fn at_of(e: &Event) -> Nanos {
-    match e {
-        Event::Device { at, .. } | Event::Observer { at, .. } | Event::Fault { at, .. } => *at,
-    }
+    e.at()
 }
 
 /// Record `events`, cutting every `every_ms`, and the last cut at `end_ms`.
@@ -310,7 +306,10 @@ fn the_intervals_of_a_run_add_up_to_its_report_figure_for_figure() {
     );
     assert_eq!(report.unobserved_s, 2.0);
     assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
-    assert_eq!(report.verdict, Verdict::Fail);
+    assert_eq!(report.errors[0].cause, crate::health::Cause::Internal);
+    // An event naming a device not in the plan is a harness error: the
+    // verdict is `error`, whatever the SLOs say (METRICS.md, Verdicts).
+    assert_eq!(report.verdict, Verdict::Error);
 }
 
 #[test]
@@ -448,7 +447,7 @@ fn a_window_whose_losses_were_recovered_inside_it_shows_zero_and_says_so() {
     assert!(
         w.errors
             .iter()
-            .any(|e| e.contains("lost_after_ack sums to -4")),
+            .any(|e| e.message.contains("lost_after_ack sums to -4")),
         "{:?}",
         w.errors
     );

@@ -230,8 +230,11 @@ fn every_text_of_the_run_is_escaped() {
     r.scenario = "<script>alert(1)</script>".into();
     let f = r.profiles.remove("weak").unwrap();
     r.profiles.insert("w<b>\"&".into(), f);
-    r.errors
-        .push("broker said <img src=x onerror=alert(1)>".into());
+    r.errors.push(crate::health::Incident::new(
+        Some(1.0),
+        crate::health::Cause::BrokerExited,
+        "broker said <img src=x onerror=alert(1)>",
+    ));
     r.faults[0].target = Some("<g>".into());
     r.faults[1].error = Some("</td><script>".into());
     let mut d = devices();
