@@ -199,15 +199,11 @@ fn main() -> ExitCode {
         } => {
             let opts = RunOptions {
                 scenario: scenario.clone(),
-                out: None,
                 broker,
                 faults,
-                seed: None,
-                duration: None,
                 quiet: true,
-                history: None,
-                exe: PathBuf::new(),
                 proxy: proxy.into(),
+                ..RunOptions::default()
             };
             match runner::prepare(&opts) {
                 Ok((plan, _, _, _)) => {
@@ -276,7 +272,7 @@ fn main() -> ExitCode {
                         println!("        {}", done.dir.join("junit.xml").display());
                         println!("        {}", done.dir.join("report.html").display());
                     }
-                    if let Some(e) = &done.environment_error {
+                    for e in &done.report.errors {
                         eprintln!("error: {e}");
                     }
                     if done.interrupted {
@@ -316,10 +312,13 @@ fn main() -> ExitCode {
             }
             println!("{}", mqtt_chaos::report::summary(&report));
             println!("report: {}", out.join("report.json").display());
-            ExitCode::from(if report.verdict == mqtt_chaos::report::Verdict::Pass {
-                exit::PASS
-            } else {
-                exit::BREACH
+            for e in &report.errors {
+                eprintln!("error: {e}");
+            }
+            ExitCode::from(match report.verdict {
+                mqtt_chaos::report::Verdict::Pass => exit::PASS,
+                mqtt_chaos::report::Verdict::Fail => exit::BREACH,
+                mqtt_chaos::report::Verdict::Error => exit::ENVIRONMENT,
             })
         }
         Command::Compare { runs } => compare(&runs),

@@ -15,6 +15,8 @@ mod containers;
 mod engine;
 #[path = "it/figures.rs"]
 mod figures;
+#[path = "it/health.rs"]
+mod health;
 #[path = "it/html.rs"]
 mod html;
 #[path = "it/intervals.rs"]

@@ -99,6 +99,10 @@ impl EmbeddedBroker {
 
 #[async_trait]
 impl Broker for EmbeddedBroker {
+    fn exited(&mut self) -> Option<String> {
+        self.process.unexpected_exit()
+    }
+
     fn version(&self) -> String {
         format!("rumqttd {RUMQTTD_VERSION} (embedded)")
     }

@@ -90,6 +90,12 @@ pub trait Broker: Send {
     fn docker_network(&self) -> Option<(String, String)> {
         None
     }
+    /// The broker ended by itself while it should run (a process that
+    /// exited, a container that stopped): what happened, reported once.
+    /// `None` while it runs, and while the harness itself stopped it.
+    fn exited(&mut self) -> Option<String> {
+        None
+    }
     /// Start and wait until it accepts MQTT connections.
     async fn start(&mut self) -> Result<(), BrokerError>;
     /// Graceful stop (SIGTERM), wait for exit.

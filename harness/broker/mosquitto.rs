@@ -170,6 +170,10 @@ fn is_executable(p: &Path) -> bool {
 
 #[async_trait]
 impl Broker for MosquittoBroker {
+    fn exited(&mut self) -> Option<String> {
+        self.process.unexpected_exit()
+    }
+
     fn version(&self) -> String {
         self.version.clone()
     }

@@ -324,6 +324,27 @@ impl BrokerProcess {
             .and_then(|c| c.try_wait().ok().flatten())
     }
 
+    /// The child ended by itself while it should run (not stopped, killed
+    /// or paused by the harness): how, with the end of its log. The child is
+    /// forgotten, so it is reported once.
+    pub fn unexpected_exit(&mut self) -> Option<String> {
+        let status = self.exited()?;
+        self.child = None;
+        self.paused = false;
+        let tail = self.log_tail();
+        Some(format!(
+            "{} at {} exited by itself ({}){}",
+            self.what,
+            self.addr(),
+            describe_exit(status),
+            if tail.trim().is_empty() {
+                String::new()
+            } else {
+                format!("; its log ends: {}", tail.trim())
+            }
+        ))
+    }
+
     fn signal(&self, sig: Signal) -> Result<(), BrokerError> {
         let pid = self
             .pid()

@@ -34,10 +34,10 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+pub use crate::health::{Cause, Incident};
 use chrono::{DateTime, SecondsFormat, Utc};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
-pub use crate::health::{Cause, Incident};
 
 pub use html::html;
 pub use junit::{junit, write_junit};

@@ -10,8 +10,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::health::{Cause, Incident};
 use crate::metrics::hlog;
-use crate::metrics::interval::report_of;
+use crate::metrics::interval::{report_of, IntervalRecord, RunInfo};
 use crate::scenario::duration;
 
 use super::series::{series_of, Series};
@@ -57,5 +58,52 @@ pub fn rebuild_with_series(
         });
     }
     let series = series_of(inside, run.profiles.clone());
-    Ok((report_of(&run, earlier, inside), series))
+    let mut report = report_of(&run, earlier, inside);
+    if let Some(cut_short) = incomplete(&run, &intervals) {
+        report.push_error(cut_short);
+    }
+    Ok((report, series))
+}
+
+/// A run whose files end without its last interval (the one cut at the
+/// run's end) was killed, crashed or lost its machine: what it could not
+/// see is said, and the verdict is `error` (METRICS.md, Verdicts).
+fn incomplete(run: &RunInfo, intervals: &[IntervalRecord]) -> Option<Incident> {
+    if intervals.iter().any(|r| r.last) {
+        return None;
+    }
+    let upto = intervals.last().map_or(Duration::ZERO, IntervalRecord::end);
+    let sc = &run.resolved_scenario;
+    let missing: Vec<String> = sc
+        .timeline
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.at >= upto)
+        .map(|(i, f)| {
+            format!(
+                "timeline[{i}] {} at {}",
+                f.kind.name(),
+                duration::format(f.at)
+            )
+        })
+        .collect();
+    Some(Incident::new(
+        Some(upto.as_secs_f64()),
+        Cause::Incomplete,
+        format!(
+            "the run stopped without writing its end (killed, crashed or its machine lost): \
+             this report is complete up to {} of the scheduled {} (drain not included); \
+             what happened after that is not seen{}",
+            duration::format(upto),
+            duration::format(sc.duration),
+            if missing.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; faults due after it never appear here: {}",
+                    missing.join(", ")
+                )
+            }
+        ),
+    ))
 }

@@ -1,0 +1,243 @@
+//! The checks of a run that need no I/O beyond reading the scenario:
+//! load, validate, resolve into a plan, and refuse what the chosen backends
+//! cannot do — before anything is started or written.
+
+use crate::broker::{self, BrokerSettings};
+use crate::fault;
+use crate::plan::Plan;
+use crate::scenario::{self, FaultKind, Scenario};
+
+use super::specs::{broker_host_is_loopback, valid_host_port};
+use super::{BrokerSpec, FaultsSpec, ProxySetup, RunError, RunOptions};
+
+/// Load, validate and resolve; the checks that need no I/O beyond reading
+/// the file, including those that depend on the chosen backends.
+pub fn prepare(opts: &RunOptions) -> Result<(Plan, BrokerSpec, FaultsSpec, ProxySetup), RunError> {
+    let text = std::fs::read_to_string(&opts.scenario)
+        .map_err(|e| RunError::Usage(format!("{}: cannot read: {e}", opts.scenario.display())))?;
+    let mut sc: Scenario = scenario::load_str(&opts.scenario, &text)?;
+    let broker_spec = opts
+        .broker
+        .clone()
+        .or_else(|| sc.broker.backend.clone())
+        .unwrap_or_else(|| "embedded".into());
+    let broker_spec = BrokerSpec::parse(&broker_spec).map_err(RunError::Usage)?;
+    let faults_spec = opts
+        .faults
+        .clone()
+        .or_else(|| sc.faults.backend.clone())
+        .unwrap_or_else(|| "embedded".into());
+    let faults_spec = FaultsSpec::parse(&faults_spec).map_err(RunError::Usage)?;
+    if let Some(d) = opts.duration {
+        for (i, f) in sc.timeline.iter().enumerate() {
+            if f.at + f.duration.unwrap_or_default() > d {
+                return Err(RunError::Usage(format!(
+                    "--duration {}: timeline[{i}] ({}) runs until {}, beyond it",
+                    scenario::duration::format(d),
+                    f.kind.name(),
+                    scenario::duration::format(f.at + f.duration.unwrap_or_default())
+                )));
+            }
+        }
+        sc.duration = d;
+    }
+    let at = |field: &str, msg: String| -> RunError {
+        scenario::error_at(&opts.scenario, &text, field, msg).into()
+    };
+    // What each broker can do, checked before anything starts.
+    // An external broker is as it is configured: whether it takes keepalive
+    // 0 is checked once it answers; lifecycle faults are never possible.
+    let caps = match &broker_spec {
+        BrokerSpec::Embedded => broker::embedded::CAPABILITIES,
+        BrokerSpec::Mosquitto => broker::mosquitto::CAPABILITIES,
+        BrokerSpec::External(_) => broker::Capabilities {
+            restart: false,
+            kill: false,
+            pause: false,
+            persistence: true,
+            keepalive_zero: true,
+            partition: false,
+        },
+        BrokerSpec::Container { flavor, .. } => broker::container::capabilities(
+            *flavor,
+            &BrokerSettings {
+                persistence: sc.broker.persistence,
+            },
+        ),
+        BrokerSpec::Attached(_) => broker::container::ATTACHED_CAPABILITIES,
+    };
+    let broker_name = match &broker_spec {
+        BrokerSpec::Embedded => "the embedded broker (rumqttd)",
+        BrokerSpec::Mosquitto => "mosquitto",
+        BrokerSpec::External(_) => "an external broker",
+        BrokerSpec::Container {
+            flavor: broker::container::Flavor::Emqx,
+            ..
+        } => "EMQX (container)",
+        BrokerSpec::Container { .. } => "mosquitto (container)",
+        BrokerSpec::Attached(_) => "a container the harness did not create",
+    };
+    for (name, p) in &sc.profiles {
+        if p.keepalive.is_none() && !caps.keepalive_zero {
+            return Err(at(
+                &format!("profiles.{name}.keepalive"),
+                format!("keepalive \"off\" (0) is refused by {broker_name}; run it with --broker mosquitto"),
+            ));
+        }
+    }
+    if sc.broker.persistence && !caps.persistence {
+        return Err(at(
+            "broker.persistence",
+            format!("{broker_name} cannot keep sessions across restarts; use --broker mosquitto"),
+        ));
+    }
+    for (i, f) in sc.timeline.iter().enumerate() {
+        let ok = match f.kind {
+            FaultKind::BrokerRestart => caps.restart,
+            FaultKind::BrokerKill => caps.kill,
+            FaultKind::BrokerPause => caps.pause,
+            FaultKind::BrokerPartition => caps.partition,
+            _ => true,
+        };
+        if !ok && matches!(f.kind, FaultKind::BrokerPartition) {
+            return Err(at(
+                &format!("timeline[{i}].kind"),
+                format!(
+                    "broker_partition disconnects a broker container the harness created from its \
+                     Docker network; {broker_name} is not one: use --broker emqx or mosquitto-container"
+                ),
+            ));
+        }
+        if !ok {
+            return Err(at(
+                &format!("timeline[{i}].kind"),
+                format!(
+                    "{} needs a broker the harness controls; {broker_name} is not",
+                    f.kind.name()
+                ),
+            ));
+        }
+        if matches!(f.kind, FaultKind::HalfOpen) && faults_spec.is_toxiproxy() {
+            return Err(at(
+                &format!("timeline[{i}].kind"),
+                "half_open is a mode of the embedded fault engine, not of Toxiproxy; use kind = \"blackhole\"".into(),
+            ));
+        }
+    }
+    let plan = Plan::resolve(&sc, opts.seed);
+    let proxies = proxy_setup(
+        opts,
+        &sc,
+        &text,
+        &broker_spec,
+        &faults_spec,
+        plan.groups.len(),
+    )?;
+    Ok((plan, broker_spec, faults_spec, proxies))
+}
+
+/// Check where the proxies may sit with these backends; refuse what cannot
+/// work (a container cannot reach a broker on the host's loopback).
+fn proxy_setup(
+    opts: &RunOptions,
+    sc: &Scenario,
+    text: &str,
+    broker: &BrokerSpec,
+    faults: &FaultsSpec,
+    groups: usize,
+) -> Result<ProxySetup, RunError> {
+    // (value, scenario field, command-line flag): the flag wins.
+    let pick =
+        |flag: &Option<String>, field: &Option<String>, name: &'static str, cli: &'static str| {
+            match (flag, field) {
+                (Some(v), _) => Some((v.clone(), cli.to_string())),
+                (None, Some(v)) => Some((v.clone(), format!("faults.{name}"))),
+                _ => None,
+            }
+        };
+    let upstream = pick(
+        &opts.proxy.upstream,
+        &sc.faults.upstream,
+        "upstream",
+        "--proxy-upstream",
+    );
+    let ports = pick(
+        &opts.proxy.ports,
+        &sc.faults.proxy_ports,
+        "proxy_ports",
+        "--proxy-ports",
+    );
+    let network = pick(
+        &opts.proxy.network,
+        &sc.faults.network,
+        "network",
+        "--docker-network",
+    );
+    let refuse = |(_, source): &(String, String), msg: String| -> RunError {
+        match source.strip_prefix("faults.") {
+            Some(_) => scenario::error_at(&opts.scenario, text, source, msg).into(),
+            None => RunError::Usage(format!("{source}: {msg}")),
+        }
+    };
+    let mut setup = ProxySetup::default();
+    if let Some(u) = &upstream {
+        if faults == &FaultsSpec::Embedded {
+            return Err(refuse(u, "the embedded fault engine runs in this process and reaches the broker directly; an upstream applies to Toxiproxy".into()));
+        }
+        if !valid_host_port(&u.0) {
+            return Err(refuse(u, format!("\"{}\" is not HOST:PORT", u.0)));
+        }
+        setup.upstream = Some(u.0.clone());
+    }
+    if let Some(p) = &ports {
+        if !matches!(faults, FaultsSpec::Toxiproxy(_)) {
+            return Err(refuse(p, "published proxy ports apply to toxiproxy=http://HOST:PORT (toxiproxy-container publishes its own)".into()));
+        }
+        let range = fault::placement::parse_port_range(&p.0).map_err(|m| refuse(p, m))?;
+        let count = range.clone().count();
+        if count < groups {
+            return Err(refuse(
+                p,
+                format!(
+                    "{groups} device groups need {groups} proxy ports, {} has {count}",
+                    p.0
+                ),
+            ));
+        }
+        setup.ports = Some(range);
+    }
+    if let Some(n) = &network {
+        if !matches!(faults, FaultsSpec::ToxiproxyContainer(_)) {
+            return Err(refuse(
+                n,
+                "a Docker network applies to toxiproxy-container".into(),
+            ));
+        }
+        setup.network = Some(n.0.clone());
+    }
+    if let FaultsSpec::ToxiproxyContainer(_) = faults {
+        let published = fault::container::PROXY_PORTS.count();
+        if groups > published {
+            return Err(RunError::Usage(format!(
+                "--faults toxiproxy-container publishes {published} proxy ports; the scenario has {groups} device groups"
+            )));
+        }
+        match broker {
+            BrokerSpec::Embedded | BrokerSpec::Mosquitto => {
+                return Err(RunError::Usage(format!(
+                    "--faults toxiproxy-container cannot reach {}: it listens on the host's 127.0.0.1, which is the container's own loopback; use a broker reachable from containers (--broker tcp://HOST:PORT, with --proxy-upstream naming it as the container sees it, e.g. broker:1883), or --faults embedded",
+                    if *broker == BrokerSpec::Embedded { "the embedded broker" } else { "the local mosquitto" }
+                )));
+            }
+            BrokerSpec::External(url)
+                if broker_host_is_loopback(url) && setup.upstream.is_none() =>
+            {
+                return Err(RunError::Usage(
+                    "--faults toxiproxy-container: the broker's address is on the host's loopback, which is the container's own; say how the container reaches the broker with --proxy-upstream HOST:PORT or [faults] upstream (e.g. broker:1883 for a container named broker on the same network)".into(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(setup)
+}
