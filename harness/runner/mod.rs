@@ -185,9 +185,9 @@ impl Parts {
     /// Heal and stop everything that was started, newest first; each step
     /// has its deadline and the whole has [`TEARDOWN_DEADLINE`]. Returns
     /// what failed, one line each (the run's `teardown` incidents).
-    async fn teardown(&mut self, plan: &Plan) -> Vec<String> {
+    async fn teardown(&mut self) -> Vec<String> {
         let mut failed = Vec::new();
-        if tokio::time::timeout(TEARDOWN_DEADLINE, self.teardown_steps(plan, &mut failed))
+        if tokio::time::timeout(TEARDOWN_DEADLINE, self.teardown_steps(&mut failed))
             .await
             .is_err()
         {
@@ -199,7 +199,7 @@ impl Parts {
         failed
     }
 
-    async fn teardown_steps(&mut self, plan: &Plan, failed: &mut Vec<String>) {
+    async fn teardown_steps(&mut self, failed: &mut Vec<String>) {
         for t in &self.timeline {
             t.abort();
         }
@@ -207,7 +207,7 @@ impl Parts {
             let _ = t.await;
         }
         if let Some(t) = self.targets.take() {
-            failed.extend(timeline::heal_everything(&t, plan).await);
+            failed.extend(timeline::heal_everything(&t).await);
         }
         if let Some(f) = self.fleet.take() {
             let stop = async { f.lock().await.stop().await };
@@ -297,13 +297,13 @@ pub async fn run_with(opts: &RunOptions, mut shutdown: Shutdown) -> Result<Finis
     let started = match setup {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            for f in parts.teardown(&plan).await {
+            for f in parts.teardown().await {
                 eprintln!("teardown: {f}");
             }
             return Err(e);
         }
         Err(panic) => {
-            let _ = parts.teardown(&plan).await;
+            let _ = parts.teardown().await;
             std::panic::resume_unwind(panic);
         }
     };
@@ -324,7 +324,7 @@ pub async fn run_with(opts: &RunOptions, mut shutdown: Shutdown) -> Result<Finis
         Err(panic) => {
             // The report cannot be assembled from a state a panic left;
             // nothing started is left behind all the same.
-            let _ = parts.teardown(&plan).await;
+            let _ = parts.teardown().await;
             std::panic::resume_unwind(panic);
         }
     }
@@ -599,6 +599,7 @@ async fn measure(
         fleet,
         clock,
         events: events_tx.clone(),
+        broker_down: Default::default(),
     });
     parts.targets = Some(targets.clone());
 
@@ -689,7 +690,7 @@ async fn measure(
 
     let broker_version = broker.lock().await.version();
     drop(broker);
-    for f in parts.teardown(plan).await {
+    for f in parts.teardown().await {
         let _ = events_tx.send(incident(Cause::Teardown, f)).await;
     }
     let end_at = clock.now();

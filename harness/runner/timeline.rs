@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use crate::fault::{LinkFaults, Stream, Toxic, ToxicKind};
 use crate::fleet::Fleet;
 use crate::health::Cause;
 use crate::history::{Event, FaultEvent};
-use crate::plan::{Plan, ScheduledFault};
+use crate::plan::ScheduledFault;
 use crate::scenario::{FaultKind, StreamSel};
 
 /// How long one call to the fault backend (an HTTP request to Toxiproxy, a
@@ -56,6 +57,9 @@ pub(super) struct Targets {
     pub fleet: Arc<AsyncMutex<Fleet>>,
     pub clock: RunClock,
     pub events: mpsc::Sender<Event>,
+    /// A broker fault stopped or killed the broker and it was not started
+    /// again (yet): the final heal starts it.
+    pub broker_down: AtomicBool,
 }
 
 impl Targets {
@@ -98,7 +102,7 @@ impl Targets {
 /// other runs share), the broker resumed, reconnected and running, so the
 /// fleet can disconnect cleanly. Crashed devices stay as they are. Each
 /// call has its deadline; what fails is returned, one line each.
-pub(super) async fn heal_everything(t: &Targets, plan: &Plan) -> Vec<String> {
+pub(super) async fn heal_everything(t: &Targets) -> Vec<String> {
     let mut failed = Vec::new();
     let mut note = |what: String, r: Result<(), String>| {
         if let Err(e) = r {
@@ -135,8 +139,7 @@ pub(super) async fn heal_everything(t: &Targets, plan: &Plan) -> Vec<String> {
         "broker: heal partition".into(),
         within(BROKER_DEADLINE, b.heal_partition()).await,
     );
-    if plan.faults.iter().any(|f| f.kind.is_broker_fault()) {
-        // Starting a running broker is a no-op.
+    if t.broker_down.load(Ordering::SeqCst) {
         note(
             "broker: start".into(),
             within(BROKER_START_DEADLINE, b.start()).await,
@@ -334,6 +337,9 @@ pub(super) async fn play(t: &Targets, f: &ScheduledFault) -> Result<(), String> 
         FaultKind::BrokerRestart | FaultKind::BrokerKill | FaultKind::BrokerPause => {
             {
                 let mut b = t.broker.lock().await;
+                if !matches!(f.kind, FaultKind::BrokerPause) {
+                    t.broker_down.store(true, Ordering::SeqCst);
+                }
                 match f.kind {
                     FaultKind::BrokerRestart => step!(b.stop(), false, BROKER_DEADLINE),
                     FaultKind::BrokerKill => step!(b.kill(), false, BROKER_DEADLINE),
@@ -358,6 +364,7 @@ pub(super) async fn play(t: &Targets, f: &ScheduledFault) -> Result<(), String> 
                     t.record(failed(msg.clone(), true)).await;
                     return Err(msg);
                 }
+                t.broker_down.store(false, Ordering::SeqCst);
             }
         }
         FaultKind::BrokerPartition => {

@@ -32,7 +32,10 @@ fn assert_error_everywhere(out: &Path, code: Option<i32>, want_code: i32, cause:
     assert!(md.contains(&format!("`{cause}`")), "report.md: {md}");
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("class=\"verdict error\""), "report.html");
-    assert!(html.contains(&format!("<code>{cause}</code>")), "report.html");
+    assert!(
+        html.contains(&format!("<code>{cause}</code>")),
+        "report.html"
+    );
     let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
     assert!(
         junit.contains(&format!("<error type=\"{cause}\"")),
@@ -90,7 +93,11 @@ fn a_broker_killed_from_outside_for_good_makes_the_run_error_and_ends_it() {
     let mut child = start_run(dir.path(), &text, &[], "\"published\"");
     let pid = child.id();
     let broker = children(pid);
-    assert_eq!(broker.len(), 1, "the embedded broker is the run's one child");
+    assert_eq!(
+        broker.len(),
+        1,
+        "the embedded broker is the run's one child"
+    );
     let killed = Instant::now();
     signal(broker[0], nix::sys::signal::Signal::SIGKILL);
     let status = child.wait().unwrap();
@@ -136,7 +143,10 @@ fn sigint_in_every_phase_is_never_dropped() {
         // be lost.
         let claimed = Instant::now() + Duration::from_secs(10);
         while !dir.path().join("out").exists() {
-            assert!(Instant::now() < claimed, "the run never claimed its directory");
+            assert!(
+                Instant::now() < claimed,
+                "the run never claimed its directory"
+            );
             std::thread::sleep(Duration::from_millis(1));
         }
         std::thread::sleep(Duration::from_millis(delay_ms));
@@ -165,9 +175,7 @@ fn a_killed_run_rebuilt_from_its_files_says_it_is_partial_and_up_to_when() {
     let mut child = start_run(dir.path(), &text, &[], "\"published\"");
     let out = dir.path().join("out");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_to_string(out.join("intervals.jsonl"))
-        .map_or(0, |t| t.lines().count())
-        < 3
+    while std::fs::read_to_string(out.join("intervals.jsonl")).map_or(0, |t| t.lines().count()) < 3
     {
         assert!(Instant::now() < deadline, "no intervals written");
         std::thread::sleep(Duration::from_millis(50));
@@ -250,7 +258,12 @@ fn two_runs_started_together_with_the_default_directory_never_share_one() {
             .arg(&d)
             .output()
             .unwrap();
-        assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+        assert_eq!(
+            r.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&r.stderr)
+        );
     }
 }
 
@@ -268,7 +281,10 @@ fn a_second_run_into_a_busy_out_directory_is_refused_before_it_starts() {
         .unwrap();
     assert_eq!(second.status.code(), Some(2));
     let err = String::from_utf8_lossy(&second.stderr);
-    assert!(err.contains("another run") && err.contains(&first.id().to_string()), "{err}");
+    assert!(
+        err.contains("another run") && err.contains(&first.id().to_string()),
+        "{err}"
+    );
     signal(first.id(), nix::sys::signal::Signal::SIGINT);
     assert_eq!(first.wait().unwrap().code(), Some(130));
 }
