@@ -2017,7 +2017,8 @@ lost_after_ack = "= 0"
 
     #[test]
     fn every_duration_setting_is_at_most_366_days() {
-        let cases: Vec<(&str, fn(&mut Scenario, Duration))> = vec![
+        type Set = fn(&mut Scenario, Duration);
+        let cases: Vec<(&str, Set)> = vec![
             ("settle", |s, d| s.settle = d),
             ("drain", |s, d| s.drain = Some(d)),
             ("min_outage", |s, d| s.min_outage = Some(d)),
