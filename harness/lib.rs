@@ -15,6 +15,9 @@
 //! ```
 //!
 //! * [`scenario`]: the file format, parsing and validation (pure).
+//! * [`limits`]: the bounds of every duration, count, rate and length a
+//!   scenario may hold, the size of a whole run ([`limits::RunSize`]), and
+//!   the open-file limit it needs (pure, but raising that limit).
 //! * [`plan`]: a validated scenario resolved into devices, groups, topics and
 //!   a fault schedule, with its seed (pure).
 //! * [`clock`]: the run's monotonic clock.
@@ -46,6 +49,7 @@ pub mod fleet;
 pub mod health;
 pub mod history;
 pub mod ledger;
+pub mod limits;
 pub mod metrics;
 pub mod observer;
 pub mod payload;

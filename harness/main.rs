@@ -74,8 +74,8 @@ enum Command {
         /// Overrides the scenario's seed.
         #[arg(long)]
         seed: Option<u64>,
-        /// Overrides the scenario's duration (e.g. 30s, 5m, 72h).
-        #[arg(long, value_parser = parse_duration)]
+        /// Overrides the scenario's duration (e.g. 30s, 5m, 72h; at most 366 days).
+        #[arg(long, value_parser = parse_run_duration)]
         duration: Option<Duration>,
         /// Print nothing but errors.
         #[arg(long, short)]
@@ -153,6 +153,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     mqtt_chaos::scenario::duration::parse(s)
 }
 
+fn parse_run_duration(s: &str) -> Result<Duration, String> {
+    mqtt_chaos::limits::parse_run_duration(s)
+}
+
 /// `compare`: 0 no regression, 1 a regression, 2 an unreadable report.
 fn compare(paths: &[PathBuf]) -> ExitCode {
     use mqtt_chaos::report::compare;
@@ -220,6 +224,11 @@ fn main() -> ExitCode {
                         plan.groups.len(),
                         plan.faults.len(),
                         plan.scenario.slo.len()
+                    );
+                    println!(
+                        "{}: size: {}",
+                        scenario.display(),
+                        mqtt_chaos::limits::RunSize::of(&plan.scenario)
                     );
                     ExitCode::SUCCESS
                 }

@@ -60,8 +60,9 @@ pub struct ScheduledFault {
 }
 
 impl ScheduledFault {
+    /// When it heals (`at + duration`, saturating).
     pub fn end(&self) -> Duration {
-        self.at + self.duration.unwrap_or_default()
+        self.at.saturating_add(self.duration.unwrap_or_default())
     }
 }
 
@@ -215,13 +216,16 @@ impl Plan {
     }
 }
 
-/// METRICS.md: default drain = 2 × the longest reconnect backoff + 5 s.
+/// METRICS.md: default drain = 2 × the longest reconnect backoff + 5 s
+/// (saturating: it is also computed for scenarios not yet validated).
 pub fn default_drain<'a>(profiles: impl Iterator<Item = &'a Profile>) -> Duration {
     let longest = profiles
         .filter_map(|p| p.reconnect.as_ref().map(|r| r.max))
         .max()
         .unwrap_or_default();
-    longest * 2 + Duration::from_secs(5)
+    longest
+        .saturating_mul(2)
+        .saturating_add(Duration::from_secs(5))
 }
 
 struct Vars<'a> {

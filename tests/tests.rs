@@ -5,6 +5,8 @@
 #[path = "it/support.rs"]
 mod support;
 
+#[path = "it/bounds.rs"]
+mod bounds;
 #[path = "it/broker.rs"]
 mod broker;
 #[path = "it/cli.rs"]

@@ -5,8 +5,13 @@ use std::time::Duration;
 
 /// Parse a human duration (`"off"` is not accepted here).
 pub fn parse(s: &str) -> Result<Duration, String> {
+    use crate::limits::quote;
     humantime::parse_duration(s.trim()).map_err(|e| {
-        format!("invalid duration \"{s}\" ({e}); write e.g. \"500ms\", \"30s\", \"5m\", \"72h\"")
+        format!(
+            "invalid duration \"{}\" ({}); write e.g. \"500ms\", \"30s\", \"5m\", \"72h\"",
+            quote(s),
+            quote(&e.to_string())
+        )
     })
 }
 
@@ -72,5 +77,11 @@ mod tests {
         assert_eq!(parse("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse("72h").unwrap(), Duration::from_secs(72 * 3600));
         assert!(parse("5 parsecs").is_err());
+        assert_eq!(
+            parse("18446744073709551615s").unwrap(),
+            Duration::MAX - Duration::from_nanos(999_999_999)
+        );
+        let e = parse(&"9".repeat(1_000_000)).unwrap_err();
+        assert!(e.len() < 400, "{e}");
     }
 }

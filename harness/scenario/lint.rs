@@ -66,13 +66,13 @@ pub fn lint(s: &Scenario) -> Vec<Lint> {
                     "no ping_timeout: rumqttc notices a missing PINGRESP only at its next \
                      keepalive tick, so a blackholed link can go unnoticed for up to 2 × keepalive \
                      ({}) (zombie_time; zombie_undetected when the outage heals first)",
-                    human(k * 2)
+                    human(k.saturating_mul(2))
                 ),
             ),
             _ => {}
         }
         if let (Some(k), Some(longest)) = (p.keepalive, longest_blackhole(s, &groups)) {
-            let notice = k + p.ping_timeout.unwrap_or(k);
+            let notice = k.saturating_add(p.ping_timeout.unwrap_or(k));
             if notice >= longest {
                 push(
                     "zombie_undetected",
@@ -86,7 +86,7 @@ pub fn lint(s: &Scenario) -> Vec<Lint> {
                             None => "no ping_timeout".to_string(),
                         },
                         human(longest),
-                        human(k * 3 / 2)
+                        human(k.saturating_mul(3) / 2)
                     ),
                 );
             }
@@ -220,7 +220,7 @@ pub fn lint(s: &Scenario) -> Vec<Lint> {
             ),
             Some(r) => {
                 if let Some(longest) = longest_outage(s, &groups) {
-                    if r.max > longest * 3 {
+                    if r.max > longest.saturating_mul(3) {
                         push(
                             "first_attempt_delay",
                             format!(
@@ -239,7 +239,7 @@ pub fn lint(s: &Scenario) -> Vec<Lint> {
         }
         if let Some(t) = p.ping_timeout {
             if let Some(lat) = largest_latency(s, &groups) {
-                if lat * 2 >= t {
+                if lat.saturating_mul(2) >= t {
                     push(
                         "false_offline",
                         format!(
@@ -313,7 +313,7 @@ fn largest_latency(s: &Scenario, groups: &[&str]) -> Option<Duration> {
         .filter_map(|f| match &f.kind {
             FaultKind::Latency {
                 latency, jitter, ..
-            } => Some(*latency + *jitter),
+            } => Some(latency.saturating_add(*jitter)),
             _ => None,
         })
         .max()

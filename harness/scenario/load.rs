@@ -74,12 +74,26 @@ pub enum ScenarioError {
     },
 }
 
+/// Most problems an error displays; the rest are counted on a last line
+/// (a mangled file can hold hundreds of thousands).
+pub const MAX_PROBLEMS_SHOWN: usize = 100;
+
 fn render_problems(problems: &[Problem]) -> String {
-    problems
+    let mut lines: Vec<String> = problems
         .iter()
+        .take(MAX_PROBLEMS_SHOWN)
         .map(Problem::to_string)
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect();
+    if let Some(last) = problems.get(MAX_PROBLEMS_SHOWN..).and_then(|r| r.last()) {
+        lines.push(format!(
+            "{}:{}:{}: (document): … and {} more problems",
+            last.file.display(),
+            last.line,
+            last.column,
+            problems.len() - MAX_PROBLEMS_SHOWN
+        ));
+    }
+    lines.join("\n")
 }
 
 impl ScenarioError {
@@ -120,11 +134,15 @@ pub fn load_str(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
     let doc = Doc::new(text);
     let (root, syntax) = DeTable::parse_recoverable(text);
     if !syntax.is_empty() {
+        let mut nodes = Vec::new();
+        collect_nodes(Cur::Table(root.get_ref()), &mut Vec::new(), &mut nodes);
+        // Locating one costs a look at every key before it: enough of them.
         let problems = syntax
             .iter()
+            .take(MAX_SYNTAX_LOCATED)
             .map(|e| {
                 let at = e.span().map_or(0, |s| s.start);
-                let field = doc.field_near(&root, at);
+                let field = doc.field_near(&nodes, at);
                 doc.problem(path, at, field, e.message().to_string())
             })
             .collect();
@@ -143,7 +161,13 @@ pub fn load_str(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
         }
     };
 
-    let mut problems: Vec<Problem> = unconsumed_timeline_keys(&root, &scenario)
+    // Past the bound, `check` refuses the timeline's length alone.
+    let keys = if scenario.timeline.len() <= crate::limits::MAX_TIMELINE {
+        unconsumed_timeline_keys(&root, &scenario)
+    } else {
+        Vec::new()
+    };
+    let mut problems: Vec<Problem> = keys
         .into_iter()
         .map(|(at, field, message)| doc.problem(path, at, field, message))
         .collect();
@@ -229,14 +253,17 @@ impl<'a> Doc<'a> {
         (line + 1, column + 1)
     }
 
+    /// A located problem, its field and message as they may be shown: no
+    /// password of a URL, no value quoted in full.
     fn problem(&self, file: &Path, at: usize, field: String, message: String) -> Problem {
+        use crate::limits::redact_urls_in;
         let (line, column) = self.position(at);
         Problem {
             file: file.into(),
             line,
             column,
-            field,
-            message,
+            field: clip(&redact_urls_in(&field), MAX_FIELD_CHARS),
+            message: clip(&redact_urls_in(&message), MAX_MESSAGE_CHARS),
         }
     }
 
@@ -252,7 +279,7 @@ impl<'a> Doc<'a> {
     /// The field a syntax error at `at` belongs to, read from its line: a
     /// header names itself, `key = …` names the key under the table before
     /// it; else the last key the parser recovered before the error.
-    fn field_near(&self, root: &Spanned<DeTable<'_>>, at: usize) -> String {
+    fn field_near(&self, nodes: &[Node], at: usize) -> String {
         let line_start = self.line_starts[self.position(at).0 - 1];
         let line = self.text[line_start..].lines().next().unwrap_or("").trim();
         if let Some(header) = line.strip_prefix('[') {
@@ -262,8 +289,6 @@ impl<'a> Doc<'a> {
                 return name.to_string();
             }
         }
-        let mut nodes = Vec::new();
-        collect_nodes(Cur::Table(root.get_ref()), &mut Vec::new(), &mut nodes);
         if let Some((key, _)) = line.split_once('=') {
             let key = key.trim();
             if !key.is_empty() && !key.contains(char::is_whitespace) {
@@ -282,6 +307,60 @@ impl<'a> Doc<'a> {
             .filter(|n| n.start <= at)
             .max_by_key(|n| (n.start, n.path.len()))
             .map_or_else(|| DOCUMENT.to_string(), |n| render_path(&n.path))
+    }
+}
+
+/// Syntax errors located and reported; toml recovers from many more in a
+/// mangled file, and the first ones say what is wrong.
+const MAX_SYNTAX_LOCATED: usize = 1_000;
+/// Longest field path a problem shows, in characters.
+const MAX_FIELD_CHARS: usize = 256;
+/// Longest message a problem shows, in characters.
+const MAX_MESSAGE_CHARS: usize = 1024;
+
+/// `text` as a problem shows it: every quoted part (`"…"` or `` `…` ``)
+/// longer than [`QUOTE_CHARS`](crate::limits::QUOTE_CHARS) characters cut
+/// to that, then the whole to `max` characters, each cut marked `…`. Serde
+/// and toml quote offending values in full; a 10 MB name must not come back
+/// 10 MB long.
+pub(super) fn clip(text: &str, max: usize) -> String {
+    use crate::limits::QUOTE_CHARS;
+    let mut out = String::with_capacity(text.len().min(max * 4));
+    let mut rest = text;
+    while let Some(open) = rest.find(['"', '`']) {
+        let q = rest[open..].chars().next().unwrap_or('"');
+        out.push_str(&rest[..=open]);
+        let after = &rest[open + 1..];
+        match after.find(q) {
+            Some(close) => {
+                let inner = &after[..close];
+                match inner.char_indices().nth(QUOTE_CHARS) {
+                    Some((cut, _)) => {
+                        out.push_str(&inner[..cut]);
+                        out.push('…');
+                    }
+                    None => out.push_str(inner),
+                }
+                out.push(q);
+                rest = &after[close + 1..];
+            }
+            None => {
+                rest = after;
+                break;
+            }
+        }
+        if out.len() > max * 4 {
+            break;
+        }
+    }
+    out.push_str(rest);
+    match out.char_indices().nth(max) {
+        Some((cut, _)) => {
+            out.truncate(cut);
+            out.push('…');
+            out
+        }
+        None => out,
     }
 }
 
@@ -888,6 +967,27 @@ mod tests {
         assert_eq!(doc.position(6), (2, 1));
         // "µ" is two bytes, one character.
         assert_eq!(doc.position(9), (2, 3));
+    }
+
+    #[test]
+    fn long_quoted_values_are_clipped_and_short_ones_kept() {
+        let short =
+            "unknown field `keepalive_timeout`, expected one of `keepalive`, `ping_timeout`";
+        assert_eq!(clip(short, 1024), short);
+        let long = format!(
+            "invalid type: string \"{}\", expected u32",
+            "x".repeat(10_000_000)
+        );
+        let c = clip(&long, 1024);
+        assert_eq!(
+            c,
+            format!("invalid type: string \"{}…\", expected u32", "x".repeat(64))
+        );
+        // An unpaired quote: the whole is still cut.
+        let c = clip(&format!("a \"{}", "é".repeat(5000)), 100);
+        assert_eq!(c.chars().count(), 101);
+        assert!(c.ends_with('…'));
+        assert_eq!(clip("", 10), "");
     }
 
     #[test]

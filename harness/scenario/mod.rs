@@ -10,9 +10,15 @@
 //! the `[slo]` table. The runner then resolves a valid scenario into a plan
 //! (`crate::plan`).
 //!
+//! [`backend`] parses the broker and fault backend strings (`[broker]
+//! backend`, `--broker`, …) for the loader and the runner alike. Every
+//! duration, count, rate and length is bounded (`crate::limits`), so bad
+//! input is refused here rather than panicking or running away later.
+//!
 //! Durations are human strings (`"500ms"`, `"30s"`, `"72h"`); "off" is
 //! `None`, written `"off"` in the file, never `0`.
 
+pub mod backend;
 pub mod duration;
 mod lint;
 mod load;
@@ -28,6 +34,9 @@ pub use lint::{lint, Lint};
 pub use load::{error_at, load, load_str, locate, Problem, ScenarioError};
 pub use slo::{figure_kind, slos, FigureKind, Slo, SloOp};
 pub use validate::{check, validate, Issue};
+
+#[cfg(test)]
+pub(crate) use validate::tests as validate_tests;
 
 /// One scenario file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -387,6 +396,13 @@ pub struct FaultSpec {
     pub target: Option<String>,
     #[serde(flatten)]
     pub kind: FaultKind,
+}
+
+impl FaultSpec {
+    /// When it heals: `at + duration` (saturating, for unchecked input).
+    pub fn end(&self) -> Duration {
+        self.at.saturating_add(self.duration.unwrap_or_default())
+    }
 }
 
 /// Which direction(s) a network fault acts on.

@@ -4,25 +4,35 @@
 //! field path (`profiles.recommended.ping_timeout`, `timeline[2].duration`);
 //! `load.rs` locates the paths in the text. Legal but weak client
 //! configurations are `lint.rs`'s business.
+//!
+//! Every duration, count, rate and length is held to the bounds of
+//! `crate::limits`, and the sizes of the file's collections first: a check
+//! that would walk devices, topics or phases runs only once their number is
+//! known to be small enough. Arithmetic on the file's values saturates, and
+//! a message quotes at most `limits::QUOTE_CHARS` characters of a value.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
+use super::backend::{BrokerSpec, FaultsSpec};
 use super::duration::format as human;
 use super::load::{error_at, path_key, ScenarioError};
 use super::slo::{self, SloError};
-use super::{ClientIdStrategy, FaultKind, Fleet, Profile, Scenario};
+use super::{ClientIdStrategy, FaultKind, FaultSpec, Fleet, Profile, Scenario};
+use crate::limits::{
+    flap_cycles, has_user_info, quote, redact_url, RunSize, MAX_ACK_RETRIES, MAX_ADDRESS_BYTES,
+    MAX_DEVICES, MAX_DURATION, MAX_FLAP_PHASES, MAX_FLEETS, MAX_FLOWS_PER_FLEET, MAX_INTERVALS,
+    MAX_MESSAGES_PER_S, MAX_NAME_BYTES, MAX_PAYLOAD, MAX_PROFILES, MAX_RATE, MAX_RUN_TIME,
+    MAX_SLOS, MAX_TIMELINE, MAX_TOPIC_BYTES, MAX_TOXIC_AMOUNT, MAX_WILL_PAYLOAD, MIN_FLAP_PHASE,
+    MIN_INTERVAL, MIN_RATE,
+};
 
-/// Most devices one fleet may have.
-pub const MAX_FLEET_COUNT: u32 = 100_000;
-/// Highest publish rate of a stream or command, per device.
-pub const MAX_RATE: f64 = 1000.0;
-/// Largest payload of a stream or command.
-pub const MAX_PAYLOAD: usize = 256 * 1024;
 /// Resolved topics checked for collisions; beyond this only the templates
 /// are checked (`{device}` present), to keep validation fast and small.
 const MAX_RESOLVED_TOPICS: usize = 2_000_000;
+/// Bytes of resolved topics checked for collisions, likewise.
+const MAX_RESOLVED_TOPIC_BYTES: usize = 64 << 20;
 
 /// One broken rule, before it is located in the text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,14 +54,23 @@ pub fn validate(path: &Path, text: &str, scenario: &Scenario) -> Result<(), Scen
 }
 
 /// Every broken rule of a scenario, in the order of the file's sections.
+/// A collection with more entries than its bound is reported alone: the
+/// other checks would walk it.
 pub fn check(s: &Scenario) -> Vec<Issue> {
     let mut c = Checker::default();
+    if !c.collections(s) {
+        return c.issues;
+    }
     c.top(s);
+    c.backends(s);
     for (name, p) in &s.profiles {
         c.profile(s, name, p);
     }
     c.fleets(s);
-    c.topics(s);
+    c.size(s);
+    if !c.too_big {
+        c.topics(s);
+    }
     c.timeline(s);
     c.slo(s);
     c.issues
@@ -63,6 +82,38 @@ struct Checker {
     /// A topic template or fleet name is wrong: resolving topics would only
     /// repeat it.
     bad_topics: bool,
+    /// A count or length is beyond its bound: nothing is expanded.
+    too_big: bool,
+}
+
+/// `366 days` rather than humantime's `1year 18h`.
+fn bound(d: Duration) -> String {
+    const DAY: u64 = 86_400;
+    if d.as_secs() >= DAY && d.as_secs() % DAY == 0 && d.subsec_nanos() == 0 {
+        format!("{} days", d.as_secs() / DAY)
+    } else {
+        human(d)
+    }
+}
+
+/// Longest resolved length of a template, given the longest value of each
+/// placeholder, without resolving it.
+fn resolved_len(template: &str, values: &[(&str, usize)]) -> usize {
+    let found = placeholders(template).unwrap_or_default();
+    found.iter().fold(template.len(), |n, p| {
+        let value = values
+            .iter()
+            .find(|(name, _)| name == p)
+            .map_or(p.len() + 2, |(_, len)| *len);
+        n.saturating_sub(p.len() + 2).saturating_add(value)
+    })
+}
+
+/// Longest device name of a fleet: `<name>-<index:04>`.
+fn device_name_len(f: &Fleet) -> usize {
+    let last = f.count.saturating_sub(1);
+    let digits = last.checked_ilog10().map_or(1, |d| d as usize + 1);
+    f.name.len() + 1 + digits.max(4)
 }
 
 impl Checker {
@@ -71,6 +122,73 @@ impl Checker {
             path: path.into(),
             message: message.into(),
         });
+    }
+
+    /// A duration setting within [`MAX_DURATION`]; false when not.
+    fn at_most(&mut self, path: impl Into<String>, what: &str, d: Duration) -> bool {
+        if d <= MAX_DURATION {
+            return true;
+        }
+        self.err(
+            path,
+            format!(
+                "{what} {} is longer than {}, the longest duration a scenario takes",
+                human(d),
+                bound(MAX_DURATION)
+            ),
+        );
+        false
+    }
+
+    /// A name within [`MAX_NAME_BYTES`]; false when not.
+    fn name_len(&mut self, path: impl Into<String>, what: &str, name: &str) -> bool {
+        if name.len() <= MAX_NAME_BYTES {
+            return true;
+        }
+        self.err(
+            path,
+            format!(
+                "{what} \"{}\" is {} bytes long, more than {MAX_NAME_BYTES}",
+                quote(name),
+                name.len()
+            ),
+        );
+        false
+    }
+
+    /// The sizes of the file's collections; false when one is too big.
+    fn collections(&mut self, s: &Scenario) -> bool {
+        let mut ok = true;
+        for (path, n, max) in [
+            ("profiles", s.profiles.len(), MAX_PROFILES),
+            ("fleets", s.fleets.len(), MAX_FLEETS),
+            ("timeline", s.timeline.len(), MAX_TIMELINE),
+            ("slo", s.slo.len(), MAX_SLOS),
+        ] {
+            if n > max {
+                self.err(
+                    path,
+                    format!("{path} has {n} entries, more than the {max} a scenario takes"),
+                );
+                ok = false;
+            }
+        }
+        if s.fleets.len() <= MAX_FLEETS {
+            for (i, f) in s.fleets.iter().enumerate() {
+                for (what, n) in [("streams", f.streams.len()), ("commands", f.commands.len())] {
+                    if n > MAX_FLOWS_PER_FLEET {
+                        self.err(
+                            format!("fleets[{i}].{what}"),
+                            format!(
+                                "{n} {what}, more than the {MAX_FLOWS_PER_FLEET} a fleet takes"
+                            ),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+        }
+        ok
     }
 
     fn top(&mut self, s: &Scenario) {
@@ -82,7 +200,7 @@ impl Checker {
                 format!(
                     "name \"{}\" must be usable as a directory name: letters, digits, `_`, `-`, `.`, \
                      not starting with `.`, at most 100 characters",
-                    s.name
+                    quote(&s.name)
                 ),
             );
         }
@@ -93,6 +211,20 @@ impl Checker {
         ] {
             if d.is_zero() {
                 self.err(field, format!("{field} must be longer than 0"));
+            } else if self.at_most(field, field, d) && field == "interval" && d < MIN_INTERVAL {
+                self.err(
+                    field,
+                    format!(
+                        "interval {} is shorter than {}, the shortest the time series takes",
+                        human(d),
+                        human(MIN_INTERVAL)
+                    ),
+                );
+            }
+        }
+        for (field, d) in [("drain", s.drain), ("min_outage", s.min_outage)] {
+            if let Some(d) = d {
+                self.at_most(field, field, d);
             }
         }
         if s.profiles.is_empty() {
@@ -106,14 +238,54 @@ impl Checker {
         }
     }
 
+    /// `[broker] backend` and `[faults]`: the forms the runner takes.
+    fn backends(&mut self, s: &Scenario) {
+        if let Some(b) = &s.broker.backend {
+            if let Err(m) = BrokerSpec::parse(b) {
+                self.err("broker.backend", m);
+            }
+        }
+        if let Some(f) = &s.faults.backend {
+            if let Err(m) = FaultsSpec::parse(f) {
+                self.err("faults.backend", m);
+            }
+        }
+        for (field, v) in [
+            ("upstream", &s.faults.upstream),
+            ("proxy_ports", &s.faults.proxy_ports),
+            ("network", &s.faults.network),
+        ] {
+            let Some(v) = v else { continue };
+            if v.len() > MAX_ADDRESS_BYTES {
+                self.err(
+                    format!("faults.{field}"),
+                    format!(
+                        "{field} \"{}\" is longer than {MAX_ADDRESS_BYTES} bytes",
+                        quote(&redact_url(v))
+                    ),
+                );
+            } else if has_user_info(v) {
+                self.err(
+                    format!("faults.{field}"),
+                    format!(
+                        "{field} \"{}\" holds user info; name HOST:PORT only",
+                        quote(&redact_url(v))
+                    ),
+                );
+            }
+        }
+    }
+
     fn profile(&mut self, s: &Scenario, name: &str, p: &Profile) {
         let at = |field: &str| format!("profiles.{}.{field}", path_key(name));
-        if !is_ident(name) {
+        let here = format!("profiles.{}", path_key(name));
+        if self.name_len(&here, "profile name", name) && !is_ident(name) {
             self.err(
-                format!("profiles.{}", path_key(name)),
+                &here,
                 format!(
-                    "profile name \"{name}\" may only hold letters, digits, `_` and `-` \
-                     (it prefixes SLO keys and names report sections)"
+                    "profile name \"{}\" may only hold letters, digits, `_` and `-` \
+                     (it prefixes SLO keys and names report sections)",
+                    quote(name)
                 ),
             );
         }
@@ -168,6 +340,8 @@ impl Checker {
                 at("connect_timeout"),
                 "connect_timeout must be longer than 0",
             );
+        } else {
+            self.at_most(at("connect_timeout"), "connect_timeout", p.connect_timeout);
         }
         if let Some(r) = &p.reconnect {
             if r.initial.is_zero() {
@@ -176,6 +350,7 @@ impl Checker {
                     "reconnect initial must be longer than 0",
                 );
             }
+            let within = self.at_most(at("reconnect.initial"), "reconnect initial", r.initial);
             if r.max < r.initial {
                 self.err(
                     at("reconnect.max"),
@@ -185,6 +360,8 @@ impl Checker {
                         human(r.initial)
                     ),
                 );
+            } else if within {
+                self.at_most(at("reconnect.max"), "reconnect max", r.max);
             }
             if !(0.0..1.0).contains(&r.jitter) {
                 self.err(
@@ -201,6 +378,17 @@ impl Checker {
                 at("ack.timeout"),
                 "ack.timeout must be longer than 0 when ack.wait is true",
             );
+        } else {
+            self.at_most(at("ack.timeout"), "ack.timeout", p.ack.timeout);
+        }
+        if p.ack.retries > MAX_ACK_RETRIES {
+            self.err(
+                at("ack.retries"),
+                format!(
+                    "ack.retries {} is more than {MAX_ACK_RETRIES}",
+                    p.ack.retries
+                ),
+            );
         }
         if p.inflight == 0 {
             self.err(at("inflight"), "inflight must be in 1..=65535");
@@ -208,6 +396,8 @@ impl Checker {
         if let ClientIdStrategy::Fixed(id) = &p.client_id {
             if id.is_empty() {
                 self.err(at("client_id"), "a fixed client id must not be empty");
+            } else {
+                self.name_len(at("client_id"), "the fixed client id", id);
             }
         }
         if let Some(w) = &p.will {
@@ -216,6 +406,16 @@ impl Checker {
                 self.err(
                     at("will.qos"),
                     format!("will qos {} must be 0, 1 or 2", w.qos),
+                );
+            }
+            if w.payload.len() > MAX_WILL_PAYLOAD {
+                self.too_big = true;
+                self.err(
+                    at("will.payload"),
+                    format!(
+                        "the will payload is {} bytes, more than the {MAX_WILL_PAYLOAD} MQTT allows",
+                        w.payload.len()
+                    ),
                 );
             }
         }
@@ -239,7 +439,31 @@ impl Checker {
                 self.err(
                     &field,
                     format!(
-                        "\"{key}\" names no stream or command of the fleets using profile \"{name}\""
+                        "\"{}\" names no stream or command of the fleets using profile \"{}\"",
+                        quote(key),
+                        quote(name)
+                    ),
+                );
+            }
+        }
+        // The will topic resolved for the longest names of its fleets.
+        if let Some(w) = &p.will {
+            let longest = |f: fn(&Fleet) -> usize| users.iter().map(|x| f(x)).max().unwrap_or(0);
+            let len = resolved_len(
+                &w.topic,
+                &[
+                    ("device", longest(device_name_len)),
+                    ("group", longest(|f| f.group().len())),
+                    ("fleet", longest(|f| f.name.len())),
+                ],
+            );
+            if w.topic.len() <= MAX_TOPIC_BYTES && len > MAX_TOPIC_BYTES {
+                self.too_big = true;
+                self.err(
+                    at("will.topic"),
+                    format!(
+                        "the will topic resolves to up to {len} bytes, more than the \
+                         {MAX_TOPIC_BYTES} MQTT allows"
                     ),
                 );
             }
@@ -250,12 +474,14 @@ impl Checker {
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for (i, f) in s.fleets.iter().enumerate() {
             let at = |field: &str| format!("fleets[{i}].{field}");
-            if !is_ident(&f.name) {
+            if !self.name_len(at("name"), "fleet name", &f.name) {
+                self.bad_topics = true;
+            } else if !is_ident(&f.name) {
                 self.err(
                     at("name"),
                     format!(
                         "fleet name \"{}\" must be non-empty and hold only letters, digits, `_` and `-`",
-                        f.name
+                        quote(&f.name)
                     ),
                 );
             } else if let Some(j) = seen.insert(&f.name, i) {
@@ -267,24 +493,25 @@ impl Checker {
                 );
             }
             if let Some(g) = &f.group {
-                if !is_ident(g) {
+                if !self.name_len(at("group"), "group", g) {
+                    self.bad_topics = true;
+                } else if !is_ident(g) {
                     self.err(
                         at("group"),
                         format!(
-                            "group \"{g}\" must be non-empty and hold only letters, digits, `_` and `-`"
+                            "group \"{}\" must be non-empty and hold only letters, digits, `_` and `-`",
+                            quote(g)
                         ),
                     );
                 }
             }
             if f.count == 0 {
                 self.err(at("count"), "count must be at least 1");
-            } else if f.count > MAX_FLEET_COUNT {
+            } else if u64::from(f.count) > MAX_DEVICES {
+                self.too_big = true;
                 self.err(
                     at("count"),
-                    format!(
-                        "count {} is above {MAX_FLEET_COUNT} devices per fleet",
-                        f.count
-                    ),
+                    format!("count {} is above {MAX_DEVICES} devices per fleet", f.count),
                 );
             }
             if !s.profiles.contains_key(&f.profile) {
@@ -292,11 +519,12 @@ impl Checker {
                     at("profile"),
                     format!(
                         "no profile named \"{}\" (profiles: {})",
-                        f.profile,
+                        quote(&f.profile),
                         names(s.profiles.keys())
                     ),
                 );
             }
+            let device_len = device_name_len(f);
             let mut names_seen: HashMap<&str, String> = HashMap::new();
             let flows = f
                 .streams
@@ -325,6 +553,8 @@ impl Checker {
             for (base, name, topic, qos, rate, size) in flows {
                 if name.trim().is_empty() {
                     self.err(format!("{base}.name"), "name must not be empty");
+                } else if !self.name_len(format!("{base}.name"), "name", name) {
+                    self.bad_topics = true;
                 } else if let Some(first) = names_seen.insert(name, base.clone()) {
                     self.err(
                         format!("{base}.name"),
@@ -335,18 +565,37 @@ impl Checker {
                     );
                 }
                 let topic_path = format!("{base}.topic");
-                if self.topic(&topic_path, topic, &["device", "group", "fleet", "stream"])
-                    && f.count > 1
-                    && !topic.contains("{device}")
-                {
-                    self.bad_topics = true;
-                    self.err(
-                        &topic_path,
-                        format!(
-                            "topic \"{topic}\" is the same for all {} devices: put {{device}} in it",
-                            f.count
-                        ),
+                if self.topic(&topic_path, topic, &["device", "group", "fleet", "stream"]) {
+                    let len = resolved_len(
+                        topic,
+                        &[
+                            ("device", device_len),
+                            ("group", f.group().len()),
+                            ("fleet", f.name.len()),
+                            ("stream", name.len()),
+                        ],
                     );
+                    if len > MAX_TOPIC_BYTES {
+                        self.too_big = true;
+                        self.bad_topics = true;
+                        self.err(
+                            &topic_path,
+                            format!(
+                                "the topic resolves to up to {len} bytes, more than the \
+                                 {MAX_TOPIC_BYTES} MQTT allows"
+                            ),
+                        );
+                    } else if f.count > 1 && !topic.contains("{device}") {
+                        self.bad_topics = true;
+                        self.err(
+                            &topic_path,
+                            format!(
+                                "topic \"{}\" is the same for all {} devices: put {{device}} in it",
+                                quote(topic),
+                                f.count
+                            ),
+                        );
+                    }
                 }
                 if qos > 2 {
                     self.err(
@@ -354,10 +603,13 @@ impl Checker {
                         format!("qos {qos} must be 0, 1 or 2"),
                     );
                 }
-                if !(rate > 0.0 && rate <= MAX_RATE) {
+                if !(MIN_RATE..=MAX_RATE).contains(&rate) {
                     self.err(
                         format!("{base}.rate"),
-                        format!("rate {rate} must be above 0 and at most {MAX_RATE} per second"),
+                        format!(
+                            "rate {rate} must be from {MIN_RATE:.6} (one message per 11.6 days) \
+                             to {MAX_RATE} per second"
+                        ),
                     );
                 }
                 if size > MAX_PAYLOAD {
@@ -367,6 +619,136 @@ impl Checker {
                     );
                 }
             }
+        }
+    }
+
+    /// The whole run's size ([`RunSize`]) within its bounds, each located
+    /// at the setting that makes it too big.
+    fn size(&mut self, s: &Scenario) {
+        let size = RunSize::of(s);
+        if size.devices > MAX_DEVICES && !self.too_big {
+            self.too_big = true;
+            let mut total = 0u64;
+            let over = s
+                .fleets
+                .iter()
+                .position(|f| {
+                    total += u64::from(f.count);
+                    total > MAX_DEVICES
+                })
+                .unwrap_or(0);
+            self.err(
+                format!("fleets[{over}].count"),
+                format!(
+                    "the run would have {} devices, more than the {MAX_DEVICES} a run takes",
+                    size.devices
+                ),
+            );
+        }
+        // Past the device bound the rate says nothing new.
+        if size.messages_per_s > MAX_MESSAGES_PER_S && !self.too_big {
+            self.too_big = true;
+            let per_fleet = |f: &Fleet| {
+                let rates = f.streams.iter().map(|x| x.rate);
+                let rates = rates.chain(f.commands.iter().map(|x| x.rate));
+                rates.filter(|r| r.is_finite() && *r > 0.0).sum::<f64>() * f64::from(f.count)
+            };
+            let (i, most) =
+                s.fleets
+                    .iter()
+                    .map(per_fleet)
+                    .enumerate()
+                    .fold(
+                        (0, 0.0),
+                        |best, (i, r)| if r > best.1 { (i, r) } else { best },
+                    );
+            self.err(
+                format!("fleets[{i}].count"),
+                format!(
+                    "the run would publish {:.0} messages/s (telemetry and commands of every \
+                     device; this fleet {most:.0}/s), more than the {MAX_MESSAGES_PER_S} a run takes",
+                    size.messages_per_s
+                ),
+            );
+        }
+        if size.duration <= MAX_DURATION && size.run_time > MAX_RUN_TIME {
+            let field = match s.drain {
+                Some(_) => "drain".to_string(),
+                None => s
+                    .profiles
+                    .iter()
+                    .filter_map(|(n, p)| p.reconnect.as_ref().map(|r| (n, r.max)))
+                    .max_by_key(|(_, m)| *m)
+                    .map_or("duration".to_string(), |(n, _)| {
+                        format!("profiles.{}.reconnect.max", path_key(n))
+                    }),
+            };
+            let why = if s.drain.is_none() {
+                " (the default drain is 2 × the longest reconnect max + 5s: set `drain`)"
+            } else {
+                ""
+            };
+            self.err(
+                field,
+                format!(
+                    "the run would last {} + drain {}, longer than {}{why}",
+                    human(size.duration),
+                    human(size.drain),
+                    bound(MAX_RUN_TIME)
+                ),
+            );
+        }
+        if s.interval >= MIN_INTERVAL
+            && size.run_time <= MAX_RUN_TIME
+            && size.intervals > MAX_INTERVALS
+        {
+            let nanos = size.run_time.as_nanos().div_ceil(u128::from(MAX_INTERVALS));
+            let shortest =
+                Duration::from_millis(u64::try_from(nanos.div_ceil(1_000_000)).unwrap_or(u64::MAX));
+            self.err(
+                "interval",
+                format!(
+                    "interval {} cuts the run ({}) into {} intervals, more than {MAX_INTERVALS}; \
+                     make it at least {}",
+                    human(s.interval),
+                    human(size.run_time),
+                    size.intervals,
+                    human(shortest)
+                ),
+            );
+        }
+        if size.flap_phases > MAX_FLAP_PHASES {
+            let hit = |f: &FaultSpec| match &f.target {
+                None => size.devices,
+                Some(t) => s
+                    .fleets
+                    .iter()
+                    .filter(|x| x.group() == t)
+                    .map(|x| u64::from(x.count))
+                    .sum(),
+            };
+            let worst = s
+                .timeline
+                .iter()
+                .enumerate()
+                .filter_map(|(k, f)| match f.kind {
+                    FaultKind::Flapping { down, up } => Some((
+                        k,
+                        flap_cycles(f.duration.unwrap_or_default(), down, up)
+                            .saturating_mul(hit(f)),
+                    )),
+                    _ => None,
+                })
+                .max_by_key(|(_, n)| *n)
+                .map_or(0, |(k, _)| k);
+            self.err(
+                format!("timeline[{worst}].down"),
+                format!(
+                    "the flapping links go down {} times, counted per device they hit, more than \
+                     {MAX_FLAP_PHASES}: make the phases longer or hit fewer devices",
+                    size.flap_phases
+                ),
+            );
         }
     }
 
@@ -382,17 +764,30 @@ impl Checker {
             self.err(path, "topic must not be empty");
             return false;
         }
+        if topic.len() > MAX_TOPIC_BYTES {
+            self.too_big = true;
+            self.err(
+                path,
+                format!(
+                    "topic \"{}\" is {} bytes, more than the {MAX_TOPIC_BYTES} MQTT allows",
+                    quote(topic),
+                    topic.len()
+                ),
+            );
+            return false;
+        }
+        let shown = quote(topic);
         if topic.contains(['+', '#']) {
             self.err(
                 path,
-                format!("topic \"{topic}\" has a wildcard (`+` or `#`); publish topics cannot"),
+                format!("topic \"{shown}\" has a wildcard (`+` or `#`); publish topics cannot"),
             );
             return false;
         }
         if topic.starts_with('$') {
             self.err(
                 path,
-                format!("topic \"{topic}\" starts with `$`, which brokers keep for themselves"),
+                format!("topic \"{shown}\" starts with `$`, which brokers keep for themselves"),
             );
             return false;
         }
@@ -402,23 +797,29 @@ impl Checker {
         }
         match placeholders(topic) {
             Err(m) => {
-                self.err(path, format!("topic \"{topic}\": {m}"));
+                self.err(path, format!("topic \"{shown}\": {m}"));
                 false
             }
             Ok(found) => {
-                let unknown: Vec<&str> = found.into_iter().filter(|p| !known.contains(p)).collect();
+                let mut seen = std::collections::HashSet::new();
+                let unknown: Vec<&str> = found
+                    .into_iter()
+                    .filter(|p| !known.contains(p) && seen.insert(*p))
+                    .collect();
                 if unknown.is_empty() {
                     true
                 } else {
                     self.err(
                         path,
                         format!(
-                            "topic \"{topic}\": unknown placeholder {}; known: {}",
-                            unknown
-                                .iter()
-                                .map(|p| format!("{{{p}}}"))
-                                .collect::<Vec<_>>()
-                                .join(", "),
+                            "topic \"{shown}\": unknown placeholder {}; known: {}",
+                            quote(
+                                &unknown
+                                    .iter()
+                                    .map(|p| format!("{{{p}}}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
                             known
                                 .iter()
                                 .map(|p| format!("{{{p}}}"))
@@ -444,6 +845,25 @@ impl Checker {
             .map(|f| f.count as usize * (f.streams.len() + f.commands.len() + 1))
             .sum();
         if total > MAX_RESOLVED_TOPICS {
+            return;
+        }
+        let will_len = |f: &Fleet| {
+            s.profiles
+                .get(&f.profile)
+                .and_then(|p| p.will.as_ref())
+                .map_or(0, |w| w.topic.len())
+        };
+        let bytes = s.fleets.iter().fold(0usize, |n, f| {
+            let per_device = f
+                .streams
+                .iter()
+                .map(|x| x.topic.len())
+                .chain(f.commands.iter().map(|x| x.topic.len()))
+                .sum::<usize>()
+                + will_len(f);
+            n.saturating_add((f.count as usize).saturating_mul(per_device))
+        });
+        if bytes > MAX_RESOLVED_TOPIC_BYTES {
             return;
         }
         // topic -> (field path, device) of its first user
@@ -486,8 +906,9 @@ impl Checker {
                                 self.err(
                                     &path,
                                     format!(
-                                        "topic \"{topic}\" of device {device} is also the topic of \
-                                         {other} ({first}); every device needs its own topics"
+                                        "topic \"{}\" of device {device} is also the topic of \
+                                         {other} ({first}); every device needs its own topics",
+                                        quote(&topic)
                                     ),
                                 );
                                 reported.push(path);
@@ -545,7 +966,8 @@ impl Checker {
                         format!("duration of `{kind}` must be longer than 0"),
                     )
                 }
-                Some(d) if f.at < s.duration && f.at + d > s.duration => self.err(
+                Some(d) if !self.at_most(at("duration"), "duration", d) => {}
+                Some(d) if f.at < s.duration && f.at.saturating_add(d) > s.duration => self.err(
                     at("duration"),
                     format!(
                         "the fault must heal inside the run: at {} + duration {} ends after the run's {}",
@@ -569,7 +991,11 @@ impl Checker {
                     None => {
                         self.err(
                             at("target"),
-                            format!("no group named \"{t}\" (groups: {})", names(groups.keys())),
+                            format!(
+                                "no group named \"{}\" (groups: {})",
+                                quote(t),
+                                names(groups.keys())
+                            ),
                         );
                         None
                     }
@@ -578,16 +1004,27 @@ impl Checker {
             };
             self.fault_fields(k, &f.kind, hit_devices, f.target.as_deref());
             if f.kind.is_broker_fault() {
-                broker.push((k, f.at, f.at + f.duration.unwrap_or_default(), kind));
+                broker.push((k, f.at, f.end(), kind));
             }
         }
         // Two broker faults must not overlap: the broker takes one at a time.
+        // Sorted by start, one clashes with an earlier one when it starts at
+        // the same moment as the one before it or before the latest end so far.
+        type Entry = (usize, Duration, Duration, &'static str);
         broker.sort_by_key(|&(k, at, _, _)| (at, k));
-        for (n, &(k, at, _, _)) in broker.iter().enumerate() {
-            let clash = broker[..n]
-                .iter()
-                .find(|&&(_, a, end, _)| at < end || at == a);
-            if let Some(&(j, a, end, other)) = clash {
+        let mut before: Option<Entry> = None;
+        let mut latest: Option<Entry> = None;
+        for &(k, at, end, kind) in &broker {
+            let clash = match (before, latest) {
+                (Some(b), _) if b.1 == at => Some(b),
+                (_, Some(l)) if at < l.2 => Some(l),
+                _ => None,
+            };
+            if latest.is_none_or(|l| end > l.2) {
+                latest = Some((k, at, end, kind));
+            }
+            before = Some((k, at, end, kind));
+            if let Some((j, a, end, other)) = clash {
                 self.err(
                     format!("timeline[{k}].at"),
                     format!(
@@ -621,6 +1058,41 @@ impl Checker {
                 );
             }
         }
+        let durations: &[(&str, Duration)] = match kind {
+            FaultKind::Latency {
+                latency, jitter, ..
+            } => &[("latency", *latency), ("jitter", *jitter)],
+            FaultKind::ResetPeer { timeout, .. } => &[("timeout", *timeout)],
+            FaultKind::SlowClose { delay, .. } | FaultKind::Slicer { delay, .. } => {
+                &[("delay", *delay)]
+            }
+            FaultKind::Flapping { down, up } => &[("down", *down), ("up", *up)],
+            _ => &[],
+        };
+        for (field, d) in durations {
+            self.at_most(at(field), field, *d);
+        }
+        let amounts: &[(&str, u64)] = match kind {
+            FaultKind::Bandwidth { rate, .. } => &[("rate", *rate)],
+            FaultKind::Slicer {
+                average_size,
+                size_variation,
+                ..
+            } => &[
+                ("average_size", *average_size),
+                ("size_variation", *size_variation),
+            ],
+            FaultKind::LimitData { bytes, .. } => &[("bytes", *bytes)],
+            _ => &[],
+        };
+        for (field, n) in amounts {
+            if *n > MAX_TOXIC_AMOUNT {
+                self.err(
+                    at(field),
+                    format!("{field} {n} is more than {MAX_TOXIC_AMOUNT} (2^40)"),
+                );
+            }
+        }
         match kind {
             FaultKind::Latency { latency, .. } if latency.is_zero() => {
                 self.err(at("latency"), "latency must be longer than 0")
@@ -647,11 +1119,20 @@ impl Checker {
                 }
             }
             FaultKind::Flapping { down, up } => {
-                if down.is_zero() {
-                    self.err(at("down"), "down must be longer than 0");
-                }
-                if up.is_zero() {
-                    self.err(at("up"), "up must be longer than 0");
+                for (field, d) in [("down", down), ("up", up)] {
+                    if d.is_zero() {
+                        self.err(at(field), format!("{field} must be longer than 0"));
+                    } else if *d < MIN_FLAP_PHASE {
+                        self.err(
+                            at(field),
+                            format!(
+                                "{field} {} is shorter than {}, the shortest phase a flapping \
+                                 link takes",
+                                human(*d),
+                                human(MIN_FLAP_PHASE)
+                            ),
+                        );
+                    }
                 }
             }
             FaultKind::DeviceCrash { devices } | FaultKind::ClientIdConflict { devices } => {
@@ -695,8 +1176,13 @@ fn device_groups(s: &Scenario) -> BTreeMap<&str, u64> {
     g
 }
 
+/// A list of names for a message: each quoted short, at most 20 of them.
 fn names<'a>(it: impl Iterator<Item = &'a (impl AsRef<str> + ?Sized + 'a)>) -> String {
-    let v: Vec<&str> = it.map(|s| s.as_ref()).collect();
+    const MAX: usize = 20;
+    let mut v: Vec<String> = it.take(MAX + 1).map(|s| quote(s.as_ref())).collect();
+    if v.len() > MAX {
+        v[MAX] = "…".into();
+    }
     if v.is_empty() {
         "none".into()
     } else {
@@ -738,7 +1224,7 @@ fn placeholders(t: &str) -> Result<Vec<&str>, String> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::scenario::{AckPolicy, CommandSpec, FaultSpec, Reconnect, StreamSel, StreamSpec};
 
@@ -797,7 +1283,7 @@ lost_after_ack = "= 0"
 "#;
 
     /// A scenario that follows every rule and has no lints.
-    pub(in crate::scenario) fn base() -> Scenario {
+    pub(crate) fn base() -> Scenario {
         toml::from_str(BASE).expect("the base scenario parses")
     }
 
@@ -923,7 +1409,7 @@ lost_after_ack = "= 0"
         let mut s = base();
         s.fleets[0].count = 0;
         only_issue(&s, "fleets[0].count", "at least 1");
-        s.fleets[0].count = MAX_FLEET_COUNT + 1;
+        s.fleets[0].count = MAX_DEVICES as u32 + 1;
         only_issue(&s, "fleets[0].count", "above 100000");
     }
 
@@ -1086,11 +1572,17 @@ lost_after_ack = "= 0"
         for rate in [0.0, -1.0, 1000.5, f64::NAN] {
             let mut s = base();
             s.fleets[0].streams[0].rate = rate;
-            only_issue(&s, "fleets[0].streams[0].rate", "above 0 and at most 1000");
+            only_issue(&s, "fleets[0].streams[0].rate", "to 1000 per second");
         }
         let mut s = base();
         s.fleets[0].commands[0].rate = 0.0;
-        only_issue(&s, "fleets[0].commands[0].rate", "above 0");
+        only_issue(&s, "fleets[0].commands[0].rate", "from 0.000001");
+        s.fleets[0].commands[0].rate = 1e-7;
+        only_issue(
+            &s,
+            "fleets[0].commands[0].rate",
+            "one message per 11.6 days",
+        );
         let mut s = base();
         s.fleets[0].streams[0].rate = 1000.0;
         clean(&s);
@@ -1506,5 +1998,320 @@ lost_after_ack = "= 0"
             rate: 1.0,
             payload_size: 1,
         };
+    }
+
+    /// `s` has an issue at `path` saying `needle` (among others).
+    #[track_caller]
+    fn has_issue(s: &Scenario, path: &str, needle: &str) {
+        let issues = check(s);
+        assert!(
+            issues
+                .iter()
+                .any(|i| i.path == path && i.message.contains(needle)),
+            "no issue at {path} saying {needle:?}: {issues:#?}"
+        );
+    }
+
+    const YEAR: Duration = Duration::from_secs(366 * 86_400);
+    const TOO_LONG: Duration = Duration::from_secs(366 * 86_400 + 1);
+
+    #[test]
+    fn every_duration_setting_is_at_most_366_days() {
+        type Set = fn(&mut Scenario, Duration);
+        let cases: Vec<(&str, Set)> = vec![
+            ("settle", |s, d| s.settle = d),
+            ("drain", |s, d| s.drain = Some(d)),
+            ("min_outage", |s, d| s.min_outage = Some(d)),
+            ("profiles.good.connect_timeout", |s, d| {
+                s.profiles.get_mut("good").unwrap().connect_timeout = d
+            }),
+            ("profiles.good.ack.timeout", |s, d| {
+                s.profiles.get_mut("good").unwrap().ack.timeout = d
+            }),
+            ("profiles.good.reconnect.max", |s, d| {
+                s.profiles
+                    .get_mut("good")
+                    .unwrap()
+                    .reconnect
+                    .as_mut()
+                    .unwrap()
+                    .max = d
+            }),
+        ];
+        for (path, set) in cases {
+            let mut s = base();
+            set(&mut s, TOO_LONG);
+            has_issue(&s, path, "longer than 366 days");
+            let mut s = base();
+            set(&mut s, Duration::MAX);
+            has_issue(&s, path, "longer than 366 days");
+        }
+        let mut s = base();
+        s.duration = Duration::MAX;
+        has_issue(&s, "duration", "longer than 366 days");
+        let mut s = base();
+        s.timeline[0].duration = Some(Duration::MAX);
+        only_issue(&s, "timeline[0].duration", "longer than 366 days");
+        let mut s = base();
+        s.timeline.push(fault(
+            40,
+            Some(5),
+            Some("a"),
+            FaultKind::Latency {
+                latency: Duration::MAX,
+                jitter: Duration::MAX,
+                stream: StreamSel::Both,
+                toxicity: None,
+            },
+        ));
+        has_issue(&s, "timeline[3].latency", "longer than 366 days");
+        has_issue(&s, "timeline[3].jitter", "longer than 366 days");
+    }
+
+    #[test]
+    fn the_run_with_its_drain_lasts_at_most_366_days() {
+        let mut s = base();
+        s.duration = YEAR;
+        s.drain = Some(secs(1));
+        s.interval = secs(3600);
+        only_issue(&s, "drain", "longer than 366 days");
+        // The default drain comes from the longest backoff: named there.
+        s.drain = None;
+        only_issue(&s, "profiles.good.reconnect.max", "set `drain`");
+        s.drain = Some(Duration::ZERO);
+        clean(&s);
+    }
+
+    #[test]
+    fn the_interval_is_at_least_100ms_and_cuts_at_most_a_million() {
+        let mut s = base();
+        s.interval = ms(99);
+        only_issue(&s, "interval", "shorter than 100ms");
+        s.interval = Duration::from_nanos(1);
+        only_issue(&s, "interval", "shorter than 100ms");
+        s.interval = ms(100);
+        clean(&s);
+        s.duration = secs(200_000);
+        s.timeline.clear();
+        only_issue(&s, "interval", "more than 1000000; make it at least 201ms");
+    }
+
+    #[test]
+    fn the_run_has_at_most_100000_devices_and_20000_messages_a_second() {
+        let mut s = base();
+        s.fleets[0].count = 60_000;
+        s.fleets[1].count = 50_000;
+        for f in &mut s.fleets {
+            f.streams[0].rate = 0.01;
+            f.commands.clear();
+        }
+        only_issue(
+            &s,
+            "fleets[1].count",
+            "110000 devices, more than the 100000",
+        );
+        s.fleets[1].count = 40_000;
+        clean(&s);
+        s.fleets[0].streams[0].rate = 0.5;
+        only_issue(&s, "fleets[0].count", "30400 messages/s");
+    }
+
+    #[test]
+    fn topics_and_names_are_bounded_before_anything_is_resolved() {
+        let mut s = base();
+        s.fleets[0].streams[0].topic = format!("t/{{device}}/{}", "x".repeat(70_000));
+        only_issue(
+            &s,
+            "fleets[0].streams[0].topic",
+            "more than the 65535 MQTT allows",
+        );
+        // Short as a template, too long resolved.
+        // Devices named `<200 × a>-0000`: 205 bytes for 8 of `{device}`.
+        let long_names = || {
+            let mut s = base();
+            s.fleets[0].name = "a".repeat(200);
+            s.fleets[0].group = Some("a".into());
+            s
+        };
+        let mut s = long_names();
+        clean(&s);
+        s.fleets[0].streams[0].topic = "{device}".repeat(1_000);
+        only_issue(
+            &s,
+            "fleets[0].streams[0].topic",
+            "resolves to up to 205000 bytes",
+        );
+        let mut s = long_names();
+        s.profiles
+            .get_mut("good")
+            .unwrap()
+            .will
+            .as_mut()
+            .unwrap()
+            .topic = "{device}".repeat(1_000);
+        only_issue(
+            &s,
+            "profiles.good.will.topic",
+            "resolves to up to 205000 bytes",
+        );
+        let mut s = base();
+        s.profiles
+            .get_mut("good")
+            .unwrap()
+            .will
+            .as_mut()
+            .unwrap()
+            .payload = "x".repeat(70_000);
+        only_issue(&s, "profiles.good.will.payload", "70000 bytes");
+        let long = "n".repeat(10_000_000);
+        let mut s = base();
+        s.fleets[1].group = Some(long.clone());
+        s.timeline[2].target = None;
+        only_issue(&s, "fleets[1].group", "more than 256");
+        let mut s = base();
+        s.profiles.get_mut("good").unwrap().client_id = ClientIdStrategy::Fixed(long.clone());
+        has_issue(&s, "profiles.good.client_id", "more than 256");
+        let mut s = base();
+        s.fleets[0].streams[0].name = long.clone();
+        has_issue(&s, "fleets[0].streams[0].name", "more than 256");
+        // No message quotes the 10 MB.
+        let mut s = base();
+        s.name = long.clone();
+        s.fleets[0].name = long.clone();
+        s.fleets[0].streams[0].topic = long.clone();
+        s.timeline[0].target = Some(long.clone());
+        let issues = check(&s);
+        assert!(issues.len() >= 4, "{issues:#?}");
+        for i in &issues {
+            assert!(
+                i.message.len() < 1024,
+                "{}: {} bytes",
+                i.path,
+                i.message.len()
+            );
+        }
+    }
+
+    #[test]
+    fn collections_beyond_their_bound_are_reported_alone() {
+        let mut s = base();
+        let one = s.timeline[0].clone();
+        s.timeline = vec![one; crate::limits::MAX_TIMELINE + 1];
+        assert_eq!(
+            check(&s),
+            vec![Issue {
+                path: "timeline".into(),
+                message: "timeline has 1001 entries, more than the 1000 a scenario takes".into()
+            }]
+        );
+        let mut s = base();
+        let st = s.fleets[0].streams[0].clone();
+        s.fleets[0].streams = vec![st; 101];
+        only_issue(&s, "fleets[0].streams", "more than the 100 a fleet takes");
+    }
+
+    #[test]
+    fn flapping_phases_are_at_least_100ms_and_bounded_per_device() {
+        let flap = |down, up| FaultKind::Flapping { down, up };
+        let mut s = base();
+        s.timeline.push(fault(
+            40,
+            Some(10),
+            Some("a"),
+            flap(Duration::from_nanos(1), secs(1)),
+        ));
+        only_issue(&s, "timeline[3].down", "shorter than 100ms");
+        let mut s = base();
+        s.duration = secs(301 * 86_400);
+        s.interval = secs(3600);
+        s.fleets[0].count = 50_000;
+        for f in &mut s.fleets {
+            f.streams[0].rate = 0.01;
+            f.commands.clear();
+        }
+        s.timeline.push(fault(
+            40,
+            Some(300 * 86_400),
+            Some("a"),
+            flap(ms(500), ms(500)),
+        ));
+        only_issue(&s, "timeline[3].down", "go down 1296000000000 times");
+    }
+
+    #[test]
+    fn toxic_amounts_are_at_most_2_to_the_40() {
+        let mut s = base();
+        s.timeline.push(fault(
+            40,
+            Some(5),
+            Some("a"),
+            FaultKind::LimitData {
+                bytes: u64::MAX,
+                stream: StreamSel::Both,
+                toxicity: None,
+            },
+        ));
+        only_issue(&s, "timeline[3].bytes", "more than 1099511627776");
+    }
+
+    #[test]
+    fn backends_are_checked_at_load_and_never_show_a_password() {
+        let mut s = base();
+        s.broker.backend = Some("mosquito".into());
+        only_issue(&s, "broker.backend", "unknown broker \"mosquito\"");
+        s.broker.backend = Some("tcp://user:secret@host:1883".into());
+        only_issue(&s, "broker.backend", "tcp://user:***@host:1883");
+        assert!(!check(&s)[0].message.contains("secret"));
+        let mut s = base();
+        s.faults.backend = Some("mosquito".into());
+        only_issue(&s, "faults.backend", "unknown fault backend");
+        let mut s = base();
+        s.faults.upstream = Some("admin:secret@broker:1883".into());
+        only_issue(&s, "faults.upstream", "admin:***@broker:1883");
+        let mut s = base();
+        s.broker.backend = Some("emqx=emqx/emqx:5.8".into());
+        s.faults.backend = Some("toxiproxy=http://127.0.0.1:8474".into());
+        clean(&s);
+    }
+
+    #[test]
+    fn extreme_values_everywhere_give_issues_not_panics() {
+        let mut s = base();
+        s.duration = Duration::MAX;
+        s.drain = Some(Duration::MAX);
+        s.interval = Duration::from_nanos(1);
+        s.settle = Duration::MAX;
+        for p in s.profiles.values_mut() {
+            p.keepalive = Some(Duration::MAX);
+            p.ping_timeout = Some(Duration::MAX);
+            p.reconnect = Some(Reconnect {
+                initial: Duration::MAX,
+                max: Duration::MAX,
+                jitter: f64::INFINITY,
+            });
+            p.ack.retries = u32::MAX;
+        }
+        for f in &mut s.fleets {
+            f.count = u32::MAX;
+            f.streams[0].rate = f64::MAX;
+            f.streams[0].payload_size = usize::MAX;
+        }
+        for f in &mut s.timeline {
+            f.at = Duration::MAX;
+            f.duration = Some(Duration::MAX);
+        }
+        s.timeline.push(fault(
+            1,
+            Some(1),
+            None,
+            FaultKind::Flapping {
+                down: Duration::ZERO,
+                up: Duration::ZERO,
+            },
+        ));
+        let issues = check(&s);
+        assert!(issues.len() > 10, "{issues:#?}");
+        let _ = crate::scenario::lint(&s);
+        let _ = crate::limits::RunSize::of(&s);
     }
 }
