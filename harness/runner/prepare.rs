@@ -29,15 +29,8 @@ pub fn prepare(opts: &RunOptions) -> Result<(Plan, BrokerSpec, FaultsSpec, Proxy
         .unwrap_or_else(|| "embedded".into());
     let faults_spec = FaultsSpec::parse(&faults_spec).map_err(RunError::Usage)?;
     if let Some(d) = opts.duration {
-        for (i, f) in sc.timeline.iter().enumerate() {
-            if f.at + f.duration.unwrap_or_default() > d {
-                return Err(RunError::Usage(format!(
-                    "--duration {}: timeline[{i}] ({}) runs until {}, beyond it",
-                    scenario::duration::format(d),
-                    f.kind.name(),
-                    scenario::duration::format(f.at + f.duration.unwrap_or_default())
-                )));
-            }
+        if let Some(msg) = crate::limits::check_duration_override(&sc, d) {
+            return Err(RunError::Usage(msg));
         }
         sc.duration = d;
     }
@@ -125,6 +118,17 @@ pub fn prepare(opts: &RunOptions) -> Result<(Plan, BrokerSpec, FaultsSpec, Proxy
         }
     }
     let plan = Plan::resolve(&sc, opts.seed);
+    // The open files the run needs, against what this process may hold
+    // (the soft limit raised to the hard one first; the broker child
+    // inherits it).
+    let (soft, _) =
+        crate::limits::raise_nofile().map_err(|e| RunError::Environment(e.to_string()))?;
+    let size = crate::limits::RunSize::of(&plan.scenario);
+    crate::limits::check_fds(
+        crate::limits::fds_needed(&size, faults_spec.proxy_place()),
+        soft,
+    )
+    .map_err(RunError::Usage)?;
     let proxies = proxy_setup(
         opts,
         &sc,

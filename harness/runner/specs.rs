@@ -1,98 +1,7 @@
 //! The backends a run is asked for (`--broker`, `--faults`, where the
 //! proxies sit), parsed and checked without I/O.
 
-use crate::broker;
-use crate::fault;
-
-/// `--broker`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BrokerSpec {
-    Embedded,
-    Mosquitto,
-    External(String),
-    /// A container the harness creates: `emqx[=IMAGE[:TAG]]` or
-    /// `mosquitto-container[=IMAGE[:TAG]]`.
-    Container {
-        flavor: broker::container::Flavor,
-        image: Option<String>,
-    },
-    /// `docker=CONTAINER@HOST:PORT`: a container somebody else runs.
-    Attached(String),
-}
-
-impl BrokerSpec {
-    pub fn parse(s: &str) -> Result<BrokerSpec, String> {
-        use broker::container::{parse_attached, split_image, Flavor};
-        let container = |flavor: Flavor, image: Option<&str>| {
-            if let Some(i) = image {
-                split_image(i).map_err(|e| format!("--broker {}={i}: {e}", flavor.name()))?;
-            }
-            Ok(BrokerSpec::Container {
-                flavor,
-                image: image.map(str::to_string),
-            })
-        };
-        match s {
-            "embedded" => Ok(BrokerSpec::Embedded),
-            "mosquitto" => Ok(BrokerSpec::Mosquitto),
-            "emqx" => container(Flavor::Emqx, None),
-            "mosquitto-container" => container(Flavor::Mosquitto, None),
-            s if s.starts_with("emqx=") => container(Flavor::Emqx, Some(&s["emqx=".len()..])),
-            s if s.starts_with("mosquitto-container=") => {
-                container(Flavor::Mosquitto, Some(&s["mosquitto-container=".len()..]))
-            }
-            s if s.starts_with("docker=") => {
-                let spec = &s["docker=".len()..];
-                parse_attached(spec).map_err(|e| format!("--broker {s}: {e}"))?;
-                Ok(BrokerSpec::Attached(spec.into()))
-            }
-            s if s.starts_with("tcp://") || s.starts_with("mqtt://") => {
-                Ok(BrokerSpec::External(s.into()))
-            }
-            other => Err(format!(
-                "unknown broker \"{other}\": use embedded, mosquitto, emqx[=IMAGE:TAG], \
-                 mosquitto-container[=IMAGE:TAG], docker=CONTAINER@HOST:PORT, \
-                 tcp://HOST:PORT or mqtt://HOST:PORT"
-            )),
-        }
-    }
-}
-
-/// `--faults`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FaultsSpec {
-    Embedded,
-    /// A running Toxiproxy's API URL.
-    Toxiproxy(String),
-    /// A Toxiproxy started in a container for the run, from this image.
-    ToxiproxyContainer(String),
-}
-
-impl FaultsSpec {
-    pub fn parse(s: &str) -> Result<FaultsSpec, String> {
-        match s {
-            "embedded" => Ok(FaultsSpec::Embedded),
-            "toxiproxy-container" => Ok(FaultsSpec::ToxiproxyContainer(
-                fault::container::DEFAULT_IMAGE.into(),
-            )),
-            s if s.starts_with("toxiproxy-container=") => {
-                let image = &s["toxiproxy-container=".len()..];
-                fault::container::split_image(image).map_err(|e| e.to_string())?;
-                Ok(FaultsSpec::ToxiproxyContainer(image.into()))
-            }
-            s if s.starts_with("toxiproxy=") => {
-                Ok(FaultsSpec::Toxiproxy(s["toxiproxy=".len()..].into()))
-            }
-            other => Err(format!(
-                "unknown fault backend \"{other}\": use embedded, toxiproxy=http://HOST:PORT or toxiproxy-container[=IMAGE]"
-            )),
-        }
-    }
-
-    pub(super) fn is_toxiproxy(&self) -> bool {
-        !matches!(self, FaultsSpec::Embedded)
-    }
-}
+pub use crate::scenario::backend::{BrokerSpec, FaultsSpec};
 
 /// Where the proxies sit, from `[faults]` and the command line.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -141,34 +50,6 @@ pub(super) fn broker_host_is_loopback(url: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn broker_and_fault_specs_parse() {
-        assert_eq!(BrokerSpec::parse("embedded").unwrap(), BrokerSpec::Embedded);
-        assert_eq!(
-            BrokerSpec::parse("mosquitto").unwrap(),
-            BrokerSpec::Mosquitto
-        );
-        assert_eq!(
-            BrokerSpec::parse("tcp://127.0.0.1:1883").unwrap(),
-            BrokerSpec::External("tcp://127.0.0.1:1883".into())
-        );
-        assert!(BrokerSpec::parse("emqx5").is_err());
-        assert_eq!(
-            FaultsSpec::parse("toxiproxy=http://127.0.0.1:8474").unwrap(),
-            FaultsSpec::Toxiproxy("http://127.0.0.1:8474".into())
-        );
-        assert!(FaultsSpec::parse("toxiproxy").is_err());
-        assert_eq!(
-            FaultsSpec::parse("toxiproxy-container").unwrap(),
-            FaultsSpec::ToxiproxyContainer("ghcr.io/shopify/toxiproxy:2.12.0".into())
-        );
-        assert_eq!(
-            FaultsSpec::parse("toxiproxy-container=mqtt-chaos/toxiproxy-standin:local").unwrap(),
-            FaultsSpec::ToxiproxyContainer("mqtt-chaos/toxiproxy-standin:local".into())
-        );
-        assert!(FaultsSpec::parse("toxiproxy-container=notag").is_err());
-    }
 
     #[test]
     fn loopback_brokers_and_upstreams_are_told_apart() {

@@ -222,7 +222,11 @@ impl Checker {
                 );
             }
         }
-        for (field, d) in [("drain", s.drain), ("min_outage", s.min_outage)] {
+        for (field, d) in [
+            ("drain", s.drain),
+            ("min_outage", s.min_outage),
+            ("fault_tolerance", Some(s.fault_tolerance)),
+        ] {
             if let Some(d) = d {
                 self.at_most(field, field, d);
             }
