@@ -169,7 +169,11 @@ mod tests {
 
     #[test]
     fn incidents_round_trip_and_old_strings_read_as_internal() {
-        let i = Incident::new(Some(12.5), Cause::FaultLate, "timeline[0] link_down: 3.2 s late");
+        let i = Incident::new(
+            Some(12.5),
+            Cause::FaultLate,
+            "timeline[0] link_down: 3.2 s late",
+        );
         let json = serde_json::to_string(&i).unwrap();
         assert_eq!(
             json,
@@ -177,14 +181,23 @@ mod tests {
         );
         assert_eq!(serde_json::from_str::<Incident>(&json).unwrap(), i);
         let old: Incident = serde_json::from_str("\"time series: disk full\"").unwrap();
-        assert_eq!(old, Incident::untimed(Cause::Internal, "time series: disk full"));
-        assert!(serde_json::from_str::<Incident>(r#"{"cause":"nope","message":"x","at_s":null}"#).is_err());
+        assert_eq!(
+            old,
+            Incident::untimed(Cause::Internal, "time series: disk full")
+        );
+        assert!(
+            serde_json::from_str::<Incident>(r#"{"cause":"nope","message":"x","at_s":null}"#)
+                .is_err()
+        );
     }
 
     #[test]
     fn display_names_the_cause_and_the_time() {
         let i = Incident::new(Some(1.0), Cause::BrokerExited, "exited with status 9");
-        assert_eq!(i.to_string(), "[broker_exited] at 1.000 s: exited with status 9");
+        assert_eq!(
+            i.to_string(),
+            "[broker_exited] at 1.000 s: exited with status 9"
+        );
         assert_eq!(
             Incident::untimed(Cause::Internal, "x").to_string(),
             "[internal] x"

@@ -19,8 +19,8 @@
 //! 25 s API timeout).
 
 pub mod api;
-mod link;
 pub mod counters;
+mod link;
 mod pipeline;
 mod proxy;
 mod toxics;

@@ -14,8 +14,8 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::link::{self, LinkWiring};
 use super::counters::ByteMetrics;
+use super::link::{self, LinkWiring};
 use super::{Chain, ToxicEntry, Toxics};
 use crate::fault::{FaultError, ProxyInfo, Stream};
 
