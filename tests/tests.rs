@@ -37,3 +37,5 @@ mod schema;
 mod toxi_container;
 #[path = "it/toxiproxy.rs"]
 mod toxiproxy;
+#[path = "it/window.rs"]
+mod window;

@@ -12,7 +12,7 @@ use mqtt_chaos::broker::container::{ContainerBroker, Flavor};
 use mqtt_chaos::broker::probe::{self, ConnectOptions, ProbeError};
 use mqtt_chaos::broker::{Broker, BrokerSettings};
 use mqtt_chaos::clock::Nanos;
-use mqtt_chaos::docker as docker;
+use mqtt_chaos::docker;
 
 use crate::run::{self, scenario, Ran};
 use crate::support;
