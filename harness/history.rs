@@ -221,6 +221,9 @@ pub enum FaultEvent {
         /// Devices it hits (for device faults; empty: the whole group).
         devices: Vec<DeviceId>,
     },
+    /// The first request of the fault's heal is about to be sent to its
+    /// backend (the heal's window opens; [`FaultEvent::Healed`] confirms it).
+    HealRequested { index: usize },
     /// The fault is gone.
     Healed { index: usize },
     /// The backend failed to apply or heal it; `applied` says whether it was

@@ -132,6 +132,12 @@ enum Command {
         /// Toxiproxy's -proxy-metrics.
         #[arg(long)]
         proxy_metrics: bool,
+        /// Behave like a real Toxiproxy 2.12 when a proxy is disabled or
+        /// deleted: its connections are closed first, and the answer comes
+        /// this long after (e.g. 5ms), so a fault's effects precede its
+        /// confirmation by a wide margin.
+        #[arg(long, value_parser = parse_duration)]
+        answer_delay: Option<Duration>,
     },
     /// Run the embedded broker (rumqttd) in this process; used by the harness.
     #[command(hide = true)]
@@ -335,6 +341,7 @@ fn main() -> ExitCode {
             listen,
             seed,
             proxy_metrics,
+            answer_delay,
         } => {
             use mqtt_chaos::fault::engine::{api::ApiServer, Engine};
             let rt = match runtime() {
@@ -343,7 +350,7 @@ fn main() -> ExitCode {
             };
             rt.block_on(async {
                 let server = match ApiServer::bind(Engine::new(seed), listen).await {
-                    Ok(s) => s.proxy_metrics(proxy_metrics),
+                    Ok(s) => s.proxy_metrics(proxy_metrics).answer_delay(answer_delay),
                     Err(e) => {
                         eprintln!("proxy-server: {e}");
                         return ExitCode::from(exit::ENVIRONMENT);

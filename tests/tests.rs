@@ -41,3 +41,5 @@ mod schema;
 mod toxi_container;
 #[path = "it/toxiproxy.rs"]
 mod toxiproxy;
+#[path = "it/window.rs"]
+mod window;

@@ -67,6 +67,10 @@ use crate::scenario::{self, Scenario};
 
 use super::{class_of, figures, Class, ConnTotals, LinkSnapshot, Recorder};
 
+/// How far behind a cut the observer's downtime is judged: events stamped
+/// just before the cut may still be in the channel.
+const CUT_SLACK: Duration = Duration::from_secs(1);
+
 /// The message counts of one direction in one interval (deltas; see the
 /// module doc for which may be negative). Names as in METRICS.md, plus the
 /// ledger's own `ambiguous` and `orphans` (harness errors, not figures).
@@ -367,6 +371,14 @@ impl Recorder {
 
     fn cut(&mut self, at: Nanos, last: bool) -> IntervalRecord {
         let at = at.max(self.intervals.last_cut);
+        // The run's health as of the cut, so a rebuilt report has it: at
+        // the end every check; before, the observer's downtime so far (the
+        // events of the last moments may still be on their way).
+        if last {
+            self.close(at);
+        } else {
+            self.judge_broker(at - Nanos::from_duration(CUT_SLACK), false);
+        }
         let (from_s, to_s) = (self.intervals.last_cut.as_secs_f64(), at.as_secs_f64());
         let first = self.intervals.index == 0;
 

@@ -4,9 +4,42 @@
 //! It owns one [`Ledger`] per profile (message figures) and tracks the
 //! connection figures itself. Pure: time comes in the events.
 //!
+//! # Fault windows
+//!
+//! A fault's window opens when the harness sends its first request
+//! (`FaultEvent::Requested`) and is confirmed when the backend answers
+//! (`Applied`): effects seen in between belong to the fault (a real
+//! Toxiproxy closes a disabled proxy's connections before it answers; a
+//! broker stopping gracefully closes every connection before its process
+//! has exited). So a *fault episode* runs from the fault's request to its
+//! `Healed` event, and a connection lost in it is the fault's, never a
+//! flap. **`t_fault` is the request**: the honest lower bound of when the
+//! fault could act, so `zombie_time` and `broker_detect_time` (measured from
+//! the episode's exposure, which starts there) are never shorter than the
+//! truth; the confirmation time is kept in the fault record
+//! (`started_at_s`) next to `requested_at_s` and `scheduled_at_s`. A
+//! history without `Requested` (older runs) opens the window at `Applied`.
+//!
+//! **`t_heal` is the heal's request** (`FaultEvent::HealRequested`), for
+//! the same reason: a device may reconnect before the backend has answered
+//! the heal, and that CONNACK is a reconnect after the heal. The episode
+//! stays active until `Healed` (a loss then — Toxiproxy's `timeout` toxic
+//! closes its connections when removed — is still the fault's, and makes
+//! the device wait for a reconnect after the heal). Without a
+//! `HealRequested`, `t_heal` is the `Healed` event.
+//!
+//! Lateness and failures are the run's own health ([`crate::health`]): a
+//! fault confirmed more than the scenario's `fault_tolerance` after its
+//! scheduled start, or healed that much after its scheduled end, is a
+//! `fault_late` incident (decided when the confirmation arrives); a
+//! `Failed` event is `fault_backend`; a fault whose scheduled start passed
+//! before the run's end without a confirmation is `fault_not_applied` and
+//! stays `applied: false` (decided at the end: the last interval and the
+//! report both carry it), as is a heal never confirmed (`fault_late`).
+//! Broker health from the observer's own connection: see [`availability`].
+//!
 //! # Connection figures in this version
 //!
-//! A *fault episode* runs from a fault's `Applied` to its `Healed` event.
 //! Link faults hit the devices of their target group (every group when the
 //! target is `None`; membership from the plan); broker faults hit every
 //! device; device faults (`device_crash`, `client_id_conflict`) hit the
@@ -26,10 +59,9 @@
 //!   link/broker episode that hits it is active or it still waits for its
 //!   reconnect after one; each attempt counted once even when episodes
 //!   overlap. `null` when no link/broker episode hit the profile.
-//! * `flaps`: `ConnectionLost` while no episode of any kind hits the device
-//!   (and it is not crashed, and no fault that hits it is being applied:
-//!   scheduled start passed, not yet confirmed), per device-hour of the run
-//!   (`end`); `null` for a run of length zero.
+//! * `flaps`: `ConnectionLost` while no episode of any kind (from its
+//!   request to its confirmed heal) hits the device and it is not crashed,
+//!   per device-hour of the run (`end`); `null` for a run of length zero.
 //!
 //! The figures that need a device's whole story are computed at `finish`
 //! from per-device timelines ([`connection::DeviceTimeline`]):
@@ -50,6 +82,7 @@
 //! [`Recorder::cut_interval`] cuts the figures into intervals ([`interval`]),
 //! written by [`hlog`] (`intervals.jsonl`, one `.hlog` per duration figure).
 
+pub mod availability;
 pub mod connection;
 pub mod hlog;
 pub mod interval;
@@ -74,10 +107,6 @@ use connection::{Cause, DeviceTimeline, Effect, Exposure, Outage, Span};
 use offline::OfflineParams;
 
 pub use crate::report::RunContext;
-
-/// How long after its scheduled start a fault not yet confirmed counts as
-/// being applied (see `Recorder::being_applied`).
-const APPLY_GRACE: Duration = Duration::from_secs(1);
 
 /// What the progress line shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +153,20 @@ struct Episode {
     hit: Hit,
     /// Devices that lost their connection during the episode.
     lost: BTreeSet<DeviceId>,
+    /// `t_heal`, once the heal was requested (or confirmed).
+    healing: Option<Nanos>,
+    /// Devices given a reconnect to wait for after this episode's heal.
+    awaited: BTreeSet<DeviceId>,
+}
+
+/// The moments of one fault's window, as the history shows them.
+#[derive(Debug, Clone, Copy, Default)]
+struct Window {
+    requested: Option<Nanos>,
+    applied: Option<Nanos>,
+    heal_requested: Option<Nanos>,
+    healed: Option<Nanos>,
+    failed: Option<Nanos>,
 }
 
 #[derive(Debug)]
@@ -178,6 +221,18 @@ pub struct Recorder {
     /// Per timeline index: the scheduled fault (kind, start, end), for the
     /// effect of a confirmed fault and flapping's phases.
     plan_faults: Vec<(FaultKind, Duration, Duration)>,
+    /// Per timeline index: the devices a device fault picked, and whether
+    /// the fault is healed at its end (all but a permanent crash).
+    plan_devices: Vec<Vec<DeviceId>>,
+    plan_heals: Vec<bool>,
+    /// The scenario's `fault_tolerance`.
+    tolerance: Duration,
+    /// Per timeline index: its window's moments.
+    windows: BTreeMap<usize, Window>,
+    /// Observer down spans already judged (by index into `observer_down`).
+    judged: BTreeSet<usize>,
+    /// The end-of-run checks were made.
+    closed: bool,
 }
 
 impl Recorder {
@@ -249,6 +304,16 @@ impl Recorder {
                 .iter()
                 .map(|f| (f.kind.clone(), f.at, f.end()))
                 .collect(),
+            plan_devices: plan.faults.iter().map(|f| f.devices.clone()).collect(),
+            plan_heals: plan
+                .faults
+                .iter()
+                .map(|f| !matches!(f.kind, FaultKind::DeviceCrash { .. }) || f.duration.is_some())
+                .collect(),
+            tolerance: plan.scenario.fault_tolerance,
+            windows: BTreeMap::new(),
+            judged: BTreeSet::new(),
+            closed: false,
         }
     }
 
@@ -261,7 +326,11 @@ impl Recorder {
                     for p in &mut self.profiles {
                         p.ledger.record(ev);
                     }
-                    self.observer_state(*at, matches!(what, ObserverEvent::Connected));
+                    let up = matches!(what, ObserverEvent::Connected);
+                    self.observer_state(*at, up);
+                    if up {
+                        self.judge_broker(*at, false);
+                    }
                 }
                 ObserverEvent::Received { device, .. }
                 | ObserverEvent::CommandPublished { device, .. }
@@ -285,11 +354,7 @@ impl Recorder {
                 }
             },
             Event::Fault { at, what } => self.fault_event(*at, what),
-            Event::Harness { at, cause, message } => self.errors.push(Incident::new(
-                Some(at.as_secs_f64()),
-                *cause,
-                message.clone(),
-            )),
+            Event::Harness { at, cause, message } => self.incident(*at, *cause, message.clone()),
         }
     }
 
@@ -373,13 +438,21 @@ impl Recorder {
                     .map(|(i, e)| (*i, e.class))
                     .collect();
                 for (i, class) in &hit {
-                    if *class != Class::Device {
-                        if let Some(e) = self.active.get_mut(i) {
-                            e.lost.insert(device);
+                    if *class == Class::Device {
+                        continue;
+                    }
+                    if let Some(e) = self.active.get_mut(i) {
+                        e.lost.insert(device);
+                        // Lost while the heal is being applied: it waits
+                        // for its reconnect after the heal.
+                        if let Some(heal) = e.healing {
+                            if e.awaited.insert(device) {
+                                self.devices[d].awaiting.push(heal);
+                            }
                         }
                     }
                 }
-                if hit.is_empty() && !self.devices[d].crashed && !self.being_applied(d, at) {
+                if hit.is_empty() && !self.devices[d].crashed {
                     self.profiles[p].flaps += 1;
                 }
             }
@@ -408,8 +481,64 @@ impl Recorder {
         }
     }
 
+    /// Which devices a fault of `class` with `target` (and, for device
+    /// faults, its picked `devices`) hits.
+    fn hit_of(
+        &self,
+        class: Class,
+        target: Option<&str>,
+        devices: &[DeviceId],
+    ) -> Result<Hit, String> {
+        Ok(match (class, target) {
+            (Class::Broker, _) => Hit::All,
+            (Class::Device, _) if !devices.is_empty() => {
+                Hit::Devices(devices.iter().copied().collect())
+            }
+            (_, None) => Hit::All,
+            (_, Some(g)) => match self.groups.iter().position(|x| x == g) {
+                Some(i) => Hit::Groups(vec![i]),
+                None => return Err(g.to_string()),
+            },
+        })
+    }
+
+    fn incident(&mut self, at: Nanos, cause: health::Cause, message: String) {
+        self.errors
+            .push(Incident::new(Some(at.as_secs_f64()), cause, message));
+    }
+
     fn fault_event(&mut self, at: Nanos, what: &FaultEvent) {
         match what {
+            FaultEvent::Requested { index } => {
+                let w = self.windows.entry(*index).or_default();
+                if w.requested.is_some() {
+                    return;
+                }
+                w.requested = Some(at);
+                self.fault_record(*index).requested_at_s = Some(at.as_secs_f64());
+                // The window opens: the episode is active from here, hitting
+                // what the plan says it hits.
+                let Some((kind, target)) = self.scheduled.get(*index).cloned() else {
+                    return;
+                };
+                let class = class_of(&kind);
+                let devices = self.plan_devices.get(*index).cloned().unwrap_or_default();
+                let hit = self
+                    .hit_of(class, target.as_deref(), &devices)
+                    .unwrap_or(Hit::Groups(Vec::new()));
+                let label = match &target {
+                    Some(t) => format!("{kind}@{t}"),
+                    None => kind,
+                };
+                self.active.entry(*index).or_insert(Episode {
+                    label,
+                    class,
+                    hit,
+                    lost: BTreeSet::new(),
+                    healing: None,
+                    awaited: BTreeSet::new(),
+                });
+            }
             FaultEvent::Applied {
                 index,
                 kind,
@@ -417,33 +546,39 @@ impl Recorder {
                 devices,
             } => {
                 let class = class_of(kind);
-                let hit = match (class, target) {
-                    (Class::Broker, _) => Hit::All,
-                    (Class::Device, _) if !devices.is_empty() => {
-                        Hit::Devices(devices.iter().copied().collect())
+                let hit = match self.hit_of(class, target.as_deref(), devices) {
+                    Ok(h) => h,
+                    Err(g) => {
+                        self.incident(
+                            at,
+                            health::Cause::Internal,
+                            format!("fault {index} ({kind}) targets unknown group {g}"),
+                        );
+                        Hit::Groups(Vec::new())
                     }
-                    (_, None) => Hit::All,
-                    (_, Some(g)) => match self.groups.iter().position(|x| x == g) {
-                        Some(i) => Hit::Groups(vec![i]),
-                        None => {
-                            self.errors.push(Incident::new(
-                                Some(at.as_secs_f64()),
-                                health::Cause::Internal,
-                                format!("fault {index} ({kind}) targets unknown group {g}"),
-                            ));
-                            Hit::Groups(Vec::new())
-                        }
-                    },
                 };
                 let label = match target {
                     Some(t) => format!("{kind}@{t}"),
                     None => kind.clone(),
                 };
+                let w = self.windows.entry(*index).or_default();
+                if w.applied.is_some() {
+                    return;
+                }
+                w.applied = Some(at);
+                let start = w.requested.filter(|r| *r <= at).unwrap_or(at);
+                let lost = self
+                    .active
+                    .remove(index)
+                    .map(|e| e.lost)
+                    .unwrap_or_default();
                 let ep = Episode {
                     label,
                     class,
                     hit,
-                    lost: BTreeSet::new(),
+                    lost,
+                    healing: None,
+                    awaited: BTreeSet::new(),
                 };
                 if class != Class::Device {
                     let effect = self
@@ -455,7 +590,7 @@ impl Recorder {
                             let p = self.devices[i].profile;
                             self.profiles[p].exposed = true;
                             if let Some(effect) = effect {
-                                self.expose(i, *index, effect, at);
+                                self.expose(i, *index, effect, start);
                             }
                         }
                     }
@@ -466,28 +601,29 @@ impl Recorder {
                 rec.target = target.clone();
                 rec.started_at_s = Some(at.as_secs_f64());
                 rec.applied = true;
+                if let Some(&(_, scheduled, _)) = self.plan_faults.get(*index) {
+                    self.check_late(at, *index, "confirmed", "start", scheduled);
+                }
             }
-            FaultEvent::Requested { .. } => {}
+            FaultEvent::HealRequested { index } => {
+                let w = self.windows.entry(*index).or_default();
+                if w.heal_requested.is_none() {
+                    w.heal_requested = Some(at);
+                    self.heal_episode(*index, at);
+                }
+            }
             FaultEvent::Healed { index } => {
+                let w = self.windows.entry(*index).or_default();
+                if w.healed.is_some() {
+                    return;
+                }
+                w.healed = Some(at);
                 self.fault_record(*index).healed_at_s = Some(at.as_secs_f64());
-                let Some(ep) = self.active.remove(index) else {
-                    return;
-                };
-                if ep.class == Class::Device {
-                    return;
-                }
-                for i in 0..self.devices.len() {
-                    if self.hits(&ep, i as DeviceId) {
-                        let p = self.devices[i].profile;
-                        self.profiles[p].healed = true;
-                        self.heal(i, *index, at);
-                    }
-                }
-                for d in ep.lost {
-                    let st = &mut self.devices[d as usize];
-                    if !st.connected {
-                        st.awaiting.push(at);
-                    }
+                self.heal_episode(*index, at);
+                self.active.remove(index);
+                if self.plan_heals.get(*index) == Some(&true) {
+                    let scheduled_end = self.plan_faults[*index].2;
+                    self.check_late(at, *index, "healed", "end", scheduled_end);
                 }
             }
             FaultEvent::Failed {
@@ -495,13 +631,168 @@ impl Recorder {
                 error,
                 applied,
             } => {
+                let w = self.windows.entry(*index).or_default();
+                let confirmed = w.applied.is_some();
+                w.failed.get_or_insert(at);
                 let rec = self.fault_record(*index);
                 rec.error = Some(error.clone());
-                if !*applied && rec.started_at_s.is_none() {
-                    rec.applied = false;
+                // Never reported as applied unless the backend confirmed it.
+                rec.applied = confirmed;
+                self.incident(
+                    at,
+                    health::Cause::FaultBackend,
+                    format!(
+                        "{error} ({})",
+                        if *applied || confirmed {
+                            "the fault was in force"
+                        } else {
+                            "the fault was not applied"
+                        }
+                    ),
+                );
+                if !confirmed {
+                    // Nothing was exposed; its losses so far were the
+                    // fault's, what comes now is not.
+                    self.active.remove(index);
                 }
             }
         }
+    }
+
+    /// `fault_late` when `at` is more than `fault_tolerance` after the
+    /// scheduled `due` moment of fault `index`.
+    fn check_late(&mut self, at: Nanos, index: usize, what: &str, which: &str, due: Duration) {
+        let late = at.as_duration().saturating_sub(due);
+        if late <= self.tolerance {
+            return;
+        }
+        let kind = self.scheduled[index].0.clone();
+        self.incident(
+            at,
+            health::Cause::FaultLate,
+            format!(
+                "timeline[{index}] {kind}: {what} {:.3} s after its scheduled {which} at {:.3} s (fault_tolerance {} s)",
+                late.as_secs_f64(),
+                due.as_secs_f64(),
+                self.tolerance.as_secs_f64()
+            ),
+        );
+    }
+
+    /// The heal of fault `index` takes effect at `t_heal` (requested, or
+    /// confirmed without a request): exposures end, devices that lost their
+    /// connection during the episode and are not connected wait for their
+    /// reconnect. Once per episode; the episode stays active until `Healed`.
+    fn heal_episode(&mut self, index: usize, t_heal: Nanos) {
+        let Some(ep) = self.active.get_mut(&index) else {
+            return;
+        };
+        if ep.healing.is_some() {
+            return;
+        }
+        ep.healing = Some(t_heal);
+        if ep.class == Class::Device {
+            return;
+        }
+        let lost: Vec<DeviceId> = ep.lost.iter().copied().collect();
+        let hit: Vec<usize> = (0..self.devices.len())
+            .filter(|&i| self.hits(&self.active[&index], i as DeviceId))
+            .collect();
+        for i in hit {
+            let p = self.devices[i].profile;
+            self.profiles[p].healed = true;
+            self.heal(i, index, t_heal);
+        }
+        for d in lost {
+            if !self.devices[d as usize].connected {
+                self.devices[d as usize].awaiting.push(t_heal);
+                if let Some(ep) = self.active.get_mut(&index) {
+                    ep.awaited.insert(d);
+                }
+            }
+        }
+    }
+
+    /// The broker windows of the faults so far (see [`availability`]).
+    fn broker_windows(&self) -> Vec<availability::BrokerWindow> {
+        self.windows
+            .iter()
+            .filter(|(i, _)| {
+                self.plan_faults
+                    .get(**i)
+                    .is_some_and(|(k, _, _)| k.is_broker_fault())
+            })
+            .filter_map(|(&index, w)| {
+                Some(availability::BrokerWindow {
+                    index,
+                    start: w.requested.or(w.applied)?,
+                    healed: w.healed.or(w.failed.filter(|_| w.applied.is_none())),
+                })
+            })
+            .collect()
+    }
+
+    /// Judge the observer's down spans not judged yet, as of `now`.
+    fn judge_broker(&mut self, now: Nanos, at_end: bool) {
+        let windows = self.broker_windows();
+        for k in 0..self.observer_down.len() {
+            if self.judged.contains(&k) {
+                continue;
+            }
+            let span = self.observer_down[k];
+            if let Some(f) = availability::judge(&span, &windows, now, at_end) {
+                self.judged.insert(k);
+                self.incident(f.at, f.cause, f.message);
+            } else if span.end.is_some() {
+                // Closed and found fine: nothing later changes that.
+                self.judged.insert(k);
+            }
+        }
+    }
+
+    /// The checks only the run's end can make (once; the last interval and
+    /// the report both carry them): faults never confirmed, heals never
+    /// confirmed, the observer still down.
+    fn close(&mut self, end: Nanos) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        for index in 0..self.plan_faults.len() {
+            let (_, start, stop) = self.plan_faults[index].clone();
+            let w = self.windows.get(&index).copied().unwrap_or_default();
+            let kind = self.scheduled[index].0.clone();
+            if Nanos::from_duration(start) < end && w.applied.is_none() {
+                self.fault_record(index).applied = false;
+                self.incident(
+                    Nanos::from_duration(start),
+                    health::Cause::FaultNotApplied,
+                    format!(
+                        "timeline[{index}] {kind}: scheduled at {:.3} s, never confirmed by its backend{}",
+                        start.as_secs_f64(),
+                        match w.requested {
+                            Some(r) => format!(" (requested at {:.3} s)", r.as_secs_f64()),
+                            None => " (never requested)".into(),
+                        }
+                    ),
+                );
+            } else if w.applied.is_some()
+                && self.plan_heals[index]
+                && w.healed.is_none()
+                && w.failed.is_none()
+                && end.as_duration() > stop + self.tolerance
+            {
+                self.incident(
+                    Nanos::from_duration(stop + self.tolerance),
+                    health::Cause::FaultLate,
+                    format!(
+                        "timeline[{index}] {kind}: its heal, scheduled at {:.3} s, was never confirmed",
+                        stop.as_secs_f64()
+                    ),
+                );
+            }
+        }
+        self.judge_broker(end, true);
     }
 
     /// A link/broker fault confirmed at `at` hits device `d`: the episode,
@@ -566,29 +857,6 @@ impl Recorder {
         }
     }
 
-    /// Whether a fault that hits device `d` is being applied at `at`: its
-    /// scheduled start has passed (by less than [`APPLY_GRACE`]) and its
-    /// backend has not confirmed it (nor failed) yet. The effect comes a
-    /// moment before the confirmation — a broker that stops gracefully
-    /// closes every connection before its process has exited — so a loss
-    /// then is the fault's, not a flap.
-    fn being_applied(&self, d: usize, at: Nanos) -> bool {
-        self.plan_faults
-            .iter()
-            .enumerate()
-            .any(|(i, (kind, start, _))| {
-                let start = Nanos::from_duration(*start);
-                start <= at
-                    && at.saturating_since(start) <= APPLY_GRACE
-                    && !self.faults.contains_key(&i)
-                    && (kind.is_broker_fault()
-                        || match self.scheduled.get(i).and_then(|(_, t)| t.as_ref()) {
-                            None => true,
-                            Some(g) => self.groups.get(self.devices[d].group) == Some(g),
-                        })
-            })
-    }
-
     /// The record of timeline entry `index`, created from the plan if new.
     fn fault_record(&mut self, index: usize) -> &mut FaultRecord {
         let (kind, target) = self
@@ -596,10 +864,13 @@ impl Recorder {
             .get(index)
             .cloned()
             .unwrap_or_else(|| ("unknown".to_string(), None));
+        let scheduled_at_s = self.plan_faults.get(index).map(|f| f.1.as_secs_f64());
         self.faults.entry(index).or_insert(FaultRecord {
             index,
             kind,
             target,
+            scheduled_at_s,
+            requested_at_s: None,
             started_at_s: None,
             healed_at_s: None,
             applied: false,
@@ -654,7 +925,8 @@ impl Recorder {
         )
     }
 
-    pub fn finish(self, end: Nanos, ctx: RunContext) -> Report {
+    pub fn finish(mut self, end: Nanos, ctx: RunContext) -> Report {
+        self.close(end);
         let unobserved_s = ctx.unobserved_s.unwrap_or_else(|| {
             self.profiles
                 .first()

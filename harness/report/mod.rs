@@ -238,6 +238,14 @@ pub struct FaultRecord {
     pub index: usize,
     pub kind: String,
     pub target: Option<String>,
+    /// When the timeline said it starts (run clock, s); `null` for a record
+    /// read from a file written before it was recorded.
+    #[serde(default)]
+    pub scheduled_at_s: Option<f64>,
+    /// When the harness sent its first request to the backend (its window
+    /// opens); `null` if it was never requested.
+    #[serde(default)]
+    pub requested_at_s: Option<f64>,
     /// When the backend confirmed it (run clock, s); `null` if never applied.
     pub started_at_s: Option<f64>,
     /// When the backend confirmed the heal; `null` if it never healed.

@@ -13,6 +13,14 @@
 //! (`-runtime-metrics`) are not. `GET /version` names this engine, not a
 //! Toxiproxy build.
 //!
+//! With [`ApiServer::answer_delay`] (`proxy-server --answer-delay 5ms`) it
+//! behaves like the measured Toxiproxy 2.12 (`toxiproxy-2.12-behaviour.md`):
+//! disabling or deleting a proxy closes its connections *before* the HTTP
+//! answer is sent (the engine waits until none is left), and the answer
+//! comes the given delay later, so a fault's effects reach the devices well
+//! before the harness hears the fault confirmed. Other answers are not
+//! delayed.
+//!
 //! A small HTTP/1.1 server (keep-alive, `Content-Length` bodies) is enough
 //! for Toxiproxy clients; requests are parsed by [`parse_head`] and answered
 //! by [`Api::handle`], which does no socket I/O.
@@ -20,6 +28,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,6 +36,10 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::Engine;
 use crate::fault::{FaultError, LinkFaults, ProxyInfo, Stream, Toxic, ToxicKind};
+
+/// How long a disable waits for its proxy's connections to close before it
+/// answers anyway (in `answer_delay` mode).
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// Largest request head and body accepted.
 const MAX_HEAD: usize = 64 * 1024;
@@ -65,6 +78,15 @@ impl ApiServer {
         Arc::get_mut(&mut self.api)
             .expect("the API is shared only once it serves")
             .proxy_metrics = on;
+        self
+    }
+
+    /// Answer a disable or delete of a proxy only once its connections are
+    /// closed, and `delay` after that (`None`: at once, as before).
+    pub fn answer_delay(mut self, delay: Option<Duration>) -> ApiServer {
+        Arc::get_mut(&mut self.api)
+            .expect("the API is shared only once it serves")
+            .answer_delay = delay;
         self
     }
 
@@ -251,6 +273,7 @@ pub struct Api {
     engine: Engine,
     spelling: Mutex<HashMap<(String, String), String>>,
     proxy_metrics: bool,
+    answer_delay: Option<Duration>,
 }
 
 /// Go's message for a body that is not valid JSON.
@@ -337,7 +360,21 @@ impl Api {
             engine,
             spelling: Mutex::new(HashMap::new()),
             proxy_metrics: false,
+            answer_delay: None,
         }
+    }
+
+    /// In `answer_delay` mode, after a proxy was disabled: wait until its
+    /// connections are closed (bounded), then the delay. A deleted proxy's
+    /// connections are closed by the engine's disable before it is gone.
+    async fn closed_then_delay(&self, proxy: Option<&str>) {
+        let Some(delay) = self.answer_delay else {
+            return;
+        };
+        if let Some(p) = proxy {
+            let _ = tokio::time::timeout(CLOSE_WAIT, self.engine.wait_for_connections(p, 0)).await;
+        }
+        tokio::time::sleep(delay).await;
     }
 
     fn spellings(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), String>> {
@@ -436,6 +473,7 @@ impl Api {
                 "DELETE" => match self.engine.delete_proxy(name).await {
                     Ok(()) => {
                         self.spellings().retain(|(p, _), _| p != name);
+                        self.closed_then_delay(None).await;
                         Response::empty(204)
                     }
                     Err(_) => Response::error(404, "proxy not found"),
@@ -545,7 +583,12 @@ impl Api {
             .update_proxy(name, listen, upstream, enabled)
             .await
         {
-            Ok(p) => Response::json(200, &self.proxy_json(&p)),
+            Ok(p) => {
+                if enabled == Some(false) {
+                    self.closed_then_delay(Some(name)).await;
+                }
+                Response::json(200, &self.proxy_json(&p))
+            }
             Err(e) => fault_response(e),
         }
     }

@@ -487,3 +487,65 @@ fn an_interval_line_written_before_the_connected_gauge_reads_it_as_null() {
     assert_eq!(old.profiles["good"].connected, None);
     assert_eq!(old.profiles["weak"].connected, Some(2));
 }
+
+#[test]
+fn the_run_s_health_is_in_the_interval_it_is_first_seen_in_and_in_the_rebuilt_report() {
+    // The link outage confirmed 1.5 s late, its losses before the
+    // confirmation, and the observer away 10 s with no broker fault.
+    let mut ev: Vec<Event> = history()
+        .into_iter()
+        .filter(|e| {
+            !matches!(
+                e,
+                Event::Fault {
+                    what: FaultEvent::Applied { .. },
+                    ..
+                }
+            )
+        })
+        .filter(|e| {
+            !matches!(
+                e,
+                Event::Observer {
+                    what: ObserverEvent::Connected | ObserverEvent::Disconnected,
+                    ..
+                }
+            )
+        })
+        .collect();
+    ev.push(fault(10_000, FaultEvent::Requested { index: 0 }));
+    ev.push(fault(
+        11_500,
+        FaultEvent::Applied {
+            index: 0,
+            kind: "link_down".into(),
+            target: Some("group-a".into()),
+            devices: vec![],
+        },
+    ));
+    ev.push(observer(40_000, ObserverEvent::Disconnected));
+    ev.push(observer(50_000, ObserverEvent::Connected));
+    ev.sort_by_key(Event::at);
+    let (intervals, report) = cut_run(&ev, 5_000, 62_000);
+    let rebuilt = report_of(&run_info(&plan()), &[], &intervals);
+    assert_eq!(json(&rebuilt), json(&report));
+    let causes: Vec<_> = report.errors.iter().map(|e| e.cause).collect();
+    use crate::health::Cause;
+    assert_eq!(
+        causes,
+        vec![Cause::FaultLate, Cause::BrokerUnavailable, Cause::Internal]
+    );
+    // Each in the interval it was decided in: the late confirmation at
+    // 11.5 s, the outage once it outlasted its bound (45 s + the cut's slack).
+    let first_seen = |c: Cause| {
+        intervals
+            .iter()
+            .position(|r| r.errors.iter().any(|e| e.cause == c))
+    };
+    assert_eq!(first_seen(Cause::FaultLate), Some(2));
+    assert_eq!(first_seen(Cause::BrokerUnavailable), Some(9));
+    assert_eq!(report.faults[0].requested_at_s, Some(10.0));
+    // The devices' losses at 10.5 s, before the confirmation, are the fault's.
+    assert_eq!(report.profiles["good"].flaps, Some(0.0));
+    assert_eq!(report.verdict, Verdict::Error);
+}
