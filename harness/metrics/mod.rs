@@ -610,6 +610,13 @@ impl Recorder {
                 if w.heal_requested.is_none() {
                     w.heal_requested = Some(at);
                     self.heal_episode(*index, at);
+                    // The window ends when the heal is requested; how long
+                    // the backend then takes (a broker booting) is measured
+                    // by the reconnect figures, not a late heal.
+                    if self.plan_heals.get(*index) == Some(&true) {
+                        let scheduled_end = self.plan_faults[*index].2;
+                        self.check_late(at, *index, "heal requested", "end", scheduled_end);
+                    }
                 }
             }
             FaultEvent::Healed { index } => {
@@ -618,10 +625,11 @@ impl Recorder {
                     return;
                 }
                 w.healed = Some(at);
+                let heal_requested = w.heal_requested.is_some();
                 self.fault_record(*index).healed_at_s = Some(at.as_secs_f64());
                 self.heal_episode(*index, at);
                 self.active.remove(index);
-                if self.plan_heals.get(*index) == Some(&true) {
+                if !heal_requested && self.plan_heals.get(*index) == Some(&true) {
                     let scheduled_end = self.plan_faults[*index].2;
                     self.check_late(at, *index, "healed", "end", scheduled_end);
                 }

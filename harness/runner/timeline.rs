@@ -288,6 +288,7 @@ pub(super) async fn play(t: &Targets, f: &ScheduledFault) -> Result<(), String> 
             }
             t.record(applied(vec![])).await;
             t.sleep_until(end).await;
+            t.record(FaultEvent::HealRequested { index: f.index }).await;
             for (p, name) in &added {
                 step!(t.links.remove_toxic(p, name), true);
             }
@@ -298,6 +299,7 @@ pub(super) async fn play(t: &Targets, f: &ScheduledFault) -> Result<(), String> 
             }
             t.record(applied(vec![])).await;
             t.sleep_until(end).await;
+            t.record(FaultEvent::HealRequested { index: f.index }).await;
             for p in t.proxies_of(f) {
                 step!(t.links.set_half_open(p, false), true);
             }
@@ -308,6 +310,7 @@ pub(super) async fn play(t: &Targets, f: &ScheduledFault) -> Result<(), String> 
             }
             t.record(applied(vec![])).await;
             t.sleep_until(end).await;
+            t.record(FaultEvent::HealRequested { index: f.index }).await;
             for p in t.proxies_of(f) {
                 step!(t.links.set_enabled(p, true), true);
             }
@@ -325,6 +328,10 @@ pub(super) async fn play(t: &Targets, f: &ScheduledFault) -> Result<(), String> 
                 }
                 let up_at = (at + *down).min(end);
                 t.sleep_until(up_at).await;
+                if up_at + *up >= end {
+                    // The last enable heals the fault.
+                    t.record(FaultEvent::HealRequested { index: f.index }).await;
+                }
                 for p in t.proxies_of(f) {
                     step!(t.links.set_enabled(p, true), true);
                 }
@@ -348,6 +355,7 @@ pub(super) async fn play(t: &Targets, f: &ScheduledFault) -> Result<(), String> 
             }
             t.record(applied(vec![])).await;
             t.sleep_until(end).await;
+            t.record(FaultEvent::HealRequested { index: f.index }).await;
             let mut b = t.broker.lock().await;
             if matches!(f.kind, FaultKind::BrokerPause) {
                 step!(b.resume(), true, BROKER_DEADLINE);
@@ -371,6 +379,7 @@ pub(super) async fn play(t: &Targets, f: &ScheduledFault) -> Result<(), String> 
             step!(t.broker.lock().await.partition(), false, BROKER_DEADLINE);
             t.record(applied(vec![])).await;
             t.sleep_until(end).await;
+            t.record(FaultEvent::HealRequested { index: f.index }).await;
             step!(
                 t.broker.lock().await.heal_partition(),
                 true,
@@ -389,6 +398,7 @@ pub(super) async fn play(t: &Targets, f: &ScheduledFault) -> Result<(), String> 
                 return Ok(()); // stays dead: never healed
             }
             t.sleep_until(end).await;
+            t.record(FaultEvent::HealRequested { index: f.index }).await;
             let mut fleet = t.fleet.lock().await;
             for &d in &f.devices {
                 fleet.restart(d).await;
@@ -403,6 +413,7 @@ pub(super) async fn play(t: &Targets, f: &ScheduledFault) -> Result<(), String> 
             }
             t.record(applied(f.devices.clone())).await;
             t.sleep_until(end).await;
+            t.record(FaultEvent::HealRequested { index: f.index }).await;
             let mut fleet = t.fleet.lock().await;
             for &d in &f.devices {
                 fleet.end_intrusion(d).await;
