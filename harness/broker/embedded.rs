@@ -145,26 +145,27 @@ impl Broker for EmbeddedBroker {
 }
 
 /// The largest fleet the embedded broker is trusted with (see [`check_load`]).
-pub const MAX_DEVICES: u32 = MEASURED_DEVICES / 2;
+pub const MAX_DEVICES: u32 = 1000;
 /// The largest total message rate (telemetry and commands, messages per
-/// second over the whole fleet) the embedded broker is trusted with.
-pub const MAX_MESSAGES_PER_S: f64 = MEASURED_MESSAGES_PER_S / 2.0;
-/// The load measured without a loss (see [`check_load`]).
-const MEASURED_DEVICES: u32 = 2000;
-const MEASURED_MESSAGES_PER_S: f64 = 2000.0;
+/// second over the whole fleet) the embedded broker is trusted with: half
+/// of the lowest rate rumqttd was seen to deliver to the collector.
+pub const MAX_MESSAGES_PER_S: f64 = 750.0;
 
 /// Whether a run of `devices` devices publishing `messages_per_s` messages
 /// per second in total (telemetry and commands) fits the embedded broker;
 /// the error says why not and names the alternative (pure).
 ///
-/// rumqttd 0.20 loses acknowledged messages at scale: 6 500 devices at
-/// 1 msg/s QoS 1 lost 421 325 acked messages (Mosquitto on the same load:
-/// none), and it delivered only 1.5–2.7 k msg/s to the collector. Such a
-/// loss would be charged to the client under test, so a run above the
-/// limits is refused before anything starts. The limits are half of the
-/// largest load measured without a loss (MEASURED_DEVICES devices,
-/// MEASURED_MESSAGES_PER_S msg/s, see the constants), for room on a
-/// loaded machine.
+/// rumqttd 0.20 loses acknowledged messages at scale (issue 9): 6 500
+/// devices at 1 msg/s QoS 1 lost 421 325 acked messages (Mosquitto on the
+/// same load: none), and it delivered only 1.5–2.7 k msg/s to the
+/// collector. Such a loss would be charged to the client under test, so a
+/// run above the limits is refused before anything starts. The limits keep
+/// a factor of two below the lowest delivery rate seen (1.5 k msg/s) and
+/// far below the fleet that lost messages. A local run of 2 000 devices at
+/// 1 msg/s on a loaded 2-core machine did not settle the limit: its
+/// collector received nothing at all (a separate problem, under
+/// investigation), so the limits rest on issue 9's figures until a clean
+/// measurement replaces them.
 pub fn check_load(devices: u32, messages_per_s: f64) -> Result<(), String> {
     let mut over = Vec::new();
     if devices > MAX_DEVICES {
