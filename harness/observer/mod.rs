@@ -665,14 +665,13 @@ async fn probe(
                 // A probe unanswered for long (a broker fault) is given up:
                 // measuring starts again with the next one.
                 let stale = pending.is_some_and(|(_, t)| t.elapsed() > lag::PROBE_LOST_AFTER);
-                if pending.is_none() || stale {
-                    if client
+                if (pending.is_none() || stale)
+                    && client
                         .try_publish(&topic, rumqttc::QoS::AtLeastOnce, false, lag::encode(seq))
                         .is_ok()
-                    {
-                        pending = Some((seq, Instant::now()));
-                        seq += 1;
-                    }
+                {
+                    pending = Some((seq, Instant::now()));
+                    seq += 1;
                 }
             }
             r = el.poll() => match r {
