@@ -25,6 +25,8 @@ mod html;
 mod intervals;
 #[path = "it/observer.rs"]
 mod observer;
+#[path = "it/own_clients.rs"]
+mod own_clients;
 #[path = "it/pitfalls.rs"]
 mod pitfalls;
 #[path = "it/proofs.rs"]

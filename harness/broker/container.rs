@@ -61,8 +61,6 @@ pub const EMQX_NODE_NAME: &str = "emqx@127.0.0.1";
 /// `mqtt.keepalive_multiplier` when the scenario does not say (EMQX's own
 /// default, written out so the report's setup is explicit).
 pub const DEFAULT_KEEPALIVE_MULTIPLIER: f64 = 1.5;
-/// How many messages Mosquitto queues per offline persistent client.
-pub const MAX_QUEUED_MESSAGES: u32 = 100_000;
 
 /// Which broker runs in the container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +157,10 @@ fn format_multiplier(m: f64) -> String {
 /// `mqtt-chaos-observer-…`) subscribe to `$SYS/#` for the client
 /// connected/disconnected events; the rest is EMQX's default unchanged.
 pub fn emqx_acl() -> String {
-    let mut a = String::from("%% written by mqtt-chaos\n");
+    let mut a = String::from(
+        "%% written by mqtt-chaos (broker/container.rs: emqx_acl); \
+         compose/emqx-acl.conf is this text, kept equal by a test\n",
+    );
     a.push_str("{allow, {clientid, {re, \"^mqtt-chaos-observer-\"}}, subscribe, [\"$SYS/#\"]}.\n");
     a.push_str("{allow, {username, {re, \"^dashboard$\"}}, subscribe, [\"$SYS/#\"]}.\n");
     a.push_str("{allow, {ipaddr, \"127.0.0.1\"}, all, [\"$SYS/#\", \"#\"]}.\n");
@@ -196,7 +197,7 @@ pub fn mosquitto_conf(persistence: bool) -> String {
     c.push_str(&format!("listener {MQTT_PORT} 0.0.0.0\n"));
     c.push_str("allow_anonymous true\n");
     c.push_str("log_dest stderr\n");
-    c.push_str(&format!("max_queued_messages {MAX_QUEUED_MESSAGES}\n"));
+    c.push_str(super::mosquitto::QUEUE_LIMITS);
     if persistence {
         c.push_str("persistence true\n");
         c.push_str("persistence_location /mosquitto/data/\n");
@@ -1067,6 +1068,32 @@ mod tests {
     }
 
     #[test]
+    fn the_compose_file_mounts_the_same_acl_and_reads_it() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let file = std::fs::read_to_string(format!("{root}/compose/emqx-acl.conf")).unwrap();
+        assert_eq!(
+            file,
+            emqx_acl(),
+            "compose/emqx-acl.conf differs from emqx_acl()"
+        );
+        let compose = std::fs::read_to_string(format!("{root}/docker-compose.yml")).unwrap();
+        assert!(
+            compose.contains("- ./compose/emqx-acl.conf:/opt/emqx/etc/acl.conf:ro"),
+            "docker-compose.yml does not mount the ACL"
+        );
+        let env: HashMap<String, String> = emqx_env(1.5).into_iter().collect();
+        let sources = format!(
+            "EMQX_AUTHORIZATION__SOURCES: '{}'",
+            env["EMQX_AUTHORIZATION__SOURCES"]
+        );
+        assert!(
+            compose.contains(&sources),
+            "docker-compose.yml lacks {sources}"
+        );
+        assert!(compose.contains("EMQX_AUTHORIZATION__NO_MATCH: allow"));
+    }
+
+    #[test]
     fn durable_sessions_are_in_the_config_file_only_when_asked() {
         assert!(emqx_conf(true).contains("durable_sessions {\n  enable = true\n}"));
         assert!(!emqx_conf(false).contains("durable_sessions"));
@@ -1080,6 +1107,7 @@ mod tests {
         assert!(c.contains("persistence_location /mosquitto/data/\n"));
         assert!(c.contains("autosave_on_changes true\n"));
         assert!(mosquitto_conf(false).contains("persistence false\n"));
+        assert!(c.contains(crate::broker::mosquitto::QUEUE_LIMITS));
     }
 
     #[test]

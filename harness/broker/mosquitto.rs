@@ -26,8 +26,28 @@ pub const KNOWN_PATHS: [&str; 3] = [
     "/usr/local/sbin/mosquitto",
 ];
 
-/// How many messages Mosquitto queues per offline persistent client.
-pub const MAX_QUEUED_MESSAGES: u32 = 100_000;
+/// The queue and in-flight limits of every Mosquitto the harness
+/// configures (this backend, the Mosquitto container, the compose
+/// stand-in). A message Mosquitto drops because one of its own limits was
+/// reached is charged to the client under test as `lost_after_ack` (or to
+/// the harness's collector), so none of them may be what a run measures;
+/// `0` means "no maximum" for each (`man mosquitto.conf`):
+///
+/// * `max_inflight_messages 0`: Mosquitto's default of 20 outgoing QoS 1/2
+///   messages in flight per client caps what one collector connection
+///   receives at 20 per round trip, and the rest waits in the queue below.
+///   Mosquitto 2.0 also uses this value as the number of incoming QoS 2
+///   messages one client may hold; beyond it the PUBREC carries 0x97
+///   (quota exceeded, a success at MQTT 3.1.1) and the message is dropped.
+/// * `max_queued_messages 0`: the default of 1000 queued messages per
+///   client (above those in flight) drops every further QoS 1/2 message for
+///   a slow or offline subscriber — an offline persistent device's commands,
+///   the collector during a burst. Memory is bounded by the run itself
+///   (rate × how long a subscriber is away), which the scenario decides.
+/// * `max_queued_bytes 0`: the default already (no byte limit); written
+///   out so the config says everything that drops messages.
+pub const QUEUE_LIMITS: &str =
+    "max_inflight_messages 0\nmax_queued_messages 0\nmax_queued_bytes 0\n";
 
 /// A Mosquitto child process.
 /// What this backend can do (known before it starts).
@@ -147,7 +167,7 @@ pub fn config_text(port: u16, dir: &Path, persistence: bool, as_root: bool) -> S
     c.push_str(&format!("listener {port} 127.0.0.1\n"));
     c.push_str("allow_anonymous true\n");
     c.push_str("log_dest stderr\n");
-    c.push_str(&format!("max_queued_messages {MAX_QUEUED_MESSAGES}\n"));
+    c.push_str(QUEUE_LIMITS);
     if as_root {
         c.push_str("user root\n");
     }
@@ -245,7 +265,19 @@ mod tests {
         assert!(c.contains("listener 18831 127.0.0.1\n"));
         assert!(c.contains("allow_anonymous true\n"));
         assert!(c.contains("log_dest stderr\n"));
-        assert!(c.contains("max_queued_messages 100000\n"));
+        assert!(c.contains(QUEUE_LIMITS));
+        for line in QUEUE_LIMITS.lines() {
+            assert!(line.ends_with(" 0"), "{line}: 0 is no maximum");
+        }
+        let standin = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/compose/mosquitto-standin.conf"
+        ))
+        .unwrap();
+        assert!(
+            standin.contains(QUEUE_LIMITS),
+            "the compose stand-in has other limits"
+        );
         assert!(c.contains("persistence false\n"));
         assert!(!c.contains("persistence_location"));
         assert!(!c.contains("user root"));

@@ -23,10 +23,12 @@
 //! Events of a client id several devices share cannot be told apart and
 //! are recorded without a device.
 
+pub mod lag;
+pub mod suback;
 pub mod sys;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -48,6 +50,18 @@ use crate::plan::Plan;
 const COMMAND_ACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Reconnect delay of the observer itself.
 const RECONNECT: Duration = Duration::from_millis(200);
+/// Commands the observer keeps in flight at once (rumqttc's outgoing
+/// inflight window); the rest wait in rumqttc's request queue and go out as
+/// acks free the window, so they are still sent and accounted (their
+/// latency counts from `t_intended`, in the payload). The bound is the
+/// harness's own client respecting the broker's quota: Mosquitto's
+/// `max_inflight_messages` (default 20) is also how many QoS 2 messages one
+/// client may have in flight *towards* it; the 21st is acknowledged (at
+/// MQTT 3.1.1 a reason code 0x97 "quota exceeded" reads as success) and
+/// dropped, which a run would charge to the device as
+/// `commands.lost_after_ack`. EMQX allows 32 in flight and 100 awaiting
+/// PUBREL by default. 16 stays under every default we know.
+pub const COMMAND_INFLIGHT: u16 = 16;
 
 /// The observer could not start.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +76,7 @@ pub struct ObserverError {
 pub struct Observer {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    prober: JoinHandle<()>,
 }
 
 /// A subscription pattern from a topic template: placeholders become `+`.
@@ -144,7 +159,7 @@ impl Observer {
         sys_events: Option<String>,
     ) -> Result<Observer, ObserverError> {
         let mut filters: Vec<SubscribeFilter> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         for f in &plan.scenario.fleets {
             for s in &f.streams {
                 let p = pattern(&s.topic);
@@ -169,10 +184,24 @@ impl Observer {
             }
         }
         let id = format!("mqtt-chaos-observer-{}-{}", std::process::id(), plan.seed);
+        // The collector's own probe topic ([`lag`]): only it subscribes.
+        let probe_topic = format!("mqtt-chaos/probe/{id}");
+        filters.push(SubscribeFilter::new(
+            probe_topic.clone(),
+            rumqttc::QoS::AtLeastOnce,
+        ));
+        let (probe_tx, probes) = mpsc::channel(64);
+        let prober = tokio::spawn(probe(
+            format!("{id}-probe"),
+            addr,
+            probe_topic.clone(),
+            clock,
+            probe_tx,
+        ));
         let mut o = MqttOptions::new(id, addr.ip().to_string(), addr.port());
         o.set_keep_alive(Duration::from_secs(5));
         o.set_clean_session(false);
-        o.set_inflight(1000);
+        o.set_inflight(COMMAND_INFLIGHT);
         o.set_max_packet_size(512 * 1024, 512 * 1024);
         let (client, mut el) = AsyncClient::new(o, 10_000);
         el.network_options
@@ -203,6 +232,9 @@ impl Observer {
                 events,
                 ix,
                 filters,
+                subscribing: VecDeque::new(),
+                subscribed: HashMap::new(),
+                reported: HashSet::new(),
                 ready: Some(ready_tx),
                 tracker: AckTracker::new(COMMAND_ACK_TIMEOUT, 0),
                 due,
@@ -210,14 +242,19 @@ impl Observer {
                 publish_until,
                 up: false,
                 sys_root: sys_events,
+                probe_topic,
+                probes,
+                lag: lag::LagMonitor::new(),
+                next_lag_check: Nanos::ZERO,
             };
             st.run(&mut el, stop_rx).await;
         });
         match tokio::time::timeout(timeout, ready_rx).await {
-            Ok(Ok(())) => Ok(Observer { stop, task }),
+            Ok(Ok(())) => Ok(Observer { stop, task, prober }),
             Ok(Err(_)) | Err(_) => {
                 let _ = stop.send(true);
                 task.abort();
+                prober.abort();
                 Err(ObserverError {
                     addr,
                     waited: timeout,
@@ -230,6 +267,8 @@ impl Observer {
     /// Stop (clean DISCONNECT, bounded).
     pub async fn stop(self) {
         let _ = self.stop.send(true);
+        self.prober.abort();
+        let _ = self.prober.await;
         let mut task = self.task;
         if tokio::time::timeout(Duration::from_secs(3), &mut task)
             .await
@@ -249,6 +288,12 @@ struct Loop {
     events: mpsc::Sender<HEvent>,
     ix: Index,
     filters: Vec<SubscribeFilter>,
+    /// SUBSCRIBE requests queued in rumqttc, not yet written (in order).
+    subscribing: VecDeque<Vec<(String, u8)>>,
+    /// Written SUBSCRIBEs by packet id, until their SUBACK.
+    subscribed: HashMap<u16, Vec<(String, u8)>>,
+    /// Filters already reported short (once per run, not per reconnect).
+    reported: HashSet<String>,
     ready: Option<oneshot::Sender<()>>,
     tracker: AckTracker<CmdKey>,
     due: BinaryHeap<Reverse<Due>>,
@@ -258,6 +303,11 @@ struct Loop {
     up: bool,
     /// Root of the broker's client events, when it publishes them.
     sys_root: Option<String>,
+    /// The collector's probe topic and the prober's acks ([`lag`]).
+    probe_topic: String,
+    probes: mpsc::Receiver<(u64, Nanos)>,
+    lag: lag::LagMonitor,
+    next_lag_check: Nanos,
 }
 
 impl Loop {
@@ -279,10 +329,14 @@ impl Loop {
                 .peek()
                 .map(|Reverse(d)| d.at)
                 .filter(|t| *t < self.publish_until);
-            let wake = [next_cmd, self.tracker.next_deadline()]
-                .into_iter()
-                .flatten()
-                .min();
+            let wake = [
+                next_cmd,
+                self.tracker.next_deadline(),
+                Some(self.next_lag_check),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let wake = wake
                 .map(|t| Instant::from_std(self.clock.instant(t)))
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
@@ -310,6 +364,7 @@ impl Loop {
                         retry_at = Some(Instant::now() + RECONNECT);
                     }
                 },
+                Some((seq, at)) = self.probes.recv() => self.lag.acked(seq, at),
                 _ = sleep_until(wake) => self.on_tick().await,
             }
         }
@@ -363,6 +418,7 @@ impl Loop {
     async fn on_error(&mut self, _e: &ConnectionError) {
         if self.up {
             self.up = false;
+            self.lag.disconnected();
             self.emit(ObserverEvent::Disconnected).await;
         }
     }
@@ -370,16 +426,41 @@ impl Loop {
     async fn on_event(&mut self, ev: Event) {
         match ev {
             Event::Incoming(Incoming::ConnAck(ack)) => {
+                // Whatever was not acknowledged on the last connection is gone.
+                self.subscribing.clear();
+                self.subscribed.clear();
                 if !ack.session_present {
                     self.tracker.session_lost();
-                    let _ = self.client.try_subscribe_many(self.filters.clone());
+                    if self.client.try_subscribe_many(self.filters.clone()).is_ok() {
+                        self.subscribing.push_back(
+                            self.filters
+                                .iter()
+                                .map(|f| (f.path.clone(), f.qos as u8))
+                                .collect(),
+                        );
+                    }
                 } else {
                     self.mark_up().await;
                 }
             }
-            Event::Incoming(Incoming::SubAck(_)) => self.mark_up().await,
+            Event::Outgoing(Outgoing::Subscribe(pkid)) => {
+                if let Some(asked) = self.subscribing.pop_front() {
+                    self.subscribed.insert(pkid, asked);
+                }
+            }
+            Event::Incoming(Incoming::SubAck(ack)) => {
+                self.check_suback(&ack).await;
+                self.mark_up().await
+            }
             Event::Incoming(Incoming::Publish(p)) => {
                 let now = self.clock.now();
+                if p.topic == self.probe_topic {
+                    if let Some(f) = lag::decode(&p.payload).and_then(|s| self.lag.received(s, now))
+                    {
+                        self.harness(f.cause(), f.message()).await;
+                    }
+                    return;
+                }
                 if let Some(root) = &self.sys_root {
                     if p.topic.starts_with(root.as_str()) {
                         let root = root.clone();
@@ -438,9 +519,38 @@ impl Loop {
         }
     }
 
+    /// Every filter refused or granted below what was asked is a harness
+    /// incident ([`suback`]).
+    async fn check_suback(&mut self, ack: &rumqttc::SubAck) {
+        let Some(asked) = self.subscribed.remove(&ack.pkid) else {
+            return;
+        };
+        let granted: Vec<_> = ack.return_codes.iter().map(suback::granted).collect();
+        for short in suback::check(&asked, &granted) {
+            if self.reported.insert(short.filter.clone()) {
+                self.harness(crate::health::Cause::SubscriptionRefused, short.to_string())
+                    .await;
+            }
+        }
+    }
+
+    /// A harness-side problem, for the run's `errors`.
+    async fn harness(&self, cause: crate::health::Cause, message: String) {
+        tracing::warn!("observer: [{cause}] {message}");
+        let _ = self
+            .events
+            .send(HEvent::Harness {
+                at: self.clock.now(),
+                cause,
+                message,
+            })
+            .await;
+    }
+
     async fn mark_up(&mut self) {
         if !self.up {
             self.up = true;
+            self.lag.connected(self.clock.now());
             self.emit(ObserverEvent::Connected).await;
         }
         if let Some(r) = self.ready.take() {
@@ -462,6 +572,12 @@ impl Loop {
 
     async fn on_tick(&mut self) {
         let now = self.clock.now();
+        if now >= self.next_lag_check {
+            self.next_lag_check = now.plus(lag::PROBE_EVERY);
+            if let Some(f) = self.lag.expire(now) {
+                self.harness(f.cause(), f.message()).await;
+            }
+        }
         for exp in self.tracker.expire(now) {
             // The backend does not retry commands (retries = 0).
             let (Expiry::Failed {
@@ -519,6 +635,57 @@ impl Loop {
                 at: d.at.plus(period),
                 ..d
             }));
+        }
+    }
+}
+
+/// The prober ([`lag`]): its own connection, one QoS 1 probe in flight at a
+/// time, every [`lag::PROBE_EVERY`]; each PUBACK goes to the collector's
+/// loop with its time. Runs until aborted.
+async fn probe(
+    id: String,
+    addr: SocketAddr,
+    topic: String,
+    clock: RunClock,
+    acks: mpsc::Sender<(u64, Nanos)>,
+) {
+    let mut o = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+    o.set_keep_alive(Duration::from_secs(5));
+    o.set_clean_session(true);
+    o.set_inflight(1);
+    let (client, mut el) = AsyncClient::new(o, 4);
+    let mut tick = tokio::time::interval(lag::PROBE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seq = 0u64;
+    // The probe in flight and when it was handed over.
+    let mut pending: Option<(u64, Instant)> = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                // A probe unanswered for long (a broker fault) is given up:
+                // measuring starts again with the next one.
+                let stale = pending.is_some_and(|(_, t)| t.elapsed() > lag::PROBE_LOST_AFTER);
+                if (pending.is_none() || stale)
+                    && client
+                        .try_publish(&topic, rumqttc::QoS::AtLeastOnce, false, lag::encode(seq))
+                        .is_ok()
+                {
+                    pending = Some((seq, Instant::now()));
+                    seq += 1;
+                }
+            }
+            r = el.poll() => match r {
+                Ok(Event::Incoming(Incoming::PubAck(_))) => {
+                    if let Some((s, _)) = pending.take() {
+                        let _ = acks.send((s, clock.now())).await;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    pending = None;
+                    tokio::time::sleep(RECONNECT).await;
+                }
+            },
         }
     }
 }
