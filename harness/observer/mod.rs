@@ -191,12 +191,17 @@ impl Observer {
             rumqttc::QoS::AtLeastOnce,
         ));
         let (probe_tx, probes) = mpsc::channel(64);
+        // Probes go out only while the collector is subscribed: one sent
+        // before its SUBACK (at the start, after a broker restart that lost
+        // its session) has nobody to reach and is no loss of ours.
+        let (collector_up, collector_up_rx) = watch::channel(false);
         let prober = tokio::spawn(probe(
             format!("{id}-probe"),
             addr,
             probe_topic.clone(),
             clock,
             probe_tx,
+            collector_up_rx,
         ));
         let mut o = MqttOptions::new(id, addr.ip().to_string(), addr.port());
         o.set_keep_alive(Duration::from_secs(5));
@@ -206,6 +211,7 @@ impl Observer {
         let (client, mut el) = AsyncClient::new(o, 10_000);
         el.network_options
             .set_connection_timeout(timeout.as_secs_f64().ceil().max(1.0) as u64);
+        let (polled, poller) = spawn_poll(el, 1024);
 
         // Command schedules.
         let mut due = BinaryHeap::new();
@@ -246,8 +252,10 @@ impl Observer {
                 probes,
                 lag: lag::LagMonitor::new(),
                 next_lag_check: Nanos::ZERO,
+                collector_up,
             };
-            st.run(&mut el, stop_rx).await;
+            let _poller = AbortOnDrop(poller);
+            st.run(polled, stop_rx).await;
         });
         match tokio::time::timeout(timeout, ready_rx).await {
             Ok(Ok(())) => Ok(Observer { stop, task, prober }),
@@ -306,6 +314,8 @@ struct Loop {
     /// The collector's probe topic and the prober's acks ([`lag`]).
     probe_topic: String,
     probes: mpsc::Receiver<(u64, Nanos)>,
+    /// Tells the prober whether the collector is subscribed.
+    collector_up: watch::Sender<bool>,
     lag: lag::LagMonitor,
     next_lag_check: Nanos,
 }
@@ -321,8 +331,7 @@ impl Loop {
             .await;
     }
 
-    async fn run(&mut self, el: &mut rumqttc::EventLoop, mut stop: watch::Receiver<bool>) {
-        let mut retry_at: Option<Instant> = None;
+    async fn run(&mut self, mut polled: mpsc::Receiver<Polled>, mut stop: watch::Receiver<bool>) {
         loop {
             let next_cmd = self
                 .due
@@ -346,7 +355,7 @@ impl Loop {
                     if self.up {
                         let _ = self.client.try_disconnect();
                         let deadline = Instant::now() + Duration::from_secs(1);
-                        while let Ok(r) = tokio::time::timeout_at(deadline, el.poll()).await {
+                        while let Ok(Some(r)) = tokio::time::timeout_at(deadline, polled.recv()).await {
                             if matches!(r, Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_)) {
                                 break;
                             }
@@ -354,15 +363,10 @@ impl Loop {
                     }
                     return;
                 }
-                _ = sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {
-                    retry_at = None;
-                }
-                r = el.poll(), if retry_at.is_none() => match r {
-                    Ok(ev) => self.on_event(ev).await,
-                    Err(e) => {
-                        self.on_error(&e).await;
-                        retry_at = Some(Instant::now() + RECONNECT);
-                    }
+                r = polled.recv() => match r {
+                    Some(Ok(ev)) => self.on_event(ev).await,
+                    Some(Err(e)) => self.on_error(&e).await,
+                    None => return,
                 },
                 Some((seq, at)) = self.probes.recv() => self.lag.acked(seq, at),
                 _ = sleep_until(wake) => self.on_tick().await,
@@ -419,6 +423,7 @@ impl Loop {
         if self.up {
             self.up = false;
             self.lag.disconnected();
+            let _ = self.collector_up.send(false);
             self.emit(ObserverEvent::Disconnected).await;
         }
     }
@@ -551,6 +556,7 @@ impl Loop {
         if !self.up {
             self.up = true;
             self.lag.connected(self.clock.now());
+            let _ = self.collector_up.send(true);
             self.emit(ObserverEvent::Connected).await;
         }
         if let Some(r) = self.ready.take() {
@@ -642,18 +648,61 @@ impl Loop {
 /// The prober ([`lag`]): its own connection, one QoS 1 probe in flight at a
 /// time, every [`lag::PROBE_EVERY`]; each PUBACK goes to the collector's
 /// loop with its time. Runs until aborted.
+/// Aborts a poll task when its connection's task ends, however it ends.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What a connection's poll task hands over: rumqttc's events, in order.
+type Polled = Result<Event, ConnectionError>;
+
+/// Poll `el` in a task of its own and hand every event over. rumqttc's
+/// `EventLoop::poll` is not cancel-safe while it connects: a poll dropped by
+/// a `select!` whose other branch fired drops the half-made connection, and
+/// the next poll connects again under the same client id, so the broker
+/// sees two CONNECTs and the second takes the first one's session over
+/// (seen through Docker's port proxy, where a connect takes milliseconds).
+/// Here a poll is never dropped. After an error the task waits [`RECONNECT`]
+/// before it polls (reconnects) again; it ends when the receiver is gone.
+fn spawn_poll(
+    mut el: rumqttc::EventLoop,
+    depth: usize,
+) -> (mpsc::Receiver<Polled>, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(depth);
+    let task = tokio::spawn(async move {
+        loop {
+            let r = el.poll().await;
+            let failed = r.is_err();
+            if tx.send(r).await.is_err() {
+                return;
+            }
+            if failed {
+                tokio::time::sleep(RECONNECT).await;
+            }
+        }
+    });
+    (rx, task)
+}
+
 async fn probe(
     id: String,
     addr: SocketAddr,
     topic: String,
     clock: RunClock,
     acks: mpsc::Sender<(u64, Nanos)>,
+    collector_up: watch::Receiver<bool>,
 ) {
     let mut o = MqttOptions::new(id, addr.ip().to_string(), addr.port());
     o.set_keep_alive(Duration::from_secs(5));
     o.set_clean_session(true);
     o.set_inflight(1);
-    let (client, mut el) = AsyncClient::new(o, 4);
+    let (client, el) = AsyncClient::new(o, 4);
+    let (mut polled, poller) = spawn_poll(el, 16);
+    let _poller = AbortOnDrop(poller);
     let mut tick = tokio::time::interval(lag::PROBE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seq = 0u64;
@@ -666,6 +715,7 @@ async fn probe(
                 // measuring starts again with the next one.
                 let stale = pending.is_some_and(|(_, t)| t.elapsed() > lag::PROBE_LOST_AFTER);
                 if (pending.is_none() || stale)
+                    && *collector_up.borrow()
                     && client
                         .try_publish(&topic, rumqttc::QoS::AtLeastOnce, false, lag::encode(seq))
                         .is_ok()
@@ -674,17 +724,15 @@ async fn probe(
                     seq += 1;
                 }
             }
-            r = el.poll() => match r {
-                Ok(Event::Incoming(Incoming::PubAck(_))) => {
+            r = polled.recv() => match r {
+                Some(Ok(Event::Incoming(Incoming::PubAck(_)))) => {
                     if let Some((s, _)) = pending.take() {
                         let _ = acks.send((s, clock.now())).await;
                     }
                 }
-                Ok(_) => {}
-                Err(_) => {
-                    pending = None;
-                    tokio::time::sleep(RECONNECT).await;
-                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) => pending = None,
+                None => return,
             },
         }
     }

@@ -600,6 +600,18 @@ async fn measure(
         clock,
         events: events_tx.clone(),
         broker_down: Default::default(),
+        half_open: plan
+            .faults
+            .iter()
+            .any(|f| matches!(f.kind, scenario::FaultKind::HalfOpen)),
+        pause: plan
+            .faults
+            .iter()
+            .any(|f| matches!(f.kind, scenario::FaultKind::BrokerPause)),
+        partition: plan
+            .faults
+            .iter()
+            .any(|f| matches!(f.kind, scenario::FaultKind::BrokerPartition)),
     });
     parts.targets = Some(targets.clone());
 

@@ -124,6 +124,10 @@ pub fn prepare(opts: &RunOptions) -> Result<(Plan, BrokerSpec, FaultsSpec, Proxy
     let (soft, _) =
         crate::limits::raise_nofile().map_err(|e| RunError::Environment(e.to_string()))?;
     let size = crate::limits::RunSize::of(&plan.scenario);
+    if broker_spec == BrokerSpec::Embedded {
+        broker::embedded::check_load(plan.devices.len() as u32, size.messages_per_s)
+            .map_err(RunError::Usage)?;
+    }
     crate::limits::check_fds(
         crate::limits::fds_needed(&size, faults_spec.proxy_place()),
         soft,

@@ -60,6 +60,14 @@ pub(super) struct Targets {
     /// A broker fault stopped or killed the broker and it was not started
     /// again (yet): the final heal starts it.
     pub broker_down: AtomicBool,
+    /// The timeline has a half_open fault (a mode of the embedded engine
+    /// only: Toxiproxy refuses the call), so the final heal turns it off.
+    pub half_open: bool,
+    /// The timeline pauses or partitions the broker, so the final heal
+    /// resumes it or heals the partition (a broker that cannot is never
+    /// asked).
+    pub pause: bool,
+    pub partition: bool,
 }
 
 impl Targets {
@@ -110,10 +118,12 @@ pub(super) async fn heal_everything(t: &Targets) -> Vec<String> {
         }
     };
     for name in t.proxies.values() {
-        note(
-            format!("proxy {name}: half-open off"),
-            within(CALL_DEADLINE, t.links.set_half_open(name, false)).await,
-        );
+        if t.half_open {
+            note(
+                format!("proxy {name}: half-open off"),
+                within(CALL_DEADLINE, t.links.set_half_open(name, false)).await,
+            );
+        }
         note(
             format!("proxy {name}: enable"),
             within(CALL_DEADLINE, t.links.set_enabled(name, true)).await,
@@ -131,14 +141,18 @@ pub(super) async fn heal_everything(t: &Targets) -> Vec<String> {
         }
     }
     let mut b = t.broker.lock().await;
-    note(
-        "broker: resume".into(),
-        within(BROKER_DEADLINE, b.resume()).await,
-    );
-    note(
-        "broker: heal partition".into(),
-        within(BROKER_DEADLINE, b.heal_partition()).await,
-    );
+    if t.pause {
+        note(
+            "broker: resume".into(),
+            within(BROKER_DEADLINE, b.resume()).await,
+        );
+    }
+    if t.partition {
+        note(
+            "broker: heal partition".into(),
+            within(BROKER_DEADLINE, b.heal_partition()).await,
+        );
+    }
     if t.broker_down.load(Ordering::SeqCst) {
         note(
             "broker: start".into(),

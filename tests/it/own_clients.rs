@@ -94,7 +94,7 @@ async fn a_downgraded_subscription_of_the_observer_makes_the_run_an_error() {
     let m = OwnMosquitto::start(binary, MAX_QOS_1, &[]);
     let text = crate::run::scenario("downgraded", "", "")
         .replace("duration = \"12s\"", "duration = \"3s\"");
-    let r = crate::run::run(&text, &m.spec()).await;
+    let r = crate::run::run_unchecked(&text, &m.spec(), None, Default::default()).await;
     let report = &r.finished.report;
     assert_eq!(report.verdict, Verdict::Error, "{:?}", report.errors);
     let short: Vec<String> = report
