@@ -87,6 +87,7 @@ pub mod connection;
 pub mod hlog;
 pub mod interval;
 pub mod offline;
+pub mod schedule;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -233,6 +234,9 @@ pub struct Recorder {
     judged: BTreeSet<usize>,
     /// The end-of-run checks were made.
     closed: bool,
+    /// The fleet's and the observer's publish schedules.
+    fleet_schedule: schedule::ScheduleMonitor,
+    command_schedule: schedule::ScheduleMonitor,
 }
 
 impl Recorder {
@@ -314,6 +318,8 @@ impl Recorder {
             windows: BTreeMap::new(),
             judged: BTreeSet::new(),
             closed: false,
+            fleet_schedule: schedule::ScheduleMonitor::new(),
+            command_schedule: schedule::ScheduleMonitor::new(),
         }
     }
 
@@ -321,40 +327,57 @@ impl Recorder {
     pub fn record(&mut self, ev: &Event) {
         match ev {
             Event::Device { at, device, what } => self.device_event(ev, *at, *device, what),
-            Event::Observer { at, what } => match what {
-                ObserverEvent::Connected | ObserverEvent::Disconnected => {
-                    for p in &mut self.profiles {
-                        p.ledger.record(ev);
-                    }
-                    let up = matches!(what, ObserverEvent::Connected);
-                    self.observer_state(*at, up);
-                    if up {
-                        self.judge_broker(*at, false);
-                    }
-                }
-                ObserverEvent::Received { device, .. }
-                | ObserverEvent::CommandPublished { device, .. }
-                | ObserverEvent::CommandOutcome { device, .. } => match self.profile_of(*device) {
-                    Some(p) => {
-                        self.profiles[p].ledger.record(ev);
-                        if matches!(what, ObserverEvent::Received { .. }) {
-                            self.timelines[*device as usize].received_at(*at);
-                        }
-                    }
-                    None => self.unknown_device_events += 1,
-                },
-                // Recorded for the history; its offline reports also arrive
-                // as `Status` events.
-                ObserverEvent::Sys { .. } => {}
-                ObserverEvent::Status { device, online, .. } => {
-                    match self.timelines.get_mut(*device as usize) {
-                        Some(tl) => tl.statuses.push((*at, *online)),
-                        None => self.unknown_device_events += 1,
-                    }
-                }
-            },
+            Event::Observer { at, what } => {
+                self.observer_event(ev, *at, what);
+            }
             Event::Fault { at, what } => self.fault_event(*at, what),
             Event::Harness { at, cause, message } => self.incident(*at, *cause, message.clone()),
+        }
+    }
+
+    fn observer_event(&mut self, ev: &Event, at: Nanos, what: &ObserverEvent) {
+        // The observer does not retry commands: each is a first attempt.
+        if let ObserverEvent::CommandPublished { t_intended, .. } = what {
+            if let Some(b) = self.command_schedule.published(at, *t_intended) {
+                self.incident(
+                    at,
+                    health::Cause::ScheduleLag,
+                    b.message("the command sender"),
+                );
+            }
+        }
+        let at = &at;
+        match what {
+            ObserverEvent::Connected | ObserverEvent::Disconnected => {
+                for p in &mut self.profiles {
+                    p.ledger.record(ev);
+                }
+                let up = matches!(what, ObserverEvent::Connected);
+                self.observer_state(*at, up);
+                if up {
+                    self.judge_broker(*at, false);
+                }
+            }
+            ObserverEvent::Received { device, .. }
+            | ObserverEvent::CommandPublished { device, .. }
+            | ObserverEvent::CommandOutcome { device, .. } => match self.profile_of(*device) {
+                Some(p) => {
+                    self.profiles[p].ledger.record(ev);
+                    if matches!(what, ObserverEvent::Received { .. }) {
+                        self.timelines[*device as usize].received_at(*at);
+                    }
+                }
+                None => self.unknown_device_events += 1,
+            },
+            // Recorded for the history; its offline reports also arrive
+            // as `Status` events.
+            ObserverEvent::Sys { .. } => {}
+            ObserverEvent::Status { device, online, .. } => {
+                match self.timelines.get_mut(*device as usize) {
+                    Some(tl) => tl.statuses.push((*at, *online)),
+                    None => self.unknown_device_events += 1,
+                }
+            }
         }
     }
 
@@ -395,6 +418,18 @@ impl Recorder {
             return;
         };
         let d = device as usize;
+        if let DeviceEvent::Published {
+            t_intended,
+            attempt: 0,
+            stream,
+            ..
+        } = what
+        {
+            if let Some(b) = self.fleet_schedule.published(at, *t_intended) {
+                let who = format!("the fleet (device {device}, stream {stream})");
+                self.incident(at, health::Cause::ScheduleLag, b.message(&who));
+            }
+        }
         match what {
             DeviceEvent::Published { .. }
             | DeviceEvent::Outcome { .. }

@@ -881,3 +881,69 @@ fn slos_pass_fail_or_stay_unknown_and_unknown_fails_the_verdict() {
     assert_eq!((r.slo[2].pass, r.slo[2].observed), (None, None));
     assert_eq!(r.verdict, Verdict::Fail);
 }
+
+fn published_at(at: u64, device: DeviceId, seq: u64, intended: u64, attempt: u32) -> Event {
+    dev(
+        at,
+        device,
+        DeviceEvent::Published {
+            stream: 0,
+            seq,
+            t_intended: ms(intended),
+            qos: 1,
+            attempt,
+        },
+    )
+}
+
+#[test]
+fn a_fleet_behind_its_schedule_is_schedule_lag_once_per_episode() {
+    let mut ev = start_all();
+    ev.extend(others_on_time(99));
+    ev.extend([
+        published_at(1_000, 0, 0, 1_000, 0),
+        // A retry long after its slot is by design, not lag.
+        published_at(5_000, 0, 0, 1_000, 1),
+        published_at(7_500, 1, 0, 6_000, 0),
+        published_at(7_600, 1, 1, 6_100, 0),
+        published_at(8_000, 1, 2, 7_900, 0),
+        published_at(12_000, 0, 1, 10_000, 0),
+    ]);
+    let r = run(&ev, 60_000, vec![]);
+    assert_eq!(
+        causes(&r),
+        vec![
+            crate::health::Cause::ScheduleLag,
+            crate::health::Cause::ScheduleLag
+        ]
+    );
+    assert_eq!(r.errors[0].at_s, Some(7.5));
+    assert!(
+        r.errors[0].message.contains("device 1") && r.errors[0].message.contains("1.50 s"),
+        "{}",
+        r.errors[0].message
+    );
+    assert_eq!(r.errors[1].at_s, Some(12.0));
+    assert_eq!(r.verdict, Verdict::Error);
+}
+
+#[test]
+fn a_command_sender_behind_its_schedule_is_schedule_lag() {
+    let mut ev = start_all();
+    ev.extend(others_on_time(99));
+    ev.push(Event::Observer {
+        at: ms(4_000),
+        what: ObserverEvent::CommandPublished {
+            device: 0,
+            stream: 0,
+            seq: 0,
+            t_intended: ms(2_500),
+            qos: 1,
+        },
+    });
+    let r = run(&ev, 60_000, vec![]);
+    assert_eq!(causes(&r), vec![crate::health::Cause::ScheduleLag]);
+    assert!(r.errors[0]
+        .message
+        .starts_with("the command sender published 1.50 s"));
+}

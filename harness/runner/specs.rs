@@ -23,8 +23,7 @@ pub struct ProxySetup {
     pub network: Option<String>,
 }
 
-/// What the command line asks for.
-
+/// Whether `s` is `HOST:PORT` with a nonzero port.
 pub(super) fn valid_host_port(s: &str) -> bool {
     match s.rsplit_once(':') {
         Some((host, port)) => {

@@ -112,6 +112,35 @@ fn a_broker_killed_from_outside_for_good_makes_the_run_error_and_ends_it() {
 }
 
 #[test]
+fn a_harness_stopped_mid_run_is_behind_its_schedule_in_every_output() {
+    // SIGSTOP for 2.5 s (a starved or suspended harness): every slot due
+    // meanwhile is published late, which is the harness's doing, not the
+    // client's.
+    let dir = tempfile::tempdir().unwrap();
+    let text = scenario("stalled", "", "").replace("duration = \"12s\"", "duration = \"8s\"");
+    let mut child = start_run(dir.path(), &text, &[], "\"published\"");
+    std::thread::sleep(Duration::from_millis(500));
+    signal(child.id(), nix::sys::signal::Signal::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(2500));
+    signal(child.id(), nix::sys::signal::Signal::SIGCONT);
+    let status = child.wait().unwrap();
+    let out = dir.path().join("out");
+    assert_error_everywhere(&out, status.code(), 3, "schedule_lag");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let lag = json["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["cause"] == "schedule_lag")
+        .unwrap();
+    assert!(
+        lag["message"].as_str().unwrap().starts_with("the fleet"),
+        "{lag}"
+    );
+}
+
+#[test]
 fn sigterm_mid_run_is_an_interrupted_run_in_every_output() {
     let dir = tempfile::tempdir().unwrap();
     let text = scenario("terminated", "", "");
