@@ -216,7 +216,7 @@ pub enum FaultEvent {
     /// The fault is in force (`index` is its place in the timeline).
     Applied {
         index: usize,
-        kind: String,
+        kind: crate::scenario::FaultName,
         target: Option<String>,
         /// Devices it hits (for device faults; empty: the whole group).
         devices: Vec<DeviceId>,

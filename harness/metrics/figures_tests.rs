@@ -134,7 +134,7 @@ fn fault(at: u64, index: usize, kind: &str, target: Option<&str>, applied: bool)
         what: if applied {
             FaultEvent::Applied {
                 index,
-                kind: kind.into(),
+                kind: crate::scenario::FaultName::parse(kind).expect("a fault name"),
                 target: target.map(Into::into),
                 devices: vec![],
             }

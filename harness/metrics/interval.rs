@@ -386,7 +386,7 @@ impl Recorder {
         let mut exposed = vec![false; self.profiles.len()];
         let mut healed = vec![false; self.profiles.len()];
         for rec in self.faults.values() {
-            if !rec.applied || class_of(&rec.kind) == Class::Device {
+            if !rec.applied || class_of(rec.kind) == Class::Device {
                 continue;
             }
             let Some(started) = rec.started_at_s else {
@@ -399,7 +399,7 @@ impl Recorder {
             if !in_force && !healed_now {
                 continue;
             }
-            let group = match class_of(&rec.kind) {
+            let group = match class_of(rec.kind) {
                 Class::Broker => None,
                 _ => rec.target.as_deref(),
             };

@@ -103,7 +103,7 @@ use crate::report::{
     rfc3339, DurationFigure, FaultRecord, Figures, MessageFigureSet, Report, Verdict,
     SCHEMA_VERSION,
 };
-use crate::scenario::FaultKind;
+use crate::scenario::{FaultKind, FaultName, FaultTarget};
 use connection::{Cause, DeviceTimeline, Effect, Exposure, Outage, Span};
 use offline::OfflineParams;
 
@@ -130,11 +130,11 @@ enum Class {
     Device,
 }
 
-fn class_of(kind: &str) -> Class {
-    match kind {
-        "broker_restart" | "broker_kill" | "broker_pause" | "broker_partition" => Class::Broker,
-        "device_crash" | "client_id_conflict" => Class::Device,
-        _ => Class::Link,
+fn class_of(kind: FaultName) -> Class {
+    match kind.target() {
+        FaultTarget::Broker => Class::Broker,
+        FaultTarget::Device => Class::Device,
+        FaultTarget::Link => Class::Link,
     }
 }
 
@@ -204,7 +204,7 @@ pub struct Recorder {
     groups: Vec<String>,
     /// Scheduled kind and target per timeline index (for faults that fail
     /// before any `Applied`).
-    scheduled: Vec<(String, Option<String>)>,
+    scheduled: Vec<(FaultName, Option<String>)>,
     active: BTreeMap<usize, Episode>,
     faults: BTreeMap<usize, FaultRecord>,
     unknown_device_events: u64,
@@ -277,7 +277,7 @@ impl Recorder {
             scheduled: plan
                 .faults
                 .iter()
-                .map(|f| (f.kind.name().to_string(), f.target.clone()))
+                .map(|f| (f.kind.id(), f.target.clone()))
                 .collect(),
             active: BTreeMap::new(),
             faults: BTreeMap::new(),
@@ -543,6 +543,25 @@ impl Recorder {
     }
 
     fn fault_event(&mut self, at: Nanos, what: &FaultEvent) {
+        let index = match what {
+            FaultEvent::Requested { index }
+            | FaultEvent::Applied { index, .. }
+            | FaultEvent::HealRequested { index }
+            | FaultEvent::Healed { index }
+            | FaultEvent::Failed { index, .. } => *index,
+        };
+        if index >= self.scheduled.len() {
+            self.incident(
+                at,
+                health::Cause::Internal,
+                format!(
+                    "a fault event of timeline[{index}], which the run's timeline does not have \
+                     ({} entries)",
+                    self.scheduled.len()
+                ),
+            );
+            return;
+        }
         match what {
             FaultEvent::Requested { index } => {
                 let w = self.windows.entry(*index).or_default();
@@ -556,14 +575,14 @@ impl Recorder {
                 let Some((kind, target)) = self.scheduled.get(*index).cloned() else {
                     return;
                 };
-                let class = class_of(&kind);
+                let class = class_of(kind);
                 let devices = self.plan_devices.get(*index).cloned().unwrap_or_default();
                 let hit = self
                     .hit_of(class, target.as_deref(), &devices)
                     .unwrap_or(Hit::Groups(Vec::new()));
                 let label = match &target {
                     Some(t) => format!("{kind}@{t}"),
-                    None => kind,
+                    None => kind.to_string(),
                 };
                 self.active.entry(*index).or_insert(Episode {
                     label,
@@ -580,7 +599,7 @@ impl Recorder {
                 target,
                 devices,
             } => {
-                let class = class_of(kind);
+                let class = class_of(*kind);
                 let hit = match self.hit_of(class, target.as_deref(), devices) {
                     Ok(h) => h,
                     Err(g) => {
@@ -594,7 +613,7 @@ impl Recorder {
                 };
                 let label = match target {
                     Some(t) => format!("{kind}@{t}"),
-                    None => kind.clone(),
+                    None => kind.to_string(),
                 };
                 let w = self.windows.entry(*index).or_default();
                 if w.applied.is_some() {
@@ -632,7 +651,7 @@ impl Recorder {
                 }
                 self.active.insert(*index, ep);
                 let rec = self.fault_record(*index);
-                rec.kind = kind.clone();
+                rec.kind = *kind;
                 rec.target = target.clone();
                 rec.started_at_s = Some(at.as_secs_f64());
                 rec.applied = true;
@@ -709,7 +728,7 @@ impl Recorder {
         if late <= self.tolerance {
             return;
         }
-        let kind = self.scheduled[index].0.clone();
+        let kind = self.scheduled[index].0;
         self.incident(
             at,
             health::Cause::FaultLate,
@@ -804,7 +823,7 @@ impl Recorder {
         for index in 0..self.plan_faults.len() {
             let (_, start, stop) = self.plan_faults[index].clone();
             let w = self.windows.get(&index).copied().unwrap_or_default();
-            let kind = self.scheduled[index].0.clone();
+            let kind = self.scheduled[index].0;
             if Nanos::from_duration(start) < end && w.applied.is_none() {
                 self.fault_record(index).applied = false;
                 self.incident(
@@ -902,11 +921,8 @@ impl Recorder {
 
     /// The record of timeline entry `index`, created from the plan if new.
     fn fault_record(&mut self, index: usize) -> &mut FaultRecord {
-        let (kind, target) = self
-            .scheduled
-            .get(index)
-            .cloned()
-            .unwrap_or_else(|| ("unknown".to_string(), None));
+        // Only indices of the plan get here (see `fault_event`).
+        let (kind, target) = self.scheduled[index].clone();
         let scheduled_at_s = self.plan_faults.get(index).map(|f| f.1.as_secs_f64());
         self.faults.entry(index).or_insert(FaultRecord {
             index,

@@ -107,7 +107,7 @@ fn applied(at: u64, index: usize, kind: &str, target: Option<&str>) -> Event {
         at: ms(at),
         what: FaultEvent::Applied {
             index,
-            kind: kind.into(),
+            kind: crate::scenario::FaultName::parse(kind).expect("a fault name"),
             target: target.map(Into::into),
             devices: vec![],
         },

@@ -236,7 +236,7 @@ pub struct Figures {
 pub struct FaultRecord {
     /// Place in the scenario's timeline.
     pub index: usize,
-    pub kind: String,
+    pub kind: crate::scenario::FaultName,
     pub target: Option<String>,
     /// When the timeline said it starts (run clock, s); `null` for a record
     /// read from a file written before it was recorded.

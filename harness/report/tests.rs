@@ -77,7 +77,7 @@ pub(crate) fn report() -> Report {
         faults: vec![
             FaultRecord {
                 index: 0,
-                kind: "blackhole".into(),
+                kind: crate::scenario::FaultName::Blackhole,
                 target: Some("group-a".into()),
                 scheduled_at_s: Some(12.0),
                 requested_at_s: Some(12.001),
@@ -88,7 +88,7 @@ pub(crate) fn report() -> Report {
             },
             FaultRecord {
                 index: 1,
-                kind: "broker_kill".into(),
+                kind: crate::scenario::FaultName::BrokerKill,
                 target: None,
                 scheduled_at_s: Some(30.0),
                 requested_at_s: Some(30.0),

@@ -262,7 +262,7 @@ pub(super) async fn play(t: &Targets, f: &ScheduledFault) -> Result<(), String> 
     t.record(FaultEvent::Requested { index: f.index }).await;
     let applied = |devices: Vec<u32>| FaultEvent::Applied {
         index: f.index,
-        kind: f.kind.name().into(),
+        kind: f.kind.id(),
         target: f.target.clone(),
         devices,
     };

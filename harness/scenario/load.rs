@@ -27,6 +27,7 @@ use serde::Deserialize;
 use toml::de::{DeArray, DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
+use super::validate::path_key;
 use super::{BrokerSection, FaultSpec, FaultsSection, Fleet, Profile, Scenario};
 
 /// One located mistake in a scenario file.
@@ -372,22 +373,6 @@ const DOCUMENT: &str = "(document)";
 enum Seg {
     Key(String),
     Index(usize),
-}
-
-/// A key as it appears in a field path: bare when it can be, else quoted.
-pub(super) fn path_key(key: &str) -> Cow<'_, str> {
-    let bare = !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if bare {
-        Cow::Borrowed(key)
-    } else {
-        Cow::Owned(format!(
-            "\"{}\"",
-            key.replace('\\', "\\\\").replace('"', "\\\"")
-        ))
-    }
 }
 
 fn render_path(path: &[Seg]) -> String {

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 pub use lint::{lint, Lint};
 pub use load::{error_at, load, load_str, locate, Problem, ScenarioError};
 pub use slo::{figure_kind, slos, FigureKind, Slo, SloOp};
-pub use validate::{check, validate, Issue};
+pub use validate::{check, Issue};
 
 #[cfg(test)]
 pub(crate) use validate::tests as validate_tests;
@@ -523,31 +523,135 @@ pub enum FaultKind {
     },
 }
 
+/// A fault kind's name, as the timeline, the history and the reports write
+/// it (`link_down`, `broker_kill`, …): what a fault event or record says it
+/// was, without the kind's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultName {
+    Latency,
+    Bandwidth,
+    Blackhole,
+    HalfOpen,
+    LinkDown,
+    ResetPeer,
+    SlowClose,
+    Slicer,
+    LimitData,
+    Flapping,
+    BrokerRestart,
+    BrokerKill,
+    BrokerPause,
+    BrokerPartition,
+    DeviceCrash,
+    ClientIdConflict,
+}
+
+/// What a fault acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultTarget {
+    /// A group's link to the broker (a proxy).
+    Link,
+    /// The broker itself: every device.
+    Broker,
+    /// Some devices of a group (their processes, their client ids).
+    Device,
+}
+
+impl FaultName {
+    pub const ALL: [FaultName; 16] = [
+        FaultName::Latency,
+        FaultName::Bandwidth,
+        FaultName::Blackhole,
+        FaultName::HalfOpen,
+        FaultName::LinkDown,
+        FaultName::ResetPeer,
+        FaultName::SlowClose,
+        FaultName::Slicer,
+        FaultName::LimitData,
+        FaultName::Flapping,
+        FaultName::BrokerRestart,
+        FaultName::BrokerKill,
+        FaultName::BrokerPause,
+        FaultName::BrokerPartition,
+        FaultName::DeviceCrash,
+        FaultName::ClientIdConflict,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultName::Latency => "latency",
+            FaultName::Bandwidth => "bandwidth",
+            FaultName::Blackhole => "blackhole",
+            FaultName::HalfOpen => "half_open",
+            FaultName::LinkDown => "link_down",
+            FaultName::ResetPeer => "reset_peer",
+            FaultName::SlowClose => "slow_close",
+            FaultName::Slicer => "slicer",
+            FaultName::LimitData => "limit_data",
+            FaultName::Flapping => "flapping",
+            FaultName::BrokerRestart => "broker_restart",
+            FaultName::BrokerKill => "broker_kill",
+            FaultName::BrokerPause => "broker_pause",
+            FaultName::BrokerPartition => "broker_partition",
+            FaultName::DeviceCrash => "device_crash",
+            FaultName::ClientIdConflict => "client_id_conflict",
+        }
+    }
+
+    /// The name written `s`, if it is one.
+    pub fn parse(s: &str) -> Option<FaultName> {
+        FaultName::ALL.into_iter().find(|n| n.as_str() == s)
+    }
+
+    pub fn target(self) -> FaultTarget {
+        match self {
+            FaultName::BrokerRestart
+            | FaultName::BrokerKill
+            | FaultName::BrokerPause
+            | FaultName::BrokerPartition => FaultTarget::Broker,
+            FaultName::DeviceCrash | FaultName::ClientIdConflict => FaultTarget::Device,
+            _ => FaultTarget::Link,
+        }
+    }
+}
+
+impl std::fmt::Display for FaultName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 fn default_one() -> u32 {
     1
 }
 
 impl FaultKind {
+    /// The name of this kind, typed.
+    pub fn id(&self) -> FaultName {
+        match self {
+            FaultKind::Latency { .. } => FaultName::Latency,
+            FaultKind::Bandwidth { .. } => FaultName::Bandwidth,
+            FaultKind::Blackhole { .. } => FaultName::Blackhole,
+            FaultKind::HalfOpen => FaultName::HalfOpen,
+            FaultKind::LinkDown => FaultName::LinkDown,
+            FaultKind::ResetPeer { .. } => FaultName::ResetPeer,
+            FaultKind::SlowClose { .. } => FaultName::SlowClose,
+            FaultKind::Slicer { .. } => FaultName::Slicer,
+            FaultKind::LimitData { .. } => FaultName::LimitData,
+            FaultKind::Flapping { .. } => FaultName::Flapping,
+            FaultKind::BrokerRestart => FaultName::BrokerRestart,
+            FaultKind::BrokerKill => FaultName::BrokerKill,
+            FaultKind::BrokerPause => FaultName::BrokerPause,
+            FaultKind::BrokerPartition => FaultName::BrokerPartition,
+            FaultKind::DeviceCrash { .. } => FaultName::DeviceCrash,
+            FaultKind::ClientIdConflict { .. } => FaultName::ClientIdConflict,
+        }
+    }
+
     /// The scenario name of this kind (`blackhole`, `broker_kill`, …).
     pub fn name(&self) -> &'static str {
-        match self {
-            FaultKind::Latency { .. } => "latency",
-            FaultKind::Bandwidth { .. } => "bandwidth",
-            FaultKind::Blackhole { .. } => "blackhole",
-            FaultKind::HalfOpen => "half_open",
-            FaultKind::LinkDown => "link_down",
-            FaultKind::ResetPeer { .. } => "reset_peer",
-            FaultKind::SlowClose { .. } => "slow_close",
-            FaultKind::Slicer { .. } => "slicer",
-            FaultKind::LimitData { .. } => "limit_data",
-            FaultKind::Flapping { .. } => "flapping",
-            FaultKind::BrokerRestart => "broker_restart",
-            FaultKind::BrokerKill => "broker_kill",
-            FaultKind::BrokerPause => "broker_pause",
-            FaultKind::BrokerPartition => "broker_partition",
-            FaultKind::DeviceCrash { .. } => "device_crash",
-            FaultKind::ClientIdConflict { .. } => "client_id_conflict",
-        }
+        self.id().as_str()
     }
 
     /// Faults that act on the broker process rather than on a group's link.
@@ -559,5 +663,31 @@ impl FaultKind {
                 | FaultKind::BrokerPause
                 | FaultKind::BrokerPartition
         )
+    }
+}
+
+#[cfg(test)]
+mod fault_name_tests {
+    use super::FaultName;
+
+    #[test]
+    fn every_name_is_written_as_the_timeline_writes_it_and_parses_back() {
+        let mut parsed = 0;
+        for n in FaultName::ALL {
+            let json = serde_json::to_string(&n).unwrap();
+            assert_eq!(json, format!("\"{}\"", n.as_str()));
+            assert_eq!(serde_json::from_str::<FaultName>(&json).unwrap(), n);
+            assert_eq!(FaultName::parse(n.as_str()), Some(n));
+            // The timeline accepts the same word as a kind.
+            let toml = format!("at = \"1s\"\nkind = \"{n}\"");
+            if let Ok(spec) = toml::from_str::<super::FaultSpec>(&toml) {
+                assert_eq!(spec.kind.id(), n);
+                parsed += 1;
+            }
+        }
+        // Those with no required setting: half_open, link_down, the four
+        // broker faults, device_crash, client_id_conflict, blackhole.
+        assert!(parsed >= 9, "{parsed}");
+        assert_eq!(FaultName::parse("mosquito"), None);
     }
 }

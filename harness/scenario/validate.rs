@@ -11,13 +11,12 @@
 //! known to be small enough. Arithmetic on the file's values saturates, and
 //! a message quotes at most `limits::QUOTE_CHARS` characters of a value.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::time::Duration;
 
 use super::backend::{BrokerSpec, FaultsSpec};
 use super::duration::format as human;
-use super::load::{error_at, path_key, ScenarioError};
 use super::slo::{self, SloError};
 use super::{ClientIdStrategy, FaultKind, FaultSpec, Fleet, Profile, Scenario};
 use crate::limits::{
@@ -41,15 +40,19 @@ pub struct Issue {
     pub message: String,
 }
 
-/// Check every rule; the problems are located in `text` (the file's text,
-/// for positions) and named after `path`.
-pub fn validate(path: &Path, text: &str, scenario: &Scenario) -> Result<(), ScenarioError> {
-    let errors = check(scenario)
-        .into_iter()
-        .map(|i| error_at(path, text, &i.path, i.message));
-    match ScenarioError::join(errors) {
-        None => Ok(()),
-        Some(e) => Err(e),
+/// A key as it appears in a field path: bare when it can be, else quoted.
+pub(super) fn path_key(key: &str) -> Cow<'_, str> {
+    let bare = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare {
+        Cow::Borrowed(key)
+    } else {
+        Cow::Owned(format!(
+            "\"{}\"",
+            key.replace('\\', "\\\\").replace('"', "\\\"")
+        ))
     }
 }
 

@@ -891,15 +891,6 @@ mod api {
 
     const TRANSCRIPT: &str = include_str!("../fixtures/toxiproxy-2.12-api-transcript.json");
 
-    /// A port nothing listens on now (bound, then released).
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-
     /// The transcript's fixed listen ports (260xx), each mapped to a free
     /// port, so the replay does not depend on which ports are free.
     fn port_map(text: &str) -> BTreeMap<String, String> {
@@ -908,7 +899,7 @@ mod api {
         while let Some(i) = rest.find("127.0.0.1:260") {
             let port = &rest[i + 10..i + 15];
             map.entry(port.to_owned())
-                .or_insert_with(|| free_port().to_string());
+                .or_insert_with(|| crate::support::free_port().to_string());
             rest = &rest[i + 15..];
         }
         map

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use mqtt_chaos::runner::{self, RunOptions};
+use mqtt_chaos::runner;
 use regex::Regex;
 use serde_json::Value;
 
@@ -245,18 +245,7 @@ async fn a_run_writes_a_self_contained_report_html_that_report_rebuilds() {
     let path = dir.path().join("scenario.toml");
     std::fs::write(&path, scenario()).unwrap();
     let out = dir.path().join("out");
-    let opts = RunOptions {
-        scenario: path,
-        out: Some(out.clone()),
-        broker: Some("embedded".into()),
-        faults: None,
-        seed: None,
-        duration: None,
-        quiet: true,
-        history: None,
-        exe: support::bin(),
-        proxy: Default::default(),
-    };
+    let opts = support::run_options(path, out.clone());
     let finished = runner::run(&opts).await.expect("the run runs");
     assert!(
         finished.environment_error.is_none(),

@@ -11,7 +11,7 @@ use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
 use mqtt_chaos::report::{self, Report};
-use mqtt_chaos::runner::{self, RunOptions};
+use mqtt_chaos::runner;
 use serde_json::Value;
 
 use crate::support;
@@ -136,18 +136,7 @@ async fn a_report_rebuilt_from_the_interval_files_equals_report_json() {
     let path = dir.path().join("scenario.toml");
     std::fs::write(&path, scenario("rebuilt", "6s")).unwrap();
     let out = dir.path().join("out");
-    let opts = RunOptions {
-        scenario: path,
-        out: Some(out.clone()),
-        broker: Some("embedded".into()),
-        faults: None,
-        seed: None,
-        duration: None,
-        quiet: true,
-        history: None,
-        exe: support::bin(),
-        proxy: Default::default(),
-    };
+    let opts = support::run_options(path, out.clone());
     let finished = runner::run(&opts).await.expect("the run runs");
     assert!(
         finished.environment_error.is_none(),

@@ -103,15 +103,6 @@ impl Drop for ProxyServer {
     }
 }
 
-/// A loopback port nothing listens on now (bound, then released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The recording's addresses and version, and what they are here.
 struct Mapping {
     /// `127.0.0.1:PORT` of the recording → of this machine.
@@ -126,7 +117,7 @@ impl Mapping {
             for text in [e.request_body.as_deref().unwrap_or(""), &e.response_body] {
                 for port in loopback_ports(text) {
                     if (26000..27000).contains(&port) {
-                        ports.entry(port).or_insert_with(free_port);
+                        ports.entry(port).or_insert_with(crate::support::free_port);
                     }
                 }
             }

@@ -116,16 +116,11 @@ pub async fn run_unchecked(
     std::fs::write(&path, text).unwrap();
     let history = dir.path().join("history.jsonl");
     let opts = RunOptions {
-        scenario: path,
-        out: Some(dir.path().join("out")),
         broker: Some(broker.into()),
         faults,
-        seed: None,
-        duration: None,
-        quiet: true,
         history: Some(history.clone()),
-        exe: support::bin(),
         proxy,
+        ..support::run_options(path, dir.path().join("out"))
     };
     let finished = runner::run(&opts)
         .await
@@ -1105,18 +1100,7 @@ kind = "broker_kill"
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.toml");
         std::fs::write(&path, text(true)).unwrap();
-        let opts = RunOptions {
-            scenario: path.clone(),
-            out: Some(dir.path().join("out")),
-            broker: Some("embedded".into()),
-            faults: None,
-            seed: None,
-            duration: None,
-            quiet: true,
-            history: None,
-            exe: support::bin(),
-            proxy: Default::default(),
-        };
+        let opts = support::run_options(path.clone(), dir.path().join("out"));
         let e = runner::run(&opts).await.unwrap_err();
         assert_eq!(e.exit_code(), 2);
         let msg = e.to_string();

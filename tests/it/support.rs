@@ -163,3 +163,17 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// The options of a quiet test run of `scenario` into `out` on the
+/// embedded broker and fault engine, with this build's binary; a test
+/// changes what it needs (`RunOptions { history, ..run_options(..) }`).
+pub fn run_options(scenario: PathBuf, out: PathBuf) -> mqtt_chaos::runner::RunOptions {
+    mqtt_chaos::runner::RunOptions {
+        scenario,
+        out: Some(out),
+        broker: Some("embedded".into()),
+        quiet: true,
+        exe: bin(),
+        ..Default::default()
+    }
+}

@@ -201,7 +201,7 @@ fn history() -> Vec<Event> {
         10_000,
         FaultEvent::Applied {
             index: 0,
-            kind: "link_down".into(),
+            kind: crate::scenario::FaultName::LinkDown,
             target: Some("group-a".into()),
             devices: vec![],
         },
@@ -518,7 +518,7 @@ fn the_run_s_health_is_in_the_interval_it_is_first_seen_in_and_in_the_rebuilt_re
         11_500,
         FaultEvent::Applied {
             index: 0,
-            kind: "link_down".into(),
+            kind: crate::scenario::FaultName::LinkDown,
             target: Some("group-a".into()),
             devices: vec![],
         },

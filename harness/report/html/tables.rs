@@ -356,7 +356,7 @@ pub(super) fn faults_table(o: &mut String, r: &Report) {
             "<tr data-fault=\"{}\"><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
             f.index,
             f.index,
-            escape(&f.kind),
+            escape(f.kind.as_str()),
             escape(f.target.as_deref().unwrap_or("all")),
             f.started_at_s.map_or("never".into(), secs),
             f.healed_at_s.map_or("–".into(), secs),
