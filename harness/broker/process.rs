@@ -85,11 +85,50 @@ enum Readiness {
     TimedOut(String),
 }
 
+/// A broker's temp dir is `mqtt-chaos-broker-<harness pid>-<random>`.
+const DIR_PREFIX: &str = "mqtt-chaos-broker-";
+
+/// The harness pid in a broker temp dir's name (pure).
+fn dir_owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(DIR_PREFIX)?;
+    let (pid, random) = rest.split_once('-')?;
+    (!random.is_empty()).then_some(())?;
+    pid.parse().ok()
+}
+
+/// Remove the broker temp dirs in `tmp` of harnesses that are gone: a
+/// harness killed with SIGKILL cannot remove its own (its broker child dies
+/// with it, `PR_SET_PDEATHSIG`), so the next run does. A dir of a live
+/// process, or of a name from before the pid was part of it, is left alone;
+/// what cannot be removed is left too (best effort, logged).
+fn sweep_stale_dirs(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(dir_owner) else {
+            continue;
+        };
+        if pid == std::process::id() || crate::runner::outdir::pid_alive(pid) {
+            continue;
+        }
+        match std::fs::remove_dir_all(e.path()) {
+            Ok(()) => tracing::info!(
+                "removed {} (left by harness process {pid}, which is gone)",
+                e.path().display()
+            ),
+            Err(err) => tracing::debug!("cannot remove {}: {err}", e.path().display()),
+        }
+    }
+}
+
 impl BrokerProcess {
     /// Pick the port and make the temp dir; nothing is started yet.
     pub fn new(what: &str) -> Result<BrokerProcess, BrokerError> {
+        sweep_stale_dirs(&std::env::temp_dir());
         let dir = tempfile::Builder::new()
-            .prefix("mqtt-chaos-broker-")
+            .prefix(&format!("{DIR_PREFIX}{}-", std::process::id()))
             .tempdir()
             .map_err(|e| BrokerError::Start {
                 what: what.to_string(),
@@ -593,6 +632,32 @@ async fn spawn_from_long_lived_thread(cmd: Command) -> io::Result<Child> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_broker_dir_names_its_harness() {
+        assert_eq!(super::dir_owner("mqtt-chaos-broker-4242-AbC12"), Some(4242));
+        assert_eq!(super::dir_owner("mqtt-chaos-broker-AbC12"), None);
+        assert_eq!(super::dir_owner("mqtt-chaos-broker-4242-"), None);
+        assert_eq!(super::dir_owner("other-4242-x"), None);
+    }
+
+    #[test]
+    fn dirs_of_gone_harnesses_are_swept_and_live_ones_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        // A pid above the kernel's maximum is never alive.
+        let gone = tmp.path().join("mqtt-chaos-broker-4194305-x1");
+        let mine = tmp
+            .path()
+            .join(format!("mqtt-chaos-broker-{}-x2", std::process::id()));
+        let old_style = tmp.path().join("mqtt-chaos-broker-x3");
+        for d in [&gone, &mine, &old_style] {
+            std::fs::create_dir(d).unwrap();
+            std::fs::write(d.join("broker.log"), "x").unwrap();
+        }
+        super::sweep_stale_dirs(tmp.path());
+        assert!(!gone.exists());
+        assert!(mine.exists() && old_style.exists());
+    }
     use super::*;
 
     #[test]
