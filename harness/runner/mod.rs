@@ -592,6 +592,7 @@ async fn measure(
     )));
     parts.fleet = Some(fleet.clone());
     let broker = parts.broker.clone().expect("the broker started");
+    let has = |kind| plan.faults.iter().any(|f| f.kind.id() == kind);
     let targets = Arc::new(Targets {
         broker: broker.clone(),
         links: parts.links.clone().expect("the fault backend started"),
@@ -600,18 +601,9 @@ async fn measure(
         clock,
         events: events_tx.clone(),
         broker_down: Default::default(),
-        half_open: plan
-            .faults
-            .iter()
-            .any(|f| matches!(f.kind, scenario::FaultKind::HalfOpen)),
-        pause: plan
-            .faults
-            .iter()
-            .any(|f| matches!(f.kind, scenario::FaultKind::BrokerPause)),
-        partition: plan
-            .faults
-            .iter()
-            .any(|f| matches!(f.kind, scenario::FaultKind::BrokerPartition)),
+        half_open: has(scenario::FaultName::HalfOpen),
+        pause: has(scenario::FaultName::BrokerPause),
+        partition: has(scenario::FaultName::BrokerPartition),
     });
     parts.targets = Some(targets.clone());
 

@@ -44,19 +44,6 @@ fn assert_error_everywhere(out: &Path, code: Option<i32>, want_code: i32, cause:
     assert!(!junit.contains("errors=\"0\""), "junit.xml: {junit}");
 }
 
-/// Children of a process (all its threads).
-fn children(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for t in tasks.flatten() {
-            if let Ok(c) = std::fs::read_to_string(t.path().join("children")) {
-                out.extend(c.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
-            }
-        }
-    }
-    out
-}
-
 fn signal(pid: u32, sig: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
 }
@@ -92,7 +79,7 @@ fn a_broker_killed_from_outside_for_good_makes_the_run_error_and_ends_it() {
     let text = scenario("broker-gone", "", "").replace("duration = \"12s\"", "duration = \"60s\"");
     let mut child = start_run(dir.path(), &text, &[], "\"published\"");
     let pid = child.id();
-    let broker = children(pid);
+    let broker = support::children(pid);
     assert_eq!(
         broker.len(),
         1,
@@ -209,7 +196,7 @@ fn a_killed_run_rebuilt_from_its_files_says_it_is_partial_and_up_to_when() {
         assert!(Instant::now() < deadline, "no intervals written");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let broker = children(child.id());
+    let broker = support::children(child.id());
     signal(child.id(), nix::sys::signal::Signal::SIGKILL);
     child.wait().unwrap();
     for b in broker {

@@ -736,19 +736,6 @@ mod command_line {
         assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
     }
 
-    /// Children of a process (all its threads).
-    fn children(pid: u32) -> Vec<u32> {
-        let mut out = Vec::new();
-        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-            for t in tasks.flatten() {
-                if let Ok(c) = std::fs::read_to_string(t.path().join("children")) {
-                    out.extend(c.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
-                }
-            }
-        }
-        out
-    }
-
     fn alive(pid: u32) -> bool {
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map(|s| !s.contains(") Z "))
@@ -776,7 +763,7 @@ mod command_line {
         let mut broker_children = Vec::new();
         loop {
             broker_children = if broker_children.is_empty() {
-                children(pid)
+                crate::support::children(pid)
             } else {
                 broker_children
             };

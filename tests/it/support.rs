@@ -177,3 +177,16 @@ pub fn run_options(scenario: PathBuf, out: PathBuf) -> mqtt_chaos::runner::RunOp
         ..Default::default()
     }
 }
+
+/// Children of a process (all its threads).
+pub fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(c) = std::fs::read_to_string(t.path().join("children")) {
+                out.extend(c.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            }
+        }
+    }
+    out
+}
