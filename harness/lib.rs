@@ -38,6 +38,8 @@
 //! * [`report`]: `report.json` (its schema: `docs/report.schema.json`) and
 //!   what is rendered from it: `report.md` (opening with which profile
 //!   survived), `junit.xml`, `report.html` with charts of the intervals.
+//! * [`shard`]: one fleet split across processes or machines (`--shard`,
+//!   `--workers`, `merge`).
 //! * [`runner`]: puts it together for one run.
 //! * [`progress`]: the live display.
 
@@ -58,3 +60,4 @@ pub mod progress;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod shard;

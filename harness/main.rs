@@ -83,6 +83,17 @@ enum Command {
         /// Also write every event of the run to this file (JSON lines).
         #[arg(long)]
         history: Option<PathBuf>,
+        /// Run only the slice I/N of the fleet (0-based: 0/3, 1/3, 2/3), for
+        /// a run split across processes or machines; `mqtt-chaos merge`
+        /// folds the shards' directories into one run. Shard 0 applies the
+        /// broker faults; the others follow them.
+        #[arg(long, value_parser = parse_shard)]
+        shard: Option<mqtt_chaos::shard::Shard>,
+        /// The common start instant of the shards of one run: Unix time in
+        /// milliseconds, or +DURATION from now (e.g. +20s). Every shard's
+        /// clock, schedule and faults start then.
+        #[arg(long, value_parser = parse_start_at)]
+        start_at: Option<u64>,
     },
     /// Rebuild a run's report.json, report.md, junit.xml and report.html from
     /// its interval files alone (also for a run that was killed), for the
@@ -157,6 +168,14 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     mqtt_chaos::scenario::duration::parse(s)
+}
+
+fn parse_shard(s: &str) -> Result<mqtt_chaos::shard::Shard, String> {
+    mqtt_chaos::shard::Shard::parse(s)
+}
+
+fn parse_start_at(s: &str) -> Result<u64, String> {
+    mqtt_chaos::shard::parse_start_at(s, std::time::SystemTime::now())
 }
 
 fn parse_run_duration(s: &str) -> Result<Duration, String> {
@@ -254,6 +273,8 @@ fn main() -> ExitCode {
             duration,
             quiet,
             history,
+            shard,
+            start_at,
         } => {
             let exe = match std::env::current_exe() {
                 Ok(p) => p,
@@ -273,6 +294,8 @@ fn main() -> ExitCode {
                 history,
                 exe,
                 proxy: proxy.into(),
+                shard,
+                start_at_unix_ms: start_at,
             };
             let rt = match runtime() {
                 Ok(rt) => rt,

@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::history::{DeviceId, StreamId};
 use crate::scenario::{ClientIdStrategy, FaultKind, Profile, Scenario, Will};
+use crate::shard::Shard;
 
 /// One stream of a device, topics resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +77,19 @@ pub struct Plan {
     pub groups: Vec<String>,
     pub faults: Vec<ScheduledFault>,
     pub drain: Duration,
+    /// The slice of the whole plan this run holds ([`Plan::shard`]);
+    /// `None`: the whole plan.
+    pub shard: Option<ShardSlice>,
+}
+
+/// Which slice of a whole plan a sharded plan holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardSlice {
+    pub shard: Shard,
+    /// [`crate::shard::plan_digest`] of the whole plan.
+    pub digest: String,
+    /// Devices of the whole plan.
+    pub whole_devices: usize,
 }
 
 impl Plan {
@@ -193,7 +207,60 @@ impl Plan {
             groups,
             faults,
             drain,
+            shard: None,
         }
+    }
+
+    /// The slice `shard` of this whole plan: the devices of global index
+    /// `k` with `k mod N = i`, renumbered `0, 1, …` in order (a device's
+    /// name, client id and topics stay those of the whole plan), and every
+    /// scheduled fault, a device fault keeping only the picked devices of
+    /// this slice. The groups stay those of the whole plan.
+    pub fn shard(&self, shard: Shard) -> Plan {
+        assert!(self.shard.is_none(), "a whole plan is sharded");
+        let digest = crate::shard::plan_digest(self);
+        let mut renumber = vec![None; self.devices.len()];
+        let mut devices = Vec::new();
+        for (k, d) in self.devices.iter().enumerate() {
+            if shard.owns(k) {
+                renumber[k] = Some(devices.len() as DeviceId);
+                devices.push(DevicePlan {
+                    id: devices.len() as DeviceId,
+                    ..d.clone()
+                });
+            }
+        }
+        let faults = self
+            .faults
+            .iter()
+            .map(|f| ScheduledFault {
+                devices: f
+                    .devices
+                    .iter()
+                    .filter_map(|&d| renumber[d as usize])
+                    .collect(),
+                ..f.clone()
+            })
+            .collect();
+        Plan {
+            scenario: self.scenario.clone(),
+            seed: self.seed,
+            devices,
+            groups: self.groups.clone(),
+            faults,
+            drain: self.drain,
+            shard: Some(ShardSlice {
+                shard,
+                digest,
+                whole_devices: self.devices.len(),
+            }),
+        }
+    }
+
+    /// Whether this run applies broker faults (the whole plan, or the
+    /// designated shard); the other shards follow them.
+    pub fn applies_broker_faults(&self) -> bool {
+        self.shard.as_ref().is_none_or(|s| s.shard.is_designated())
     }
 
     pub fn profile(&self, name: &str) -> &Profile {

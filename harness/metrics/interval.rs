@@ -328,6 +328,10 @@ pub struct RunInfo {
     pub histograms: BTreeMap<String, String>,
     /// The scenario as resolved for this run (command-line overrides applied).
     pub resolved_scenario: Scenario,
+    /// The shard this run was (`--shard`, `--workers`); absent for a run of
+    /// the whole fleet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::ShardInfo>,
 }
 
 /// Cumulative figures of one profile at a cut.

@@ -126,6 +126,11 @@ pub struct RunOptions {
     pub exe: PathBuf,
     /// Where the proxies sit; each field overrides `[faults]`.
     pub proxy: ProxyOptions,
+    /// `--shard I/N`: run only this slice of the fleet ([`crate::shard`]).
+    pub shard: Option<crate::shard::Shard>,
+    /// `--start-at`: the run's clock starts at this Unix time (ms), the
+    /// common start instant of the shards of one run.
+    pub start_at_unix_ms: Option<u64>,
 }
 
 /// A finished run: its report is written in `dir`.
@@ -522,6 +527,12 @@ async fn measure(
             .map(|f| (f.to_string(), hlog::hlog_file(f)))
             .collect(),
         resolved_scenario: plan.scenario.clone(),
+        shard: plan.shard.as_ref().map(|s| crate::shard::ShardInfo {
+            index: s.shard.index,
+            count: s.shard.count,
+            plan_digest: s.digest.clone(),
+            start_unix_ms: opts.start_at_unix_ms.unwrap_or(0),
+        }),
     };
     let mut interval_log = hlog::write_run_info(dir, &run_info)
         .and_then(|_| IntervalLog::create(dir, started_at.into()))

@@ -88,6 +88,7 @@ fn run_info(plan: &Plan) -> RunInfo {
             .collect(),
         histograms: BTreeMap::new(),
         resolved_scenario: plan.scenario.clone(),
+        shard: None,
     }
 }
 
