@@ -245,7 +245,7 @@ impl RunSize {
             proxied_connections: own(self.proxied_connections),
             messages_per_s: self.messages_per_s / n as f64,
             flap_phases: own(self.flap_phases),
-            ..self.clone()
+            ..*self
         }
     }
 }
@@ -508,6 +508,31 @@ pub fn check_memory(devices: u64, available: u64) -> Result<(), String> {
     ))
 }
 
+/// Refuse more connections to the broker's one address than there are
+/// ephemeral ports to connect from (`ports`: the size of
+/// `net.ipv4.ip_local_port_range`; every connection to one address needs a
+/// port of its own, through the embedded proxy too, whose upstream
+/// connections go to the broker).
+pub fn check_ports(connections: u64, ports: u64) -> Result<(), String> {
+    if connections <= ports {
+        return Ok(());
+    }
+    Err(format!(
+        "this run opens about {connections} connections to the broker's address, but this machine \
+         has {ports} ephemeral ports to open them from (net.ipv4.ip_local_port_range): run fewer \
+         devices here, or put shards on several machines (--shard I/N)"
+    ))
+}
+
+/// The number of ports in net.ipv4.ip_local_port_range (`None` where it
+/// cannot be read).
+pub fn ephemeral_ports() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut it = text.split_whitespace().map(|v| v.parse::<u64>().ok());
+    let (lo, hi) = (it.next()??, it.next()??);
+    Some(hi.saturating_sub(lo) + 1)
+}
+
 /// MemAvailable of /proc/meminfo, in bytes (`None` where it cannot be read).
 pub fn mem_available() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
@@ -639,6 +664,18 @@ mod tests {
         assert_eq!(third.devices, 2);
         assert_eq!(third.connections, 2 + HARNESS_CONNECTIONS);
         assert_eq!(size.shard(1).connections, size.connections);
+    }
+
+    #[test]
+    fn connections_beyond_the_ephemeral_ports_are_refused() {
+        assert_eq!(check_ports(28_232, 28_232), Ok(()));
+        let m = check_ports(36_002, 28_232).unwrap_err();
+        assert!(
+            m.contains("36002 connections") && m.contains("28232 ephemeral ports"),
+            "{m}"
+        );
+        // 32768-60999 here.
+        assert!(ephemeral_ports().is_some_and(|n| n > 1000));
     }
 
     #[test]

@@ -761,14 +761,14 @@ async fn probe(
                     seq += 1;
                 }
             }
-            r = polled.recv() => match r.map(|(r, _)| r) {
-                Some(Ok(Event::Incoming(Incoming::PubAck(_)))) => {
+            r = polled.recv() => match r {
+                Some((Ok(Event::Incoming(Incoming::PubAck(_))), _)) => {
                     if let Some((s, _)) = pending.take() {
                         let _ = acks.send((s, clock.now())).await;
                     }
                 }
-                Some(Ok(_)) => {}
-                Some(Err(_)) => pending = None,
+                Some((Ok(_), _)) => {}
+                Some((Err(_), _)) => pending = None,
                 None => return,
             },
         }

@@ -307,7 +307,6 @@ async fn run_workers(opts: &RunOptions, shutdown: Shutdown) -> Result<Finished, 
     let as_shard0 = RunOptions {
         shard: Some(shard0),
         start_at_unix_ms: Some(0),
-        workers: 0,
         ..opts.clone()
     };
     let (plan, ..) = prepare(&as_shard0)?;

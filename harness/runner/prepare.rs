@@ -153,6 +153,7 @@ pub fn prepare(opts: &RunOptions) -> Result<(Plan, BrokerSpec, FaultsSpec, Proxy
         broker::embedded::check_load(whole.devices.len() as u32, size.messages_per_s)
             .map_err(RunError::Usage)?;
     }
+    let whole_size = size;
     let (plan, size) = match opts.shard {
         Some(shard) => (whole.shard(shard), size.shard(shard.count)),
         None => (whole, size),
@@ -164,6 +165,12 @@ pub fn prepare(opts: &RunOptions) -> Result<(Plan, BrokerSpec, FaultsSpec, Proxy
     .map_err(RunError::Usage)?;
     if let Some(available) = crate::limits::mem_available() {
         crate::limits::check_memory(size.devices, available).map_err(RunError::Usage)?;
+    }
+    if let Some(ports) = crate::limits::ephemeral_ports() {
+        // The shards of `--workers` share this machine's ports (shard 0,
+        // which checks, holds the whole count).
+        let here = if opts.workers > 1 { &whole_size } else { &size };
+        crate::limits::check_ports(here.connections, ports).map_err(RunError::Usage)?;
     }
     let proxies = proxy_setup(
         opts,

@@ -208,7 +208,7 @@ fn a_three_shard_swarm_service_merges_into_what_one_process_measures() {
 
     // Three replicas, one argument list: the slot picks the shard, and
     // `{shard}` in --out its directory.
-    let start = (SystemTime::now() + Duration::from_secs(30))
+    let start = (SystemTime::now() + Duration::from_secs(15))
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis();
