@@ -277,13 +277,12 @@ fn record(index: u64, last: bool, profiles: BTreeMap<String, ProfileInterval>) -
     }
 }
 
+/// Sent, latency samples, awaiting, connected, zombie samples, false offline.
+type Seed = (i64, Vec<u64>, u64, u64, Vec<u64>, u64);
+
 /// One shard's intervals: `n` of them (the last marked `last` when
 /// `finished`), from seeds (sent, samples, gauges, link samples).
-fn synthetic(
-    n: usize,
-    finished: bool,
-    seeds: &[(i64, Vec<u64>, u64, u64, Vec<u64>, u64)],
-) -> Vec<IntervalRecord> {
+fn synthetic(n: usize, finished: bool, seeds: &[Seed]) -> Vec<IntervalRecord> {
     let mut cumulative = LinkFigures::new();
     (0..n)
         .map(|i| {
@@ -310,7 +309,7 @@ fn synthetic(
         .collect()
 }
 
-fn seed() -> impl Strategy<Value = (i64, Vec<u64>, u64, u64, Vec<u64>, u64)> {
+fn seed() -> impl Strategy<Value = Seed> {
     (
         0i64..50,
         prop::collection::vec(1u64..5_000_000, 0..8),
@@ -384,11 +383,11 @@ proptest! {
                 let carried: u64 = series
                     .iter()
                     .map(|s| {
-                        let upto = s.records.iter().filter(|x| {
+                        let mut upto = s.records.iter().filter(|x| {
                             let placed = if x.last { top as u64 - 1 } else { x.index };
                             placed <= i as u64
                         });
-                        upto.last().map_or(0, |x| x.profiles[name].connected.unwrap())
+                        upto.next_back().map_or(0, |x| x.profiles[name].connected.unwrap())
                     })
                     .sum();
                 prop_assert_eq!(r.profiles[name].connected, Some(carried), "index {}", i);
@@ -626,7 +625,8 @@ fn runs_that_are_not_shards_of_one_run_are_refused_naming_the_directory_and_fiel
     let e = refusal(runs);
     assert!(e.contains("runs/s1") && e.contains("no `shard`"), "{e}");
 
-    let cases: Vec<(&str, fn(&mut RunInfo))> = vec![
+    type Change = fn(&mut RunInfo);
+    let cases: Vec<(&str, Change)> = vec![
         ("shard.count", |i| i.shard.as_mut().unwrap().count = 3),
         ("shard.plan_digest", |i| {
             i.shard.as_mut().unwrap().plan_digest = "0".into()
