@@ -40,6 +40,8 @@
 //!   survived), `junit.xml`, `report.html` with charts of the intervals.
 //! * [`shard`]: one fleet split across processes or machines (`--shard`,
 //!   `--workers`, `merge`).
+//! * [`merge`]: the shards' run directories folded into one run, exactly
+//!   (`mqtt-chaos merge`).
 //! * [`runner`]: puts it together for one run.
 //! * [`progress`]: the live display.
 
@@ -52,6 +54,7 @@ pub mod health;
 pub mod history;
 pub mod ledger;
 pub mod limits;
+pub mod merge;
 pub mod metrics;
 pub mod observer;
 pub mod payload;

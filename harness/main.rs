@@ -4,7 +4,8 @@
 //! unreachable, fault backend failing, …); 130 interrupted by Ctrl-C (the
 //! report of what was measured is still written). `compare`: 0 no
 //! regression, 1 a later run regressed against the first, 2 a report could
-//! not be read.
+//! not be read. `report` and `merge`: as `run` (by the verdict), 2 for a
+//! directory that cannot be read or shards that do not belong together.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -116,6 +117,19 @@ enum Command {
         #[arg(long, value_parser = parse_duration, requires = "from")]
         to: Option<Duration>,
     },
+    /// Merge the run directories of the shards 0/N … N-1/N of one run
+    /// (`run --shard I/N`) into one run directory, with the reports of the
+    /// whole fleet; exit codes as `report` (2: shards that do not belong
+    /// together, or a directory that cannot be read).
+    Merge {
+        /// The shards' run directories (any order; every index once).
+        #[arg(required = true, num_args = 1..)]
+        run_dirs: Vec<PathBuf>,
+        /// Where to write the merged run (default: merged-<scenario>-<UTC
+        /// start> beside the first shard's directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Compare runs side by side (Markdown on stdout) and flag regressions of
     /// each later run against the first; exit 1 when any regressed.
     Compare {
@@ -188,6 +202,15 @@ fn parse_start_at(s: &str) -> Result<u64, String> {
 
 fn parse_run_duration(s: &str) -> Result<Duration, String> {
     mqtt_chaos::limits::parse_run_duration(s)
+}
+
+/// The exit code of a report's verdict: 0 pass, 1 fail, 3 error.
+fn verdict_code(v: mqtt_chaos::report::Verdict) -> u8 {
+    match v {
+        mqtt_chaos::report::Verdict::Pass => exit::PASS,
+        mqtt_chaos::report::Verdict::Fail => exit::BREACH,
+        mqtt_chaos::report::Verdict::Error => exit::ENVIRONMENT,
+    }
 }
 
 /// `compare`: 0 no regression, 1 a regression, 2 an unreadable report.
@@ -367,11 +390,24 @@ fn main() -> ExitCode {
             for e in &report.errors {
                 eprintln!("error: {e}");
             }
-            ExitCode::from(match report.verdict {
-                mqtt_chaos::report::Verdict::Pass => exit::PASS,
-                mqtt_chaos::report::Verdict::Fail => exit::BREACH,
-                mqtt_chaos::report::Verdict::Error => exit::ENVIRONMENT,
-            })
+            ExitCode::from(verdict_code(report.verdict))
+        }
+        Command::Merge { run_dirs, out } => {
+            match mqtt_chaos::merge::merge(&run_dirs, out.as_deref()) {
+                Ok(m) => {
+                    println!("{}", mqtt_chaos::report::summary(&m.report));
+                    println!("merged {} shards: {}", run_dirs.len(), m.dir.display());
+                    println!("report: {}", m.dir.join("report.json").display());
+                    for e in &m.report.errors {
+                        eprintln!("error: {e}");
+                    }
+                    ExitCode::from(verdict_code(m.report.verdict))
+                }
+                Err(e) => {
+                    eprintln!("merge: {e}");
+                    ExitCode::from(e.exit_code())
+                }
+            }
         }
         Command::Compare { runs } => compare(&runs),
         Command::ProxyServer {

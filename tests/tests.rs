@@ -23,6 +23,8 @@ mod health;
 mod html;
 #[path = "it/intervals.rs"]
 mod intervals;
+#[path = "it/merge.rs"]
+mod merge;
 #[path = "it/observer.rs"]
 mod observer;
 #[path = "it/own_clients.rs"]

@@ -309,6 +309,49 @@ pub fn read_intervals(dir: &Path) -> Result<Vec<IntervalRecord>, IntervalLogErro
     Ok(records)
 }
 
+/// Serde of a histogram as one string: base64 of HdrHistogram's V2 +
+/// deflate encoding (as on the `.hlog` lines), for a histogram inside a
+/// JSON line (`#[serde(with = "hlog::base64_histogram")]`). Read back into
+/// an auto-resizing [`latency_histogram`](crate::ledger::latency_histogram),
+/// so it adds to any other.
+pub mod base64_histogram {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
+    use hdrhistogram::Histogram;
+    use serde::de::Error as _;
+    use serde::ser::Error as _;
+    use serde::{Deserialize, Serializer};
+
+    pub fn encode(h: &Histogram<u64>) -> Result<String, String> {
+        let mut raw = Vec::new();
+        V2DeflateSerializer::new()
+            .serialize(h, &mut raw)
+            .map_err(|e| format!("{e:?}"))?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(raw))
+    }
+
+    pub fn decode(text: &str) -> Result<Histogram<u64>, String> {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|e| format!("bad base64: {e}"))?;
+        let h: Histogram<u64> = Deserializer::new()
+            .deserialize(&mut std::io::Cursor::new(raw))
+            .map_err(|e| format!("bad histogram: {e:?}"))?;
+        let mut out = crate::ledger::latency_histogram();
+        out.add(&h).map_err(|e| format!("bad histogram: {e:?}"))?;
+        Ok(out)
+    }
+
+    pub fn serialize<S: Serializer>(h: &Histogram<u64>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&encode(h).map_err(S::Error::custom)?)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Histogram<u64>, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        decode(&text).map_err(D::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

@@ -65,7 +65,9 @@ use crate::ledger::{latency_histogram, LedgerFigures, MessageCounts, MessageFigu
 use crate::report::{FaultRecord, Report, Verdict, Versions, SCHEMA_VERSION};
 use crate::scenario::{self, Scenario};
 
-use super::{class_of, figures, Class, ConnTotals, LinkSnapshot, Recorder};
+use super::{
+    class_of, figures, Class, ConnTotals, LinkFigures, LinkRecord, LinkSnapshot, Recorder,
+};
 
 /// How far behind a cut the observer's downtime is judged: events stamped
 /// just before the cut may still be in the channel.
@@ -251,6 +253,11 @@ pub struct ProfileInterval {
     /// to the cut (not a delta; see [`LinkSnapshot`]).
     #[serde(default)]
     pub link: LinkSnapshot,
+    /// What `link` is computed from ([`LinkFigures::snapshot`]), cumulative
+    /// too, so that shards' figures add up exactly (`mqtt-chaos merge`);
+    /// `None` in interval files written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_figures: Option<LinkRecord>,
     #[serde(skip)]
     pub histograms: Histograms,
 }
@@ -269,6 +276,7 @@ impl ProfileInterval {
         self.awaiting_reconnect = o.awaiting_reconnect;
         self.connected = o.connected;
         self.link = o.link.clone();
+        self.link_figures = o.link_figures.clone();
         self.histograms.add(&o.histograms);
     }
 }
@@ -332,6 +340,10 @@ pub struct RunInfo {
     /// the whole fleet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<crate::shard::ShardInfo>,
+    /// The shards a merged run was folded from (`mqtt-chaos merge`), in
+    /// index order; empty for a run that ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<crate::merge::MergedShard>,
 }
 
 /// Cumulative figures of one profile at a cut.
@@ -425,7 +437,8 @@ impl Recorder {
             awaiting[d.profile] += d.awaiting.len() as u64;
             connected[d.profile] += u64::from(d.connected);
         }
-        let (mut links, link_totals) = self.link_snapshots(at);
+        let link_figures = self.link_figures(at);
+        let link_totals = LinkFigures::sum(&link_figures).snapshot();
 
         let cut = &mut self.intervals;
         cut.previous
@@ -467,7 +480,8 @@ impl Recorder {
                     healed: healed[i],
                     awaiting_reconnect: awaiting[i],
                     connected: Some(connected[i]),
-                    link: std::mem::take(&mut links[i]),
+                    link: link_figures[i].snapshot(),
+                    link_figures: Some(LinkRecord::encode(&link_figures[i])),
                     histograms: Histograms::delta(&now.histograms, &before.histograms),
                 },
             );
@@ -663,4 +677,4 @@ pub fn report_of(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -954,11 +954,11 @@ impl Recorder {
         }
     }
 
-    /// End of the run (after the drain): every figure, the SLOs checked.
-    /// The connection and offline figures as of `at`, per profile (in the
-    /// recorder's profile order) and for all devices: each device's story
-    /// until `at`, anything still open closed at `at`.
-    pub fn link_snapshots(&self, at: Nanos) -> (Vec<LinkSnapshot>, LinkSnapshot) {
+    /// The connection and offline samples as of `at`, per profile (in the
+    /// recorder's profile order): each device's story until `at`, anything
+    /// still open closed at `at`. What intervals carry (encoded, see
+    /// [`LinkFigures`]) so that shards' figures add up exactly.
+    pub fn link_figures(&self, at: Nanos) -> Vec<LinkFigures> {
         let observer_down: Vec<(Nanos, Nanos)> = self
             .observer_down
             .iter()
@@ -974,16 +974,21 @@ impl Recorder {
                 params.has_will,
             );
         }
-        let mut all = LinkFigures::new();
-        for l in &links {
-            all.add(l);
-        }
+        links
+    }
+
+    /// The connection and offline figures as of `at`, per profile (in the
+    /// recorder's profile order) and for all devices (see
+    /// [`Recorder::link_figures`]).
+    pub fn link_snapshots(&self, at: Nanos) -> (Vec<LinkSnapshot>, LinkSnapshot) {
+        let links = self.link_figures(at);
         (
             links.iter().map(LinkFigures::snapshot).collect(),
-            all.snapshot(),
+            LinkFigures::sum(&links).snapshot(),
         )
     }
 
+    /// End of the run (after the drain): every figure, the SLOs checked.
     pub fn finish(mut self, end: Nanos, ctx: RunContext) -> Report {
         self.close(end);
         let unobserved_s = ctx.unobserved_s.unwrap_or_else(|| {
@@ -1103,37 +1108,121 @@ impl ConnTotals {
 
 /// The connection and offline samples of one population, as histograms
 /// (µs) and counts; see [`connection`] and [`offline`] for each definition.
-#[derive(Debug, Clone)]
-struct LinkFigures {
-    zombie_exposed: bool,
-    zombie: Histogram<u64>,
-    zombie_undetected: u64,
-    outage_exposed: bool,
-    outage_seen: Histogram<u64>,
-    outage_seen_censored: u64,
-    healed: bool,
-    first_attempt: Histogram<u64>,
-    first_attempt_censored: u64,
-    resume_exposed: bool,
-    resume: Histogram<u64>,
-    resume_censored: u64,
+///
+/// Cumulative from the run's start to a cut. Unlike the percentiles of a
+/// [`LinkSnapshot`], two populations' figures add up exactly
+/// ([`LinkFigures::add`]): `mqtt-chaos merge` adds the shards' and calls
+/// the same [`LinkFigures::snapshot`]. In `intervals.jsonl` they are
+/// written compactly ([`LinkRecord`]): counts and flags left out when 0 or
+/// false, each non-empty histogram as base64 of HdrHistogram's V2 + deflate
+/// encoding (the one of the `.hlog` lines), empty ones left out.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LinkFigures {
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub zombie_exposed: bool,
+    #[serde(
+        with = "hlog::base64_histogram",
+        skip_serializing_if = "Histogram::is_empty"
+    )]
+    pub zombie: Histogram<u64>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub zombie_undetected: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub outage_exposed: bool,
+    #[serde(
+        with = "hlog::base64_histogram",
+        skip_serializing_if = "Histogram::is_empty"
+    )]
+    pub outage_seen: Histogram<u64>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub outage_seen_censored: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub healed: bool,
+    #[serde(
+        with = "hlog::base64_histogram",
+        skip_serializing_if = "Histogram::is_empty"
+    )]
+    pub first_attempt: Histogram<u64>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub first_attempt_censored: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub resume_exposed: bool,
+    #[serde(
+        with = "hlog::base64_histogram",
+        skip_serializing_if = "Histogram::is_empty"
+    )]
+    pub resume: Histogram<u64>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub resume_censored: u64,
     /// Some device has a will (a status topic).
-    wills: bool,
-    deaths: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub wills: bool,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub deaths: u64,
     /// Deaths of devices with a will.
-    will_deaths: u64,
-    detect: Histogram<u64>,
-    detect_censored: u64,
-    missed: u64,
-    unobserved: u64,
-    true_offline: u64,
-    false_offline: u64,
-    stale: Histogram<u64>,
-    false_online: Histogram<u64>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub will_deaths: u64,
+    #[serde(
+        with = "hlog::base64_histogram",
+        skip_serializing_if = "Histogram::is_empty"
+    )]
+    pub detect: Histogram<u64>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub detect_censored: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub missed: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unobserved: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub true_offline: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub false_offline: u64,
+    #[serde(
+        with = "hlog::base64_histogram",
+        skip_serializing_if = "Histogram::is_empty"
+    )]
+    pub stale: Histogram<u64>,
+    #[serde(
+        with = "hlog::base64_histogram",
+        skip_serializing_if = "Histogram::is_empty"
+    )]
+    pub false_online: Histogram<u64>,
+}
+
+/// [`LinkFigures`] as a line of `intervals.jsonl` holds them, kept
+/// encoded once read: a decoded histogram takes some 16 KB and a multi-day
+/// run read back holds thousands of records, so they are decoded
+/// ([`LinkRecord::decode`]) only where they are added up.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct LinkRecord(serde_json::Value);
+
+impl LinkRecord {
+    pub fn encode(figures: &LinkFigures) -> LinkRecord {
+        LinkRecord(serde_json::to_value(figures).expect("link figures serialize to JSON"))
+    }
+
+    /// The figures, or what is wrong with the encoding.
+    pub fn decode(&self) -> Result<LinkFigures, String> {
+        use serde::Deserialize as _;
+        LinkFigures::deserialize(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+impl Default for LinkFigures {
+    fn default() -> Self {
+        LinkFigures::new()
+    }
 }
 
 impl LinkFigures {
-    fn new() -> LinkFigures {
+    /// No samples.
+    pub fn new() -> LinkFigures {
         LinkFigures {
             zombie_exposed: false,
             zombie: latency_histogram(),
@@ -1201,7 +1290,18 @@ impl LinkFigures {
         }
     }
 
-    fn add(&mut self, o: &LinkFigures) {
+    /// The sum of several populations' figures.
+    pub fn sum<'a>(all: impl IntoIterator<Item = &'a LinkFigures>) -> LinkFigures {
+        let mut sum = LinkFigures::new();
+        for l in all {
+            sum.add(l);
+        }
+        sum
+    }
+
+    /// Add another population's figures: counts sum, flags or, histograms
+    /// add bucket for bucket.
+    pub fn add(&mut self, o: &LinkFigures) {
         let add = |h: &mut Histogram<u64>, o: &Histogram<u64>| {
             h.add(o).expect("auto-resizing histograms add")
         };
@@ -1253,7 +1353,8 @@ pub struct LinkSnapshot {
 }
 
 impl LinkFigures {
-    fn snapshot(&self) -> LinkSnapshot {
+    /// The figures as the report shows them.
+    pub fn snapshot(&self) -> LinkSnapshot {
         let hist = |h: &Histogram<u64>| DurationFigure::from_histogram(h);
         let episodes = self.true_offline + self.false_offline;
         LinkSnapshot {

@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 pub use html::html;
 pub use junit::{junit, write_junit};
 pub use markdown::{markdown, summary};
-pub use rebuild::{rebuild, rebuild_with_series};
+pub use rebuild::{incomplete, rebuild, rebuild_with_series};
 pub use series::{Series, SeriesBuilder};
 pub use slo::{Slo, SloOp, SloResult, SloStatus};
 pub use survival::{survival, SurvivalRow};

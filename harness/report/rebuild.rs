@@ -68,7 +68,7 @@ pub fn rebuild_with_series(
 /// A run whose files end without its last interval (the one cut at the
 /// run's end) was killed, crashed or lost its machine: what it could not
 /// see is said, and the verdict is `error` (METRICS.md, Verdicts).
-fn incomplete(run: &RunInfo, intervals: &[IntervalRecord]) -> Option<Incident> {
+pub fn incomplete(run: &RunInfo, intervals: &[IntervalRecord]) -> Option<Incident> {
     if intervals.iter().any(|r| r.last) {
         return None;
     }

@@ -656,6 +656,7 @@ async fn measure(
             plan_digest: s.digest.clone(),
             start_unix_ms: opts.start_at_unix_ms.unwrap_or(0),
         }),
+        merged_from: Vec::new(),
     };
     let mut interval_log = hlog::write_run_info(dir, &run_info)
         .and_then(|_| IntervalLog::create(dir, started_at.into()))

@@ -42,7 +42,7 @@ streams = [{ name = "t", topic = "t/{device}", qos = 1, rate = 1.0 }]
 lost_after_ack = "= 0"
 "#;
 
-fn plan() -> Plan {
+pub(crate) fn plan() -> Plan {
     let s = crate::scenario::load_str(Path::new("unit.toml"), SCENARIO).expect("scenario parses");
     let mut plan = Plan::resolve(&s, None);
     plan.faults = vec![ScheduledFault {
@@ -73,7 +73,7 @@ fn versions() -> Versions {
     }
 }
 
-fn run_info(plan: &Plan) -> RunInfo {
+pub(crate) fn run_info(plan: &Plan) -> RunInfo {
     RunInfo {
         schema_version: SCHEMA_VERSION,
         scenario: plan.scenario.name.clone(),
@@ -89,6 +89,7 @@ fn run_info(plan: &Plan) -> RunInfo {
         histograms: BTreeMap::new(),
         resolved_scenario: plan.scenario.clone(),
         shard: None,
+        merged_from: Vec::new(),
     }
 }
 
@@ -165,7 +166,7 @@ fn fault(at: u64, what: FaultEvent) -> Event {
 /// group-a (losses, some recovered late), a reconnect after the heal, a
 /// flap, an observer gap, duplicates, an unknown device, and messages
 /// still pending at the end.
-fn history() -> Vec<Event> {
+pub(crate) fn history() -> Vec<Event> {
     let mut ev: Vec<Event> = (0..4)
         .map(|d| {
             dev(
