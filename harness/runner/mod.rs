@@ -329,16 +329,19 @@ async fn run_workers(opts: &RunOptions, shutdown: Shutdown) -> Result<Finished, 
     };
     let first = run_one(&own, shutdown, Some(pool.clone())).await?;
     let dirs = pool.lock().await.dirs();
-    let report = workers::merge(&dirs, top.path()).map_err(|e| {
+    // The merge claims the run's directory itself, as `mqtt-chaos merge`.
+    let dir = top.path().to_path_buf();
+    drop(top);
+    let merged = crate::merge::merge(&dirs, Some(&dir)).map_err(|e| {
         RunError::Environment(format!(
             "the shards could not be merged ({e}); each shard's report is in {}",
-            top.path().display()
+            dir.display()
         ))
     })?;
-    let environment_error = report.errors.first().map(|e| e.to_string());
+    let environment_error = merged.report.errors.first().map(|e| e.to_string());
     Ok(Finished {
-        report,
-        dir: top.path().to_path_buf(),
+        report: merged.report,
+        dir,
         interrupted: first.interrupted,
         environment_error,
     })

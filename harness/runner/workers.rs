@@ -211,9 +211,3 @@ impl Workers {
         }
     }
 }
-
-/// Merge the shards' directories into the run's (as `mqtt-chaos merge`).
-pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<crate::report::Report, String> {
-    let _ = (dirs, out);
-    Err("merge: not built yet".into())
-}
