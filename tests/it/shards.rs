@@ -14,7 +14,7 @@ use crate::support::{self, OwnMosquitto};
 
 /// Two groups of three devices; `g1` has a link fault, `g2` none; QoS 1
 /// waited for and retried, so nothing acknowledged may be lost.
-fn scenario(timeline_extra: &str) -> String {
+pub fn scenario(timeline_extra: &str) -> String {
     format!(
         r#"
 name = "shards"
@@ -71,13 +71,13 @@ fn mqtt_chaos(args: &[&str]) -> Output {
         .expect("mqtt-chaos runs")
 }
 
-fn report(dir: &Path) -> Value {
+pub fn report(dir: &Path) -> Value {
     let text = std::fs::read_to_string(dir.join("report.json"))
         .unwrap_or_else(|e| panic!("{}: {e}", dir.join("report.json").display()));
     serde_json::from_str(&text).unwrap()
 }
 
-fn said(o: &Output) -> String {
+pub fn said(o: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
         o.status.code(),
@@ -86,7 +86,7 @@ fn said(o: &Output) -> String {
     )
 }
 
-fn totals(r: &Value, field: &str) -> u64 {
+pub fn totals(r: &Value, field: &str) -> u64 {
     r["totals"][field]
         .as_u64()
         .unwrap_or_else(|| panic!("totals.{field} in {r}"))

@@ -8,12 +8,10 @@
 //! The services use the host's network (127.0.0.1 only); the swarm is
 //! initialised for the test and left again when the test made it.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::Value;
-
+use crate::shards::{self, report, said, totals as telemetry};
 use crate::support;
 
 const HARNESS_IMAGE: &str = "mqtt-chaos/mqtt-chaos:local";
@@ -102,63 +100,6 @@ impl Drop for Swarm {
     }
 }
 
-fn report(dir: &Path) -> Value {
-    let p = dir.join("report.json");
-    serde_json::from_str(
-        &std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
-    )
-    .unwrap()
-}
-
-fn telemetry(r: &Value, field: &str) -> u64 {
-    r["totals"][field].as_u64().unwrap()
-}
-
-const SCENARIO: &str = r#"
-name = "swarm"
-duration = "10s"
-drain = "4s"
-seed = 5
-
-[profiles.p]
-keepalive = "2s"
-ping_timeout = "1s"
-connect_timeout = "2s"
-reconnect = { initial = "200ms", max = "1s", jitter = 0.0 }
-clean_session = false
-will = { topic = "status/{device}", qos = 1, retain = true }
-online_republish = true
-ack = { wait = true, timeout = "3s", retries = 5 }
-
-[[fleets]]
-name = "a"
-count = 6
-profile = "p"
-group = "g1"
-[[fleets.streams]]
-name = "t"
-topic = "tele/{device}"
-qos = 1
-rate = 4.0
-
-[[fleets]]
-name = "b"
-count = 3
-profile = "p"
-group = "g2"
-[[fleets.streams]]
-name = "t"
-topic = "tele/{device}"
-qos = 1
-rate = 4.0
-
-[[timeline]]
-at = "3s"
-duration = "2s"
-kind = "link_down"
-target = "g1"
-"#;
-
 #[test]
 fn a_three_shard_swarm_service_merges_into_what_one_process_measures() {
     if support::docker().is_none() {
@@ -169,7 +110,7 @@ fn a_three_shard_swarm_service_merges_into_what_one_process_measures() {
         .tempdir_in("/tmp")
         .unwrap();
     let runs = dir.path();
-    std::fs::write(runs.join("s.toml"), SCENARIO).unwrap();
+    std::fs::write(runs.join("s.toml"), shards::scenario("")).unwrap();
     let port = support::free_port();
     std::fs::write(
         runs.join("mosquitto.conf"),
@@ -275,19 +216,13 @@ fn a_three_shard_swarm_service_merges_into_what_one_process_measures() {
     }
     args.extend(["--out".into(), merged.display().to_string()]);
     let o = Command::new(support::bin()).args(&args).output().unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_eq!(o.status.code(), Some(0), "{}", said(&o));
     let (m, w) = (report(&merged), report(&runs.join("whole")));
-    assert_eq!(m["devices"], 9);
+    assert_eq!(m["devices"], 6);
     assert_eq!(m["devices"], w["devices"]);
     for i in 0..3 {
         let s = report(&runs.join(format!("shard-{i}")));
-        assert_eq!(s["devices"], 3, "shard {i}");
+        assert_eq!(s["devices"], 2, "shard {i}");
     }
     // Exact where the answer is exact (duplicates depend on when each
     // reconnect happened, in any run).
