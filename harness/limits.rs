@@ -102,8 +102,9 @@ pub const MAX_TOXIC_AMOUNT: u64 = 1 << 40;
 /// How many characters of an offending value a message quotes.
 pub const QUOTE_CHARS: usize = 64;
 
-/// Connections of the harness's own beside the devices: the observer.
-pub const HARNESS_CONNECTIONS: u64 = 1;
+/// Connections of the harness's own beside the devices: the observer's
+/// collector and its lag prober.
+pub const HARNESS_CONNECTIONS: u64 = 2;
 
 /// The size of a whole run, from the scenario alone (pure, total: any
 /// scenario, valid or not, has one; sums saturate).
@@ -111,11 +112,17 @@ pub const HARNESS_CONNECTIONS: u64 = 1;
 pub struct RunSize {
     /// Simulated devices.
     pub devices: u64,
-    /// Device groups (one fault proxy each).
+    /// Device groups.
     pub groups: u64,
+    /// Groups a link fault can reach: each has a fault proxy, and only
+    /// their devices connect through one (the others straight to the broker).
+    pub proxied_groups: u64,
+    /// Of `connections`, those through a fault proxy (devices of
+    /// `proxied_groups`, and client-id intruders, counted as if all were).
     /// MQTT connections open at once at most: devices, client-id intruders
     /// and the observer.
     pub connections: u64,
+    pub proxied_connections: u64,
     /// Telemetry and commands per second, all devices together.
     pub messages_per_s: f64,
     /// Publishing time (`duration`).
@@ -178,6 +185,23 @@ impl RunSize {
         let run_time = s.duration.saturating_add(drain);
         let intervals = u64::try_from(run_time.as_nanos().div_ceil(s.interval.as_nanos().max(1)))
             .unwrap_or(u64::MAX);
+        let mut proxied: Vec<&str> = Vec::new();
+        for f in &s.timeline {
+            if f.kind.id().target() != crate::scenario::FaultTarget::Link {
+                continue;
+            }
+            match f.target.as_deref() {
+                Some(t) => proxied.push(t),
+                None => proxied.extend(groups.iter().copied()),
+            }
+        }
+        proxied.sort_unstable();
+        proxied.dedup();
+        let proxied_devices = s
+            .fleets
+            .iter()
+            .filter(|f| proxied.contains(&f.group()))
+            .fold(0u64, |n, f| n.saturating_add(u64::from(f.count)));
         let flap_phases = s
             .timeline
             .iter()
@@ -192,15 +216,36 @@ impl RunSize {
         RunSize {
             devices,
             groups: groups.len() as u64,
+            proxied_groups: proxied.len() as u64,
             connections: devices
                 .saturating_add(intruders)
                 .saturating_add(HARNESS_CONNECTIONS),
+            proxied_connections: proxied_devices.saturating_add(intruders),
             messages_per_s,
             duration: s.duration,
             drain,
             run_time,
             intervals,
             flap_phases,
+        }
+    }
+}
+
+impl RunSize {
+    /// The share of one of `count` shards: devices and connections divided
+    /// (rounded up; each shard has the harness's own connections), rates
+    /// too; the rest is the whole run's.
+    pub fn shard(&self, count: u32) -> RunSize {
+        let n = u64::from(count.max(1));
+        let own = |v: u64| v.div_ceil(n);
+        RunSize {
+            devices: own(self.devices),
+            connections: own(self.connections.saturating_sub(HARNESS_CONNECTIONS))
+                .saturating_add(HARNESS_CONNECTIONS),
+            proxied_connections: own(self.proxied_connections),
+            messages_per_s: self.messages_per_s / n as f64,
+            flap_phases: own(self.flap_phases),
+            ..self.clone()
         }
     }
 }
@@ -409,22 +454,20 @@ pub enum ProxyPlace {
 /// the fault engine's API listener. Counted generously.
 pub const BASE_FDS: u64 = 64;
 
-/// Estimated open files of this process for a run of this size.
+/// Estimated open files of this process for a run of this size: 1 per
+/// connection, plus 2 per connection through the embedded fault proxy (it
+/// accepts and dials upstream) and its listener per proxied group.
 pub fn fds_needed(size: &RunSize, proxies: ProxyPlace) -> u64 {
-    let per_connection: u64 = match proxies {
-        ProxyPlace::InProcess => 3,
-        ProxyPlace::Elsewhere => 1,
+    let (relay, listeners) = match proxies {
+        ProxyPlace::InProcess => (
+            size.proxied_connections.saturating_mul(2),
+            size.proxied_groups,
+        ),
+        ProxyPlace::Elsewhere => (0, 0),
     };
-    // The observer connects straight to the broker; a proxy listens per group.
-    let through_proxy = size.connections.saturating_sub(HARNESS_CONNECTIONS);
-    let listeners = match proxies {
-        ProxyPlace::InProcess => size.groups,
-        ProxyPlace::Elsewhere => 0,
-    };
-    through_proxy
-        .saturating_mul(per_connection)
+    size.connections
+        .saturating_add(relay)
         .saturating_add(listeners)
-        .saturating_add(HARNESS_CONNECTIONS)
         .saturating_add(BASE_FDS)
 }
 
@@ -434,13 +477,43 @@ pub fn check_fds(needed: u64, soft: u64) -> Result<(), String> {
         return Ok(());
     }
     Err(format!(
-        "this run needs about {needed} open files (3 per device through the embedded fault \
-         proxy, 1 through Toxiproxy, plus {BASE_FDS} of the harness's own), but the open-file \
-         limit is {soft}: run fewer devices (at most about {} through the embedded proxy), or put \
-         the broker and the fault proxies in another process or machine (--broker tcp://HOST:PORT, \
-         --faults toxiproxy=http://HOST:PORT)",
-        soft.saturating_sub(BASE_FDS + HARNESS_CONNECTIONS) / 3
+        "this run needs about {needed} open files (1 per device, 2 more for each device of a \
+         group a link fault reaches, which connects through the embedded fault proxy, plus \
+         {BASE_FDS} of the harness's own), but the open-file limit is {soft}: run fewer devices \
+         (at most about {} when every group has link faults, {} when none has), split the fleet \
+         into shards (--workers N, or --shard I/N on several machines), or put the fault proxies \
+         in another process (--faults toxiproxy=http://HOST:PORT)",
+        soft.saturating_sub(BASE_FDS + HARNESS_CONNECTIONS) / 3,
+        soft.saturating_sub(BASE_FDS + HARNESS_CONNECTIONS),
     ))
+}
+
+/// Resident memory a simulated device costs, counted generously (measured:
+/// 82–94 KB at 1 000–10 000 devices).
+pub const BYTES_PER_DEVICE: u64 = 160 * 1024;
+
+/// Refuse a run whose devices would not fit in the memory available
+/// (`available`: MemAvailable, bytes).
+pub fn check_memory(devices: u64, available: u64) -> Result<(), String> {
+    let needed = devices.saturating_mul(BYTES_PER_DEVICE);
+    if needed <= available {
+        return Ok(());
+    }
+    Err(format!(
+        "{devices} devices need about {} MiB of memory ({} KiB each), but {} MiB are available: \
+         run fewer devices, or split the fleet into shards on several machines (--shard I/N)",
+        needed >> 20,
+        BYTES_PER_DEVICE >> 10,
+        available >> 20
+    ))
+}
+
+/// MemAvailable of /proc/meminfo, in bytes (`None` where it cannot be read).
+pub fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 #[cfg(test)]
@@ -492,7 +565,7 @@ mod tests {
         let size = RunSize::of(&s);
         assert_eq!(size.devices, 5);
         assert_eq!(size.groups, 2);
-        assert_eq!(size.connections, 6);
+        assert_eq!(size.connections, 7);
         // fleet a: 3 × (1 + 0.5), fleet b: 2 × 1.
         assert!((size.messages_per_s - 6.5).abs() < 1e-9);
         // Default drain: 2 × 5 s + 5 s.
@@ -501,7 +574,7 @@ mod tests {
         assert_eq!(size.intervals, 2);
         assert_eq!(
             size.to_string(),
-            "5 devices in 2 groups, 6 connections, 6.5 msg/s, 2 intervals, run 1m 15s (1m + drain 15s)"
+            "5 devices in 2 groups, 7 connections, 6.5 msg/s, 2 intervals, run 1m 15s (1m + drain 15s)"
         );
     }
 
@@ -534,20 +607,46 @@ mod tests {
     }
 
     #[test]
-    fn descriptors_are_three_per_device_through_the_embedded_proxy() {
-        let size = RunSize::of(&base());
-        // 5 devices × 3 + 2 proxy listeners + the observer + the base.
+    fn descriptors_are_three_per_device_through_the_embedded_proxy_one_straight() {
+        let mut s = base();
+        let size = RunSize::of(&s);
+        // Only group a has a link fault: its 3 devices × 3, gb's 2 × 1,
+        // a's proxy listener, the observer's two, the base.
+        assert_eq!((size.proxied_groups, size.proxied_connections), (1, 3));
         assert_eq!(
             fds_needed(&size, ProxyPlace::InProcess),
-            15 + 2 + 1 + BASE_FDS
+            9 + 2 + 1 + 2 + BASE_FDS
         );
-        assert_eq!(fds_needed(&size, ProxyPlace::Elsewhere), 5 + 1 + BASE_FDS);
+        assert_eq!(fds_needed(&size, ProxyPlace::Elsewhere), 5 + 2 + BASE_FDS);
+        // No link fault: every device connects straight to the broker.
+        s.timeline.clear();
+        let size = RunSize::of(&s);
+        assert_eq!((size.proxied_groups, size.proxied_connections), (0, 0));
+        assert_eq!(fds_needed(&size, ProxyPlace::InProcess), 5 + 2 + BASE_FDS);
         assert_eq!(check_fds(100, 100), Ok(()));
         let m = check_fds(300_065, 20_000).unwrap_err();
         assert!(m.contains("300065 open files"), "{m}");
         assert!(m.contains("limit is 20000"), "{m}");
-        assert!(m.contains("at most about 6645"), "{m}");
-        assert!(m.contains("--faults toxiproxy="), "{m}");
+        assert!(m.contains("at most about 6644 when every group"), "{m}");
+        assert!(m.contains("19934 when none"), "{m}");
+        assert!(m.contains("--workers N"), "{m}");
+    }
+
+    #[test]
+    fn a_shard_holds_its_share_of_the_devices() {
+        let size = RunSize::of(&base());
+        let third = size.shard(3);
+        assert_eq!(third.devices, 2);
+        assert_eq!(third.connections, 2 + HARNESS_CONNECTIONS);
+        assert_eq!(size.shard(1).connections, size.connections);
+    }
+
+    #[test]
+    fn memory_is_refused_with_the_numbers() {
+        assert_eq!(check_memory(10, 10 * BYTES_PER_DEVICE), Ok(()));
+        let m = check_memory(100_000, 1 << 30).unwrap_err();
+        assert!(m.contains("100000 devices need about 15625 MiB"), "{m}");
+        assert!(m.contains("1024 MiB are available"), "{m}");
     }
 
     #[test]

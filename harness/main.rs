@@ -87,13 +87,21 @@ enum Command {
         /// a run split across processes or machines; `mqtt-chaos merge`
         /// folds the shards' directories into one run. Shard 0 applies the
         /// broker faults; the others follow them.
-        #[arg(long, value_parser = parse_shard)]
+        /// `slot=K/N` counts from 1 (Docker Swarm's {{.Task.Slot}}); `{shard}`
+        /// in --out becomes the index.
+        #[arg(long, env = "MQTT_CHAOS_SHARD", value_parser = parse_shard)]
         shard: Option<mqtt_chaos::shard::Shard>,
         /// The common start instant of the shards of one run: Unix time in
         /// milliseconds, or +DURATION from now (e.g. +20s). Every shard's
         /// clock, schedule and faults start then.
-        #[arg(long, value_parser = parse_start_at)]
+        #[arg(long, env = "MQTT_CHAOS_START_AT", value_parser = parse_start_at)]
         start_at: Option<u64>,
+        /// Split the fleet across N processes of this machine (each with its
+        /// own open-file budget and core): this one runs shard 0/N and the
+        /// broker, the others join it; their directories (shard-I in the
+        /// run's) are merged into one report.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+        workers: u32,
     },
     /// Rebuild a run's report.json, report.md, junit.xml and report.html from
     /// its interval files alone (also for a run that was killed), for the
@@ -275,6 +283,7 @@ fn main() -> ExitCode {
             history,
             shard,
             start_at,
+            workers,
         } => {
             let exe = match std::env::current_exe() {
                 Ok(p) => p,
@@ -282,6 +291,10 @@ fn main() -> ExitCode {
                     eprintln!("cannot find this program's own path: {e}");
                     return ExitCode::from(exit::ENVIRONMENT);
                 }
+            };
+            let out = match (out, shard) {
+                (Some(o), Some(s)) => Some(mqtt_chaos::shard::out_dir(&o, s)),
+                (o, _) => o,
             };
             let opts = RunOptions {
                 scenario,
@@ -296,6 +309,7 @@ fn main() -> ExitCode {
                 proxy: proxy.into(),
                 shard,
                 start_at_unix_ms: start_at,
+                workers,
             };
             let rt = match runtime() {
                 Ok(rt) => rt,

@@ -32,6 +32,10 @@ pub struct StreamPlan {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DevicePlan {
     pub id: DeviceId,
+    /// Its id in the whole plan (= `id` unless the plan is a shard): seeds
+    /// its schedule's phase and jitter and places its first connection, so
+    /// a device behaves the same in a shard as in the whole run.
+    pub global: DeviceId,
     /// `<fleet>-<index:04>`, unique in the run; carried in payloads.
     pub name: String,
     pub fleet: String,
@@ -145,6 +149,7 @@ impl Plan {
                 });
                 devices.push(DevicePlan {
                     id,
+                    global: id,
                     name,
                     fleet: fleet.name.clone(),
                     group: group.clone(),
@@ -257,6 +262,22 @@ impl Plan {
         }
     }
 
+    /// The groups a link fault of the timeline can reach, in group order:
+    /// only they connect through a fault proxy; the devices of the others
+    /// connect straight to the broker.
+    pub fn linked_groups(&self) -> Vec<String> {
+        self.groups
+            .iter()
+            .filter(|g| {
+                self.faults.iter().any(|f| {
+                    f.kind.id().target() == crate::scenario::FaultTarget::Link
+                        && f.groups.contains(g)
+                })
+            })
+            .cloned()
+            .collect()
+    }
+
     /// Whether this run applies broker faults (the whole plan, or the
     /// designated shard); the other shards follow them.
     pub fn applies_broker_faults(&self) -> bool {
@@ -308,5 +329,97 @@ impl Vars<'_> {
             .replace("{group}", self.group)
             .replace("{fleet}", self.fleet)
             .replace("{stream}", stream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::validate_tests::base;
+
+    #[test]
+    fn shards_split_every_device_once_and_keep_names_topics_and_picks() {
+        let whole = Plan::resolve(&base(), Some(7));
+        let n = 2;
+        let shards: Vec<Plan> = (0..n)
+            .map(|index| whole.shard(Shard { index, count: n }))
+            .collect();
+        let mut names: Vec<&str> = shards
+            .iter()
+            .flat_map(|p| p.devices.iter().map(|d| d.name.as_str()))
+            .collect();
+        names.sort_unstable();
+        let mut all: Vec<&str> = whole.devices.iter().map(|d| d.name.as_str()).collect();
+        all.sort_unstable();
+        assert_eq!(names, all);
+        for p in &shards {
+            // Renumbered 0.. in order, everything else as in the whole plan.
+            for (i, d) in p.devices.iter().enumerate() {
+                assert_eq!(d.id as usize, i);
+                let w = whole.devices.iter().find(|w| w.name == d.name).unwrap();
+                assert_eq!(
+                    DevicePlan {
+                        id: w.id,
+                        ..d.clone()
+                    },
+                    *w
+                );
+            }
+            assert_eq!(p.groups, whole.groups);
+            assert_eq!(p.faults.len(), whole.faults.len());
+            let slice = p.shard.as_ref().unwrap();
+            assert_eq!(slice.digest, crate::shard::plan_digest(&whole));
+            assert_eq!(slice.whole_devices, whole.devices.len());
+        }
+        // The device crash's picks land in the shard that holds them.
+        let crash = whole
+            .faults
+            .iter()
+            .position(|f| !f.devices.is_empty())
+            .unwrap();
+        let mut picked: Vec<&str> = shards
+            .iter()
+            .flat_map(|p| {
+                p.faults[crash]
+                    .devices
+                    .iter()
+                    .map(|&d| p.devices[d as usize].name.as_str())
+            })
+            .collect();
+        picked.sort_unstable();
+        let mut expected: Vec<&str> = whole.faults[crash]
+            .devices
+            .iter()
+            .map(|&d| whole.devices[d as usize].name.as_str())
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(picked, expected);
+        assert!(shards[0].applies_broker_faults());
+        assert!(!shards[1].applies_broker_faults());
+        assert!(whole.applies_broker_faults());
+    }
+
+    #[test]
+    fn the_digest_tells_plans_apart() {
+        let a = Plan::resolve(&base(), Some(1));
+        let b = Plan::resolve(&base(), Some(2));
+        assert_eq!(
+            crate::shard::plan_digest(&a),
+            crate::shard::plan_digest(&a.clone())
+        );
+        assert_ne!(crate::shard::plan_digest(&a), crate::shard::plan_digest(&b));
+    }
+
+    #[test]
+    fn only_groups_a_link_fault_reaches_have_a_proxy() {
+        // base(): link_down on a, a broker restart, a device crash in gb.
+        let plan = Plan::resolve(&base(), None);
+        assert_eq!(plan.groups, vec!["a".to_string(), "gb".to_string()]);
+        assert_eq!(plan.linked_groups(), vec!["a".to_string()]);
+        let mut s = base();
+        s.timeline[0].target = None; // every group
+        assert_eq!(Plan::resolve(&s, None).linked_groups(), plan.groups);
+        s.timeline.clear();
+        assert!(Plan::resolve(&s, None).linked_groups().is_empty());
     }
 }

@@ -33,8 +33,23 @@ impl Shard {
     /// The whole fleet: `0/1`.
     pub const WHOLE: Shard = Shard { index: 0, count: 1 };
 
-    /// `I/N` with `0 ≤ I < N ≤` [`MAX_SHARDS`].
+    /// `I/N` with `0 ≤ I < N ≤` [`MAX_SHARDS`], or `slot=K/N` with
+    /// `1 ≤ K ≤ N`, which is shard `K−1` (Docker Swarm's `{{.Task.Slot}}`
+    /// counts from 1; a Kubernetes Indexed Job's completion index from 0).
     pub fn parse(s: &str) -> Result<Shard, String> {
+        if let Some(slot) = s.trim().strip_prefix("slot=") {
+            let Shard { index, count } =
+                Shard::parse_plain(slot, 1).map_err(|e| format!("\"{s}\": {e}"))?;
+            return Ok(Shard {
+                index: index - 1,
+                count,
+            });
+        }
+        Shard::parse_plain(s, 0)
+    }
+
+    /// `I/N` with `base ≤ I < N + base`.
+    fn parse_plain(s: &str, base: u32) -> Result<Shard, String> {
         let (i, n) = s
             .trim()
             .split_once('/')
@@ -50,7 +65,12 @@ impl Shard {
                 "\"{s}\": the count must be between 1 and {MAX_SHARDS}"
             ));
         }
-        if index >= count {
+        if base == 1 && (index == 0 || index > count) {
+            return Err(format!(
+                "\"{s}\": a slot counts from 1, so it must be between 1 and {count}"
+            ));
+        }
+        if base == 0 && index >= count {
             return Err(format!(
                 "\"{s}\": the index counts from 0, so it must be below {count}"
             ));
@@ -77,6 +97,17 @@ impl Shard {
 impl fmt::Display for Shard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// `--out` of a shard: `{shard}` in it becomes the shard's index, so the
+/// replicas of one service (one argument list) write directories of their own.
+pub fn out_dir(out: &std::path::Path, shard: Shard) -> std::path::PathBuf {
+    let s = out.to_string_lossy();
+    if s.contains("{shard}") {
+        std::path::PathBuf::from(s.replace("{shard}", &shard.index.to_string()))
+    } else {
+        out.to_path_buf()
     }
 }
 
@@ -164,6 +195,14 @@ mod tests {
         assert!(Shard::parse("1").unwrap_err().contains("not I/N"));
         assert!(Shard::parse("a/2").unwrap_err().contains("\"a\""));
         assert_eq!(Shard::parse("1/3").unwrap().to_string(), "1/3");
+        assert_eq!(Shard::parse("slot=1/3"), Ok(Shard { index: 0, count: 3 }));
+        assert_eq!(Shard::parse("slot=3/3"), Ok(Shard { index: 2, count: 3 }));
+        assert!(Shard::parse("slot=0/3")
+            .unwrap_err()
+            .contains("between 1 and 3"));
+        assert!(Shard::parse("slot=4/3")
+            .unwrap_err()
+            .contains("between 1 and 3"));
     }
 
     #[test]
@@ -172,8 +211,12 @@ mod tests {
         assert_eq!(parse_start_at("+20s", now), Ok(1_020_000));
         assert_eq!(parse_start_at("999000", now), Ok(999_000));
         assert!(parse_start_at("+2h", now).unwrap_err().contains("an hour"));
-        assert!(parse_start_at("99999999999", now).unwrap_err().contains("in ms"));
-        assert!(parse_start_at("soon", now).unwrap_err().contains("+DURATION"));
+        assert!(parse_start_at("99999999999", now)
+            .unwrap_err()
+            .contains("in ms"));
+        assert!(parse_start_at("soon", now)
+            .unwrap_err()
+            .contains("+DURATION"));
     }
 
     proptest! {

@@ -12,6 +12,8 @@
 # * mqtt-chaos/toxiproxy-standin:local  `mqtt-chaos proxy-server` (the
 #   Toxiproxy-compatible API over the embedded fault engine) on 0.0.0.0:8474;
 #   stands in for ghcr.io/shopify/toxiproxy.
+# * mqtt-chaos/mqtt-chaos:local  the harness itself (ENTRYPOINT mqtt-chaos),
+#   for shards run by an orchestrator (Docker Swarm, Kubernetes; docs/shards.md).
 #
 # MQTT_CHAOS_BINARY defaults to target/release/mqtt-chaos, then
 # target/debug/mqtt-chaos. Images are rebuilt only when their program
@@ -20,6 +22,7 @@ set -euo pipefail
 
 MOSQUITTO_IMAGE="${MQTT_CHAOS_MOSQUITTO_STANDIN:-mqtt-chaos/mosquitto-standin:local}"
 PROXY_IMAGE="${MQTT_CHAOS_TOXIPROXY_STANDIN:-mqtt-chaos/toxiproxy-standin:local}"
+HARNESS_IMAGE="${MQTT_CHAOS_HARNESS_IMAGE:-mqtt-chaos/mqtt-chaos:local}"
 
 here="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${1:-}"
@@ -90,3 +93,6 @@ build "$PROXY_IMAGE" "$bin" fill_proxy \
   --change 'EXPOSE 8474' \
   --change 'ENTRYPOINT ["/usr/local/bin/mqtt-chaos", "proxy-server"]' \
   --change 'CMD ["--listen", "0.0.0.0:8474"]'
+build "$HARNESS_IMAGE" "$bin" fill_proxy \
+  --change 'ENTRYPOINT ["/usr/local/bin/mqtt-chaos"]' \
+  --change 'CMD ["--help"]'

@@ -39,6 +39,12 @@ mod run;
 mod scenario;
 #[path = "it/schema.rs"]
 mod schema;
+#[path = "it/session.rs"]
+mod session;
+#[path = "it/shards.rs"]
+mod shards;
+#[path = "it/swarm.rs"]
+mod swarm;
 #[path = "it/toxi_container.rs"]
 mod toxi_container;
 #[path = "it/toxiproxy.rs"]

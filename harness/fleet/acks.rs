@@ -142,10 +142,16 @@ impl<K: Copy + Eq + Hash + Ord> AckTracker<K> {
         Some((key, a))
     }
 
-    /// CONNACK without a session: rumqttc dropped every queued and in-flight
-    /// publish. Their deadlines stay: the application only learns by timeout.
-    pub fn session_lost(&mut self) {
-        self.queued.clear();
+    /// CONNACK without a session: rumqttc dropped every in-flight publish
+    /// and the first `unwritten` queued requests (those it had moved to its
+    /// `pending` when the last connection failed,
+    /// [`super::connection::unwritten_pending`]); the requests queued after
+    /// that are still in its channel and are written on this connection.
+    /// The dropped ones' deadlines stay: the application only learns by
+    /// timeout.
+    pub fn session_lost(&mut self, unwritten: usize) {
+        let n = unwritten.min(self.queued.len());
+        self.queued.drain(..n);
         self.by_pkid.clear();
         self.parked = None;
     }
@@ -257,7 +263,7 @@ mod tests {
         let mut t: AckTracker<u64> = AckTracker::new(T, 1);
         t.queued(1, 1, true, 0, ms(0));
         t.written(5);
-        t.session_lost();
+        t.session_lost(0);
         t.queued(2, 1, true, 0, ms(10));
         t.written(5); // pkid 5 reused for a new message
         assert_eq!(t.acked(5).map(|(k, _)| k), Some(2));
@@ -269,6 +275,55 @@ mod tests {
         t.queued(1, 1, true, 1, ms(1000));
         assert_eq!(t.expire(ms(2000)), vec![Expiry::Failed { key: 1 }]);
         assert_eq!(t.outstanding(), 0);
+    }
+
+    #[test]
+    fn a_first_connack_without_session_keeps_what_was_queued_before_it() {
+        // Publishes queued before the first connection stay in rumqttc's
+        // channel and are written after its CONNACK (no session, nothing
+        // in `pending`): their acks must still find them.
+        let mut t: AckTracker<u64> = AckTracker::new(T, 1);
+        for k in 1..=3 {
+            t.queued(k, 1, true, 0, ms(0));
+        }
+        t.session_lost(0);
+        for pkid in 1..=3 {
+            t.written(pkid);
+        }
+        for k in 1..=3 {
+            assert_eq!(t.acked(k as u16).map(|(m, _)| m), Some(k));
+        }
+        assert_eq!(t.expire(ms(5000)), vec![]);
+    }
+
+    #[test]
+    fn a_lost_session_drops_only_what_rumqttc_had_moved_to_pending() {
+        // 1 was written (in flight); 2 and 3 were still queued when the
+        // connection failed (moved to `pending`); 4 was queued after.
+        let mut t: AckTracker<u64> = AckTracker::new(T, 1);
+        t.queued(1, 1, true, 0, ms(0));
+        t.written(7);
+        t.queued(2, 1, true, 0, ms(1));
+        t.queued(3, 1, true, 0, ms(2));
+        t.queued(4, 1, true, 0, ms(3));
+        t.session_lost(2);
+        t.written(1); // the first packet id of the new connection
+        assert_eq!(t.acked(1).map(|(m, _)| m), Some(4));
+        assert_eq!(
+            t.acked(7),
+            None,
+            "an ack of the old session matches nothing"
+        );
+        // 1, 2 and 3 learn of their loss by timeout and are retried.
+        let retried: Vec<_> = t.expire(ms(1010)).into_iter().collect();
+        assert_eq!(
+            retried,
+            vec![
+                Expiry::Retry { key: 1, attempt: 1 },
+                Expiry::Retry { key: 2, attempt: 1 },
+                Expiry::Retry { key: 3, attempt: 1 },
+            ]
+        );
     }
 
     #[test]

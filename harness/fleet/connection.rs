@@ -25,6 +25,33 @@ pub enum Command {
 pub struct Polled {
     pub epoch: u64,
     pub event: Result<Event, ConnectionError>,
+    /// For a CONNACK: the QoS ≥ 1 publishes handed to rumqttc but not yet
+    /// written that its `pending` held when the connection was made (see
+    /// [`unwritten_pending`]); a CONNACK without a session dropped them.
+    pub unwritten_pending: usize,
+}
+
+/// The QoS ≥ 1 publishes in `el`'s `pending` that were never written (no
+/// packet id yet), counted before a poll that connects (0 otherwise).
+///
+/// rumqttc moves, when a connection fails (or on `clean`), the unacked
+/// publishes *and the requests still in the client's channel* into
+/// `pending`, and clears `pending` on a CONNACK without a session; what the
+/// application queues after that moment stays in the channel and is sent
+/// on the new connection, as is everything queued before a first
+/// connection. So of the requests an [`super::acks::AckTracker`] holds as
+/// queued, exactly the first `unwritten_pending` are gone with the
+/// session; clearing them all would leave the later ones' packet ids
+/// matching nothing (their acks lost, the messages retried: duplicates the
+/// harness made).
+pub fn unwritten_pending(el: &EventLoop) -> usize {
+    if el.network.is_some() {
+        return 0;
+    }
+    el.pending
+        .iter()
+        .filter(|r| matches!(r, rumqttc::Request::Publish(p) if p.pkid == 0 && p.qos != rumqttc::QoS::AtMostOnce))
+        .count()
 }
 
 /// Aborts the poller when the device's task ends (crash included): the
@@ -84,9 +111,10 @@ async fn run(
                 Some(Command::Connect) => {}
                 None => return,
             },
-            r = el.poll() => {
+            r = poll_counted(&mut el) => {
+                let (r, unwritten_pending) = r;
                 let failed = r.is_err();
-                if events.send(Polled { epoch, event: r }).await.is_err() {
+                if events.send(Polled { epoch, event: r, unwritten_pending }).await.is_err() {
                     return;
                 }
                 if failed {
@@ -95,4 +123,10 @@ async fn run(
             }
         }
     }
+}
+
+/// `el.poll()`, with [`unwritten_pending`] as it stood before it.
+pub async fn poll_counted(el: &mut EventLoop) -> (Result<Event, ConnectionError>, usize) {
+    let n = unwritten_pending(el);
+    (el.poll().await, n)
 }

@@ -126,7 +126,8 @@ pub async fn run(
         .network_options
         .set_connection_timeout(profile.connect_timeout.as_secs_f64().ceil().max(1.0) as u64);
     let mut poller = connection::spawn(eventloop);
-    let mut rng = ChaCha8Rng::seed_from_u64(shared.seed ^ (u64::from(id) << 32) ^ 0x6d71_7463);
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(shared.seed ^ (u64::from(device.global) << 32) ^ 0x6d71_7463);
     let mut backoff = profile.reconnect.clone().map(Backoff::new);
     let mut tracker: AckTracker<Key> = AckTracker::new(profile.ack.timeout, profile.ack.retries);
     let clock = shared.clock;
@@ -219,7 +220,7 @@ pub async fn run(
                         }
                         out.emit(DeviceEvent::Connected { session_present: ack.session_present }).await;
                         if !ack.session_present {
-                            tracker.session_lost();
+                            tracker.session_lost(polled.unwritten_pending);
                         }
                         let must_subscribe = !device.commands.is_empty()
                             && (!subscribed_once || (!ack.session_present && profile.resubscribe));

@@ -54,7 +54,13 @@ impl Fleet {
         shared: Shared,
         start: Nanos,
     ) -> Fleet {
-        let n = plan.devices.len().max(1) as u32;
+        // Spread as for the whole fleet: a device of a shard makes its
+        // first attempt when it would in the whole run.
+        let whole = plan
+            .shard
+            .as_ref()
+            .map_or(plan.devices.len(), |s| s.whole_devices);
+        let n = whole.max(1) as u32;
         let stagger = (Duration::from_millis(10) * n).min(Duration::from_secs(2)) / n;
         let (phase, _) = watch::channel(Phase::Run);
         let mut fleet = Fleet {
@@ -73,7 +79,8 @@ impl Fleet {
             });
         }
         for i in 0..fleet.slots.len() {
-            fleet.spawn(i, start.plus(stagger * i as u32));
+            let global = fleet.slots[i].plan.global;
+            fleet.spawn(i, start.plus(stagger * global));
         }
         fleet
     }

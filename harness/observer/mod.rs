@@ -160,11 +160,33 @@ impl Observer {
     ) -> Result<Observer, ObserverError> {
         let mut filters: Vec<SubscribeFilter> = Vec::new();
         let mut seen = HashSet::new();
-        for f in &plan.scenario.fleets {
-            for s in &f.streams {
-                let p = pattern(&s.topic);
-                if seen.insert(p.clone()) {
-                    filters.push(SubscribeFilter::new(p, rumqttc::QoS::ExactlyOnce));
+        // A shard collects its own devices only: their exact topics, so the
+        // broker does not send every shard the whole fleet's telemetry (as
+        // long as they fit in one SUBSCRIBE of EXACT_FILTER_BYTES; beyond,
+        // the fleet's patterns, and other shards' messages are ignored).
+        let exact_bytes: usize = plan
+            .devices
+            .iter()
+            .flat_map(|d| d.streams.iter().map(|s| s.topic.len() + 3))
+            .sum();
+        if plan.shard.is_some() && exact_bytes <= EXACT_FILTER_BYTES {
+            for d in &plan.devices {
+                for s in &d.streams {
+                    if seen.insert(s.topic.clone()) {
+                        filters.push(SubscribeFilter::new(
+                            s.topic.clone(),
+                            rumqttc::QoS::ExactlyOnce,
+                        ));
+                    }
+                }
+            }
+        } else {
+            for f in &plan.scenario.fleets {
+                for s in &f.streams {
+                    let p = pattern(&s.topic);
+                    if seen.insert(p.clone()) {
+                        filters.push(SubscribeFilter::new(p, rumqttc::QoS::ExactlyOnce));
+                    }
                 }
             }
         }
@@ -183,7 +205,16 @@ impl Observer {
                 filters.push(SubscribeFilter::new(t, rumqttc::QoS::AtLeastOnce));
             }
         }
-        let id = format!("mqtt-chaos-observer-{}-{}", std::process::id(), plan.seed);
+        let id = match &plan.shard {
+            // Shards on other machines (containers) may have the same pid.
+            Some(sh) => format!(
+                "mqtt-chaos-observer-{}-{}-s{}",
+                std::process::id(),
+                plan.seed,
+                sh.shard.index
+            ),
+            None => format!("mqtt-chaos-observer-{}-{}", std::process::id(), plan.seed),
+        };
         // The collector's own probe topic ([`lag`]): only it subscribes.
         let probe_topic = format!("mqtt-chaos/probe/{id}");
         filters.push(SubscribeFilter::new(
@@ -356,7 +387,7 @@ impl Loop {
                         let _ = self.client.try_disconnect();
                         let deadline = Instant::now() + Duration::from_secs(1);
                         while let Ok(Some(r)) = tokio::time::timeout_at(deadline, polled.recv()).await {
-                            if matches!(r, Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_)) {
+                            if matches!(r.0, Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_)) {
                                 break;
                             }
                         }
@@ -364,8 +395,8 @@ impl Loop {
                     return;
                 }
                 r = polled.recv() => match r {
-                    Some(Ok(ev)) => self.on_event(ev).await,
-                    Some(Err(e)) => self.on_error(&e).await,
+                    Some((Ok(ev), unwritten)) => self.on_event(ev, unwritten).await,
+                    Some((Err(e), _)) => self.on_error(&e).await,
                     None => return,
                 },
                 Some((seq, at)) = self.probes.recv() => self.lag.acked(seq, at),
@@ -428,14 +459,14 @@ impl Loop {
         }
     }
 
-    async fn on_event(&mut self, ev: Event) {
+    async fn on_event(&mut self, ev: Event, unwritten: usize) {
         match ev {
             Event::Incoming(Incoming::ConnAck(ack)) => {
                 // Whatever was not acknowledged on the last connection is gone.
                 self.subscribing.clear();
                 self.subscribed.clear();
                 if !ack.session_present {
-                    self.tracker.session_lost();
+                    self.tracker.session_lost(unwritten);
                     if self.client.try_subscribe_many(self.filters.clone()).is_ok() {
                         self.subscribing.push_back(
                             self.filters
@@ -657,8 +688,14 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The largest SUBSCRIBE of exact topics a shard's collector sends (EMQX's
+/// default packet limit is 1 MB).
+const EXACT_FILTER_BYTES: usize = 256 * 1024;
+
 /// What a connection's poll task hands over: rumqttc's events, in order.
-type Polled = Result<Event, ConnectionError>;
+/// With a CONNACK, the requests rumqttc dropped if it has no session
+/// ([`crate::fleet::connection::unwritten_pending`]).
+type Polled = (Result<Event, ConnectionError>, usize);
 
 /// Poll `el` in a task of its own and hand every event over. rumqttc's
 /// `EventLoop::poll` is not cancel-safe while it connects: a poll dropped by
@@ -675,8 +712,8 @@ fn spawn_poll(
     let (tx, rx) = mpsc::channel(depth);
     let task = tokio::spawn(async move {
         loop {
-            let r = el.poll().await;
-            let failed = r.is_err();
+            let r = crate::fleet::connection::poll_counted(&mut el).await;
+            let failed = r.0.is_err();
             if tx.send(r).await.is_err() {
                 return;
             }
@@ -724,7 +761,7 @@ async fn probe(
                     seq += 1;
                 }
             }
-            r = polled.recv() => match r {
+            r = polled.recv() => match r.map(|(r, _)| r) {
                 Some(Ok(Event::Incoming(Incoming::PubAck(_)))) => {
                     if let Some((s, _)) = pending.take() {
                         let _ = acks.send((s, clock.now())).await;

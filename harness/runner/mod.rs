@@ -25,6 +25,7 @@ mod prepare;
 pub mod signals;
 mod specs;
 mod timeline;
+pub mod workers;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -131,6 +132,9 @@ pub struct RunOptions {
     /// `--start-at`: the run's clock starts at this Unix time (ms), the
     /// common start instant of the shards of one run.
     pub start_at_unix_ms: Option<u64>,
+    /// `--workers N`: split the fleet across N processes of this machine
+    /// ([`workers`]); 0 or 1: one process.
+    pub workers: u32,
 }
 
 /// A finished run: its report is written in `dir`.
@@ -184,6 +188,9 @@ struct Parts {
     fleet: Option<Arc<AsyncMutex<Fleet>>>,
     targets: Option<Arc<Targets>>,
     timeline: Vec<JoinHandle<()>>,
+    /// The other shards of a `--workers` run: waited for before the broker
+    /// they share is stopped.
+    workers: Option<Arc<AsyncMutex<workers::Workers>>>,
 }
 
 impl Parts {
@@ -233,6 +240,9 @@ impl Parts {
             failed.extend(timeline::delete_proxies(&*l, &self.proxies).await);
             self.proxies.clear();
         }
+        if let Some(w) = self.workers.take() {
+            failed.extend(w.lock().await.wait().await);
+        }
         // The Toxiproxy container before the broker: it may sit on the
         // broker's network, which cannot be removed while it is attached.
         if let Some(c) = self.toxiproxy.take() {
@@ -269,9 +279,88 @@ pub async fn run(opts: &RunOptions) -> Result<Finished, RunError> {
 }
 
 /// [`run`] with the caller's stop requests.
-pub async fn run_with(opts: &RunOptions, mut shutdown: Shutdown) -> Result<Finished, RunError> {
+pub async fn run_with(opts: &RunOptions, shutdown: Shutdown) -> Result<Finished, RunError> {
+    if opts.workers > 1 {
+        return run_workers(opts, shutdown).await;
+    }
+    run_one(opts, shutdown, None).await
+}
+
+/// `--workers N`: this process runs shard 0 and spawns the others
+/// ([`workers`]); their directories are merged into the run's.
+async fn run_workers(opts: &RunOptions, shutdown: Shutdown) -> Result<Finished, RunError> {
+    let n = opts.workers;
+    if opts.shard.is_some() || opts.start_at_unix_ms.is_some() {
+        return Err(RunError::Usage(
+            "--workers makes its own shards and start instant; --shard and --start-at are for shards started by hand (or by an orchestrator)".into(),
+        ));
+    }
+    if n > workers::MAX_WORKERS {
+        return Err(RunError::Usage(format!(
+            "--workers {n}: at most {} on one machine",
+            workers::MAX_WORKERS
+        )));
+    }
+    let shard0 = crate::shard::Shard { index: 0, count: n };
+    // Checked as shard 0 will run it (the start instant is set once the
+    // broker is up).
+    let as_shard0 = RunOptions {
+        shard: Some(shard0),
+        start_at_unix_ms: Some(0),
+        workers: 0,
+        ..opts.clone()
+    };
+    let (plan, ..) = prepare(&as_shard0)?;
+    let top = RunDir::claim(
+        opts.out.as_deref(),
+        Path::new("reports"),
+        &format!(
+            "{}-{}",
+            plan.scenario.name,
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+        ),
+    )?;
+    let pool = Arc::new(AsyncMutex::new(workers::Workers::new(
+        n,
+        top.path().to_path_buf(),
+    )));
+    let own = RunOptions {
+        out: Some(workers::shard_dir(top.path(), shard0)),
+        ..as_shard0
+    };
+    let first = run_one(&own, shutdown, Some(pool.clone())).await?;
+    let dirs = pool.lock().await.dirs();
+    let report = workers::merge(&dirs, top.path()).map_err(|e| {
+        RunError::Environment(format!(
+            "the shards could not be merged ({e}); each shard's report is in {}",
+            top.path().display()
+        ))
+    })?;
+    let environment_error = report.errors.first().map(|e| e.to_string());
+    Ok(Finished {
+        report,
+        dir: top.path().to_path_buf(),
+        interrupted: first.interrupted,
+        environment_error,
+    })
+}
+
+/// One process's run: the whole fleet, or one shard of it; with `pool`,
+/// shard 0 of a `--workers` run, which spawns the others once its broker
+/// is up.
+async fn run_one(
+    opts: &RunOptions,
+    mut shutdown: Shutdown,
+    pool: Option<Arc<AsyncMutex<workers::Workers>>>,
+) -> Result<Finished, RunError> {
     let (plan, broker_spec, faults_spec, proxy_setup) = prepare(opts)?;
-    let started_at = chrono::Utc::now();
+    let mut opts = opts.clone();
+    // The shards of one run share their start instant.
+    let mut started_at = match opts.start_at_unix_ms {
+        Some(ms) => chrono::DateTime::from_timestamp_millis(ms as i64)
+            .ok_or_else(|| RunError::Usage(format!("--start-at {ms}: not a time")))?,
+        None => chrono::Utc::now(),
+    };
     // Every input is checked before anything starts.
     let run_dir = RunDir::claim(
         opts.out.as_deref(),
@@ -290,13 +379,36 @@ pub async fn run_with(opts: &RunOptions, mut shutdown: Shutdown) -> Result<Finis
     };
 
     let mut parts = Parts::default();
-    let setup = AssertUnwindSafe(start(
-        opts,
-        &plan,
-        (&broker_spec, &faults_spec, &proxy_setup),
-        &mut parts,
-        &mut shutdown,
-    ))
+    let setup = AssertUnwindSafe(async {
+        let started = start(
+            &opts,
+            &plan,
+            (&broker_spec, &faults_spec, &proxy_setup),
+            &mut parts,
+            &mut shutdown,
+        )
+        .await?;
+        if let Some(pool) = &pool {
+            // The broker is up: the other shards start, all at one instant.
+            let lead = match faults_spec {
+                FaultsSpec::ToxiproxyContainer(_) => workers::LEAD_CONTAINER,
+                _ => workers::LEAD,
+            };
+            let at = chrono::Utc::now() + lead;
+            let at_ms = at.timestamp_millis() as u64;
+            parts.workers = Some(pool.clone());
+            pool.lock().await.spawn(
+                &opts,
+                plan.seed,
+                started.broker_addr,
+                at_ms,
+                plan.scenario.duration + plan.drain,
+            )?;
+            opts.start_at_unix_ms = Some(at_ms);
+            started_at = chrono::DateTime::from_timestamp_millis(at_ms as i64).unwrap_or(at);
+        }
+        Ok::<_, RunError>(started)
+    })
     .catch_unwind()
     .await;
     let started = match setup {
@@ -313,7 +425,7 @@ pub async fn run_with(opts: &RunOptions, mut shutdown: Shutdown) -> Result<Finis
         }
     };
     let measured = AssertUnwindSafe(measure(
-        opts,
+        &opts,
         &plan,
         started_at,
         run_dir.path(),
@@ -466,13 +578,25 @@ async fn start(
     let faults_version = unless_stopped(shutdown, within(CALL_DEADLINE, links.version()))
         .await?
         .map_err(RunError::FaultBackend)?;
+    // Only a group a link fault can reach connects through a proxy; the
+    // others connect straight to the broker (no relay, no descriptors).
+    let linked = plan.linked_groups();
     placement
-        .check(plan.groups.len())
+        .check(linked.len())
         .map_err(|e| RunError::Usage(e.to_string()))?;
-    let mut addrs = HashMap::new();
-    for (i, g) in plan.groups.iter().enumerate() {
-        // Unique per run: a Toxiproxy may be shared by several runs at once.
-        let name = format!("mqtt-chaos-{}-{g}", std::process::id());
+    let mut addrs: HashMap<String, SocketAddr> = plan
+        .groups
+        .iter()
+        .map(|g| (g.clone(), broker_addr))
+        .collect();
+    // Unique per run (a Toxiproxy may be shared by several runs at once)
+    // and per shard (the shards of one run may share one).
+    let owner = match &plan.shard {
+        Some(s) => format!("{}-s{}", std::process::id(), s.shard.index),
+        None => std::process::id().to_string(),
+    };
+    for (i, g) in linked.iter().enumerate() {
+        let name = format!("mqtt-chaos-{owner}-{g}");
         let upstream = placement.upstream(broker_addr);
         let create = links.create_proxy(&name, placement.listen(i), &upstream);
         let info = unless_stopped(shutdown, within(CALL_DEADLINE, create))
@@ -541,6 +665,9 @@ async fn measure(
     // the report is still written, and the run is `error`.
     let mut interval_error: Option<String> = None;
 
+    if let Some(ms) = opts.start_at_unix_ms {
+        unless_stopped(shutdown, wait_for_start(ms)).await??;
+    }
     let clock = RunClock::start();
     let (events_tx, mut events_rx) = mpsc::channel::<Event>(65_536);
     let recorder = Arc::new(Mutex::new(Recorder::new(plan)));
@@ -603,7 +730,11 @@ async fn measure(
     )));
     parts.fleet = Some(fleet.clone());
     let broker = parts.broker.clone().expect("the broker started");
-    let has = |kind| plan.faults.iter().any(|f| f.kind.id() == kind);
+    // A follower shard never acts on the broker (shard 0 does).
+    let has = |kind: scenario::FaultName| {
+        (kind.target() != scenario::FaultTarget::Broker || plan.applies_broker_faults())
+            && plan.faults.iter().any(|f| f.kind.id() == kind)
+    };
     let targets = Arc::new(Targets {
         broker: broker.clone(),
         links: parts.links.clone().expect("the fault backend started"),
@@ -615,6 +746,8 @@ async fn measure(
         half_open: has(scenario::FaultName::HalfOpen),
         pause: has(scenario::FaultName::BrokerPause),
         partition: has(scenario::FaultName::BrokerPartition),
+        follow_broker: !plan.applies_broker_faults(),
+        broker_addr: started.broker_addr,
     });
     parts.targets = Some(targets.clone());
 
@@ -789,6 +922,25 @@ pub fn write_outputs(report: &Report, series: &report::Series, dir: &Path) -> Re
         RunError::Environment(format!("{}: {e}", dir.join("report.html").display()))
     })?;
     Ok(())
+}
+
+/// Sleep until the common start instant (Unix ms); a shard ready later
+/// than [`crate::shard::START_TOLERANCE`] after it would run its schedule
+/// behind the others' and is refused.
+async fn wait_for_start(unix_ms: u64) -> Result<(), RunError> {
+    let target = std::time::UNIX_EPOCH + Duration::from_millis(unix_ms);
+    match target.duration_since(std::time::SystemTime::now()) {
+        Ok(wait) => {
+            tokio::time::sleep(wait).await;
+            Ok(())
+        }
+        Err(late) if late.duration() <= crate::shard::START_TOLERANCE => Ok(()),
+        Err(late) => Err(RunError::Environment(format!(
+            "--start-at {unix_ms}: this run was ready {:.3} s after the common start instant; \
+             its schedule would lag the other shards' (start them with more time ahead, e.g. --start-at +30s)",
+            late.duration().as_secs_f64()
+        ))),
+    }
 }
 
 /// The address of a Toxiproxy API's host, where its published proxy ports are.

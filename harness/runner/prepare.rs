@@ -84,7 +84,31 @@ pub fn prepare(opts: &RunOptions) -> Result<(Plan, BrokerSpec, FaultsSpec, Proxy
             format!("{broker_name} cannot keep sessions across restarts; use --broker mosquitto"),
         ));
     }
+    // A shard other than the designated one follows the broker faults that
+    // shard 0 applies (crate::shard): its broker is shard 0's, reached as
+    // an external one.
+    let follower = opts.shard.is_some_and(|s| !s.is_designated());
+    if let Some(shard) = opts.shard {
+        if shard.count > 1 && opts.start_at_unix_ms.is_none() {
+            return Err(RunError::Usage(format!(
+                "--shard {shard}: the shards of one run need their common start instant (--start-at, e.g. the same Unix ms for every shard)"
+            )));
+        }
+        if follower
+            && !matches!(
+                broker_spec,
+                BrokerSpec::External(_) | BrokerSpec::Attached(_)
+            )
+        {
+            return Err(RunError::Usage(format!(
+                "--shard {shard}: the shards share shard 0's broker; give its address (--broker tcp://HOST:PORT)"
+            )));
+        }
+    }
     for (i, f) in sc.timeline.iter().enumerate() {
+        if follower && f.kind.id().target() == scenario::FaultTarget::Broker {
+            continue;
+        }
         let ok = match f.kind {
             FaultKind::BrokerRestart => caps.restart,
             FaultKind::BrokerKill => caps.kill,
@@ -117,29 +141,37 @@ pub fn prepare(opts: &RunOptions) -> Result<(Plan, BrokerSpec, FaultsSpec, Proxy
             ));
         }
     }
-    let plan = Plan::resolve(&sc, opts.seed);
+    let whole = Plan::resolve(&sc, opts.seed);
     // The open files the run needs, against what this process may hold
     // (the soft limit raised to the hard one first; the broker child
     // inherits it).
     let (soft, _) =
         crate::limits::raise_nofile().map_err(|e| RunError::Environment(e.to_string()))?;
-    let size = crate::limits::RunSize::of(&plan.scenario);
+    let size = crate::limits::RunSize::of(&whole.scenario);
     if broker_spec == BrokerSpec::Embedded {
-        broker::embedded::check_load(plan.devices.len() as u32, size.messages_per_s)
+        // It serves every shard.
+        broker::embedded::check_load(whole.devices.len() as u32, size.messages_per_s)
             .map_err(RunError::Usage)?;
     }
+    let (plan, size) = match opts.shard {
+        Some(shard) => (whole.shard(shard), size.shard(shard.count)),
+        None => (whole, size),
+    };
     crate::limits::check_fds(
         crate::limits::fds_needed(&size, faults_spec.proxy_place()),
         soft,
     )
     .map_err(RunError::Usage)?;
+    if let Some(available) = crate::limits::mem_available() {
+        crate::limits::check_memory(size.devices, available).map_err(RunError::Usage)?;
+    }
     let proxies = proxy_setup(
         opts,
         &sc,
         &text,
         &broker_spec,
         &faults_spec,
-        plan.groups.len(),
+        plan.linked_groups().len(),
     )?;
     Ok((plan, broker_spec, faults_spec, proxies))
 }
@@ -207,7 +239,7 @@ fn proxy_setup(
             return Err(refuse(
                 p,
                 format!(
-                    "{groups} device groups need {groups} proxy ports, {} has {count}",
+                    "{groups} device groups with link faults need {groups} proxy ports, {} has {count}",
                     p.0
                 ),
             ));
@@ -227,7 +259,7 @@ fn proxy_setup(
         let published = fault::container::PROXY_PORTS.count();
         if groups > published {
             return Err(RunError::Usage(format!(
-                "--faults toxiproxy-container publishes {published} proxy ports; the scenario has {groups} device groups"
+                "--faults toxiproxy-container publishes {published} proxy ports; the scenario has {groups} device groups with link faults"
             )));
         }
         match broker {

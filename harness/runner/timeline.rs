@@ -68,6 +68,11 @@ pub(super) struct Targets {
     /// asked).
     pub pause: bool,
     pub partition: bool,
+    /// A shard other than the designated one (crate::shard): shard 0
+    /// applies the broker faults; this one follows them, reaching the
+    /// broker at `broker_addr`.
+    pub follow_broker: bool,
+    pub broker_addr: std::net::SocketAddr,
 }
 
 impl Targets {
@@ -253,6 +258,20 @@ pub fn toxic_of(kind: &FaultKind) -> Option<(ToxicKind, StreamSel, Option<f32>)>
     })
 }
 
+/// Wait until the broker at `addr` accepts an MQTT connection (a follower
+/// shard's heal of a broker fault shard 0 heals).
+async fn broker_answers(addr: std::net::SocketAddr) -> Result<(), String> {
+    loop {
+        if crate::broker::probe::check(addr, Duration::from_secs(1))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Play one timeline entry: apply at `at`, heal at `at + duration`, each
 /// stamped when the backend confirmed it.
 pub(super) async fn play(t: &Targets, f: &ScheduledFault) -> Result<(), String> {
@@ -287,6 +306,18 @@ pub(super) async fn play(t: &Targets, f: &ScheduledFault) -> Result<(), String> 
     }
     let end = f.end();
     match &f.kind {
+        k if t.follow_broker && k.id().target() == crate::scenario::FaultTarget::Broker => {
+            // Shard 0 applies it at the same instant of the common clock:
+            // the window here is the schedule's, and it closes once the
+            // broker answers MQTT again after the scheduled heal.
+            t.record(applied(vec![])).await;
+            if f.duration.is_none() {
+                return Ok(());
+            }
+            t.sleep_until(end).await;
+            t.record(FaultEvent::HealRequested { index: f.index }).await;
+            step!(broker_answers(t.broker_addr), true, BROKER_START_DEADLINE);
+        }
         k if toxic_of(k).is_some() => {
             let (kind, sel, toxicity) = toxic_of(k).expect("checked");
             let mut added: Vec<(String, String)> = Vec::new();

@@ -7,76 +7,10 @@
 //! its own, and runs a whole scenario against it as an external broker
 //! (`tcp://127.0.0.1:PORT`), through the library runner like `run.rs`.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use mqtt_chaos::health::Cause;
 use mqtt_chaos::report::Verdict;
 
-use crate::support;
-
-/// A Mosquitto child with the given extra config lines; killed on drop.
-struct OwnMosquitto {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl OwnMosquitto {
-    /// Start it and wait (bounded) until it accepts connections.
-    fn start(binary: PathBuf, extra: &str, files: &[(&str, &str)]) -> OwnMosquitto {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, text) in files {
-            std::fs::write(dir.path().join(name), text).unwrap();
-        }
-        let port = support::free_port();
-        let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                 log_dest stderr\n{extra}"
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.path().join("log")).unwrap();
-        let child = Command::new(binary)
-            .arg("-c")
-            .arg(&conf)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut m = OwnMosquitto { child, port, dir };
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(st)) = m.child.try_wait() {
-                panic!("mosquitto exited ({st}): {}", m.log());
-            }
-            assert!(std::time::Instant::now() < deadline, "{}", m.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        m
-    }
-
-    fn spec(&self) -> String {
-        format!("tcp://127.0.0.1:{}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
-    }
-}
-
-impl Drop for OwnMosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::support::{self, OwnMosquitto};
 
 /// A listener that grants at most QoS 1: every QoS 2 subscription of the
 /// observer (telemetry, the devices' status topics) is granted below what

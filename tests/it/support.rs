@@ -190,3 +190,65 @@ pub fn children(pid: u32) -> Vec<u32> {
     }
     out
 }
+
+/// A Mosquitto child with the given extra config lines; killed on drop.
+pub struct OwnMosquitto {
+    child: std::process::Child,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl OwnMosquitto {
+    /// Start it and wait (bounded) until it accepts connections.
+    pub fn start(binary: PathBuf, extra: &str, files: &[(&str, &str)]) -> OwnMosquitto {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let port = free_port();
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                 log_dest stderr\n{extra}"
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("log")).unwrap();
+        let child = std::process::Command::new(binary)
+            .arg("-c")
+            .arg(&conf)
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut m = OwnMosquitto { child, port, dir };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(st)) = m.child.try_wait() {
+                panic!("mosquitto exited ({st}): {}", m.log());
+            }
+            assert!(std::time::Instant::now() < deadline, "{}", m.log());
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        m
+    }
+
+    pub fn spec(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for OwnMosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

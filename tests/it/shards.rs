@@ -1,0 +1,377 @@
+//! Fleet capacity: devices without link faults connect straight to the
+//! broker, a fleet the process cannot hold is refused with the numbers, and
+//! a fleet split into shards (by hand with `--shard`, or `--workers`)
+//! merges into what one process measures. Every run goes through the real
+//! binary against a real Mosquitto.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::support::{self, OwnMosquitto};
+
+/// Two groups of three devices; `g1` has a link fault, `g2` none; QoS 1
+/// waited for and retried, so nothing acknowledged may be lost.
+fn scenario(timeline_extra: &str) -> String {
+    format!(
+        r#"
+name = "shards"
+duration = "10s"
+drain = "4s"
+seed = 11
+
+[profiles.p]
+keepalive = "2s"
+ping_timeout = "1s"
+connect_timeout = "2s"
+reconnect = {{ initial = "200ms", max = "1s", jitter = 0.0 }}
+clean_session = false
+will = {{ topic = "status/{{device}}", qos = 1, retain = true }}
+online_republish = true
+ack = {{ wait = true, timeout = "3s", retries = 5 }}
+
+[[fleets]]
+name = "a"
+count = 3
+profile = "p"
+group = "g1"
+[[fleets.streams]]
+name = "t"
+topic = "tele/{{device}}"
+qos = 1
+rate = 5.0
+
+[[fleets]]
+name = "b"
+count = 3
+profile = "p"
+group = "g2"
+[[fleets.streams]]
+name = "t"
+topic = "tele/{{device}}"
+qos = 1
+rate = 5.0
+
+[[timeline]]
+at = "3s"
+duration = "2s"
+kind = "link_down"
+target = "g1"
+{timeline_extra}
+"#
+    )
+}
+
+fn mqtt_chaos(args: &[&str]) -> Output {
+    Command::new(support::bin())
+        .args(args)
+        .output()
+        .expect("mqtt-chaos runs")
+}
+
+fn report(dir: &Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("report.json"))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.join("report.json").display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn said(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn totals(r: &Value, field: &str) -> u64 {
+    r["totals"][field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("totals.{field} in {r}"))
+}
+
+fn unix_ms_in(d: Duration) -> u64 {
+    (SystemTime::now() + d)
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn shards_started_by_hand_merge_into_what_one_process_measures() {
+    let Some(binary) = support::mosquitto() else {
+        return;
+    };
+    let m = OwnMosquitto::start(
+        binary,
+        "max_queued_messages 0\nmax_inflight_messages 0\n",
+        &[],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let s = write(dir.path(), "s.toml", &scenario(""));
+    let s = s.to_str().unwrap();
+    let broker = m.spec();
+
+    let whole = dir.path().join("whole");
+    let o = mqtt_chaos(&[
+        "run",
+        s,
+        "--broker",
+        &broker,
+        "--quiet",
+        "--out",
+        whole.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", said(&o));
+
+    // Both shards at once, with one common start instant.
+    let at = unix_ms_in(Duration::from_secs(4)).to_string();
+    let running: Vec<_> = (0..2)
+        .map(|i| {
+            Command::new(support::bin())
+                .args(["run", s, "--broker", &broker, "--quiet"])
+                .args(["--shard", &format!("{i}/2"), "--start-at", &at])
+                .arg("--out")
+                .arg(dir.path().join(format!("t{i}")))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in running {
+        let o = c.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", said(&o));
+    }
+    let shards: Vec<PathBuf> = (0..2).map(|i| dir.path().join(format!("t{i}"))).collect();
+    let merged = dir.path().join("merged");
+    let o = mqtt_chaos(&[
+        "merge",
+        shards[0].to_str().unwrap(),
+        shards[1].to_str().unwrap(),
+        "--out",
+        merged.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", said(&o));
+
+    let (w, mr) = (report(&whole), report(&merged));
+    let parts: Vec<Value> = shards.iter().map(|d| report(d)).collect();
+    assert_eq!(mr["devices"], 6);
+    assert_eq!(mr["devices"], w["devices"]);
+    for p in &parts {
+        assert_eq!(p["devices"], 3, "each shard holds half the fleet");
+        assert_eq!(p["errors"], serde_json::json!([]), "{p}");
+    }
+    // Every slot of the schedule is published, in one process or in two.
+    assert_eq!(totals(&mr, "sent"), totals(&w, "sent"));
+    assert_eq!(
+        totals(&mr, "sent"),
+        parts.iter().map(|p| totals(p, "sent")).sum::<u64>()
+    );
+    for r in [&w, &mr] {
+        assert_eq!(totals(r, "delivered"), totals(r, "sent"), "{r}");
+        assert_eq!(totals(r, "lost_after_ack"), 0);
+        assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+        assert_eq!(r["verdict"], "pass");
+    }
+    let faults = mr["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    assert_eq!(faults[0]["kind"], "link_down");
+    assert_eq!(faults[0]["applied"], true);
+    // The merged directory is a run directory: its report rebuilds the same.
+    let rebuilt = dir.path().join("rebuilt");
+    copy_dir(&merged, &rebuilt);
+    let o = mqtt_chaos(&["report", rebuilt.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", said(&o));
+    assert_eq!(
+        totals(&report(&rebuilt), "delivered"),
+        totals(&mr, "delivered")
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_workers_run_reads_like_one_run_and_shard_0_applies_the_broker_fault() {
+    if support::mosquitto().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let text = scenario(
+        r#"
+[[timeline]]
+at = "6s"
+duration = "1s"
+kind = "broker_restart"
+"#,
+    )
+    .replace(
+        "[profiles.p]",
+        "[broker]\npersistence = true\n\n[profiles.p]",
+    );
+    let s = write(dir.path(), "s.toml", &text);
+    let out = dir.path().join("run");
+    let o = mqtt_chaos(&[
+        "run",
+        s.to_str().unwrap(),
+        "--broker",
+        "mosquitto",
+        "--workers",
+        "2",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let r = report(&out);
+    assert_eq!(o.status.code(), Some(0), "{}\n{r}", said(&o));
+    assert_eq!(r["devices"], 6);
+    assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+    let kinds: Vec<&str> = r["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert_eq!(f["applied"], true, "{f}");
+            assert!(f["healed_at_s"].is_number(), "{f}");
+            f["kind"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(kinds, ["link_down", "broker_restart"]);
+    let parts: Vec<Value> = (0..2)
+        .map(|i| report(&out.join(format!("shard-{i}"))))
+        .collect();
+    assert_eq!(
+        totals(&r, "sent"),
+        parts.iter().map(|p| totals(p, "sent")).sum::<u64>()
+    );
+    assert_eq!(totals(&r, "lost_after_ack"), 0, "{r}");
+    for i in 0..2 {
+        let info: Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join(format!("shard-{i}/run.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(info["shard"]["index"], i);
+        assert_eq!(info["shard"]["count"], 2);
+    }
+}
+
+#[test]
+fn shards_are_refused_without_a_common_start_or_a_shared_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = write(dir.path(), "s.toml", &scenario(""));
+    let s = s.to_str().unwrap();
+    let o = mqtt_chaos(&["run", s, "--shard", "1/2", "--broker", "tcp://127.0.0.1:1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", said(&o));
+    assert!(said(&o).contains("--start-at"), "{}", said(&o));
+    let o = mqtt_chaos(&["run", s, "--shard", "1/2", "--start-at", "+5s"]);
+    assert_eq!(o.status.code(), Some(2), "{}", said(&o));
+    assert!(said(&o).contains("share shard 0's broker"), "{}", said(&o));
+    let o = mqtt_chaos(&["run", s, "--shard", "2/2", "--start-at", "+5s"]);
+    assert_eq!(o.status.code(), Some(2), "{}", said(&o));
+    assert!(said(&o).contains("below 2"), "{}", said(&o));
+    let o = mqtt_chaos(&["run", s, "--workers", "2", "--shard", "0/2"]);
+    assert_eq!(o.status.code(), Some(2), "{}", said(&o));
+}
+
+/// `count` devices in one group; `linked`: with a link fault on it.
+fn fleet(count: u32, linked: bool, rate: f64, duration: &str) -> String {
+    let fault = if linked {
+        "[[timeline]]\nat = \"5s\"\nduration = \"1s\"\nkind = \"latency\"\nlatency = \"10ms\"\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"
+name = "capacity"
+duration = "{duration}"
+drain = "5s"
+
+[profiles.p]
+keepalive = "30s"
+ping_timeout = "10s"
+connect_timeout = "20s"
+reconnect = {{ initial = "1s", max = "5s", jitter = 0.5 }}
+ack = {{ wait = true, timeout = "10s", retries = 3 }}
+
+[[fleets]]
+name = "d"
+count = {count}
+profile = "p"
+[[fleets.streams]]
+name = "t"
+topic = "tele/{{device}}"
+qos = 1
+rate = {rate}
+
+{fault}
+"#
+    )
+}
+
+#[test]
+fn a_fleet_the_process_cannot_hold_is_refused_with_the_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    // 7 000 devices through the embedded proxy: 3 descriptors each.
+    let s = write(dir.path(), "s.toml", &fleet(7000, true, 0.1, "30s"));
+    let o = mqtt_chaos(&["validate", s.to_str().unwrap(), "--broker", "mosquitto"]);
+    let soft = soft_nofile_after_raise();
+    if soft >= 21_100 {
+        return; // this machine holds it
+    }
+    assert_eq!(o.status.code(), Some(2), "{}", said(&o));
+    let e = said(&o);
+    assert!(e.contains("open files"), "{e}");
+    assert!(e.contains("--workers N"), "{e}");
+    // The same fleet with no link fault connects straight to the broker.
+    let s = write(dir.path(), "s2.toml", &fleet(7000, false, 0.1, "30s"));
+    let o = mqtt_chaos(&["validate", s.to_str().unwrap(), "--broker", "mosquitto"]);
+    assert_eq!(o.status.code(), Some(0), "{}", said(&o));
+}
+
+fn soft_nofile_after_raise() -> u64 {
+    mqtt_chaos::limits::raise_nofile()
+        .map(|(s, _)| s)
+        .unwrap_or(0)
+}
+
+#[test]
+fn ten_thousand_devices_run_without_running_out_of_files() {
+    if support::mosquitto().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = write(dir.path(), "s.toml", &fleet(10_000, false, 0.1, "20s"));
+    let out = dir.path().join("run");
+    let o = mqtt_chaos(&[
+        "run",
+        s.to_str().unwrap(),
+        "--broker",
+        "mosquitto",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let r = report(&out);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", said(&o), r["errors"]);
+    assert_eq!(r["devices"], 10_000);
+    assert_eq!(r["errors"], serde_json::json!([]));
+    let sent = totals(&r, "sent");
+    assert!(sent >= 10_000, "0.1 msg/s for 20 s each: {sent}");
+    assert_eq!(totals(&r, "delivered"), sent);
+    assert_eq!(totals(&r, "lost_unacked"), 0);
+}
