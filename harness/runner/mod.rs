@@ -439,7 +439,16 @@ async fn run_one(
     .catch_unwind()
     .await;
     match measured {
-        Ok(r) => r,
+        Ok(Ok(f)) => Ok(f),
+        Ok(Err(e)) => {
+            // Failed before measuring (the observer could not subscribe, a
+            // stop while waiting for the start instant): nothing started
+            // is left behind.
+            for f in parts.teardown().await {
+                eprintln!("teardown: {f}");
+            }
+            Err(e)
+        }
         Err(panic) => {
             // The report cannot be assembled from a state a panic left;
             // nothing started is left behind all the same.
