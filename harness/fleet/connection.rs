@@ -24,7 +24,9 @@ pub enum Command {
 #[derive(Debug)]
 pub struct Polled {
     pub epoch: u64,
-    pub event: Result<Event, ConnectionError>,
+    /// Boxed: a channel holds 32 of these per block, and an unboxed event
+    /// (168 bytes) made each device's channel cost 5 KiB.
+    pub event: Box<Result<Event, ConnectionError>>,
     /// For a CONNACK: the QoS ≥ 1 publishes handed to rumqttc but not yet
     /// written that its `pending` held when the connection was made (see
     /// [`unwritten_pending`]); a CONNACK without a session dropped them.
@@ -114,7 +116,7 @@ async fn run(
             r = poll_counted(&mut el) => {
                 let (r, unwritten_pending) = r;
                 let failed = r.is_err();
-                if events.send(Polled { epoch, event: r, unwritten_pending }).await.is_err() {
+                if events.send(Polled { epoch, event: Box::new(r), unwritten_pending }).await.is_err() {
                     return;
                 }
                 if failed {

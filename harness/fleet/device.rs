@@ -190,7 +190,7 @@ pub async fn run(
                         // Let the poller write the DISCONNECT (bounded).
                         let deadline = Instant::now() + Duration::from_secs(1);
                         while let Ok(Some(p)) = tokio::time::timeout_at(deadline, poller.events.recv()).await {
-                            if matches!(p.event, Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_)) {
+                            if matches!(*p.event, Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_)) {
                                 break;
                             }
                         }
@@ -207,7 +207,7 @@ pub async fn run(
                 if polled.epoch != current {
                     continue; // a connection already given up on
                 }
-                match polled.event {
+                match *polled.event {
                     Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
                         if ack.code != ConnectReturnCode::Success {
                             // rumqttc reports refusals as errors; keep for safety.
