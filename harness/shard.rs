@@ -141,6 +141,12 @@ pub fn parse_start_at(s: &str, now: std::time::SystemTime) -> Result<u64, String
 /// How far ahead a common start instant may lie.
 pub const MAX_START_DELAY: std::time::Duration = std::time::Duration::from_secs(3600);
 
+/// With a common start instant (`--start-at`), the devices make their
+/// first attempts from this point of the run clock (or as soon as the
+/// observer is subscribed, if later): a device's schedule then does not
+/// depend on how long its process took to subscribe.
+pub const FLEET_LEAD: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How late after the common start instant a shard may begin measuring:
 /// later, its schedule would lag the others'.
 pub const START_TOLERANCE: std::time::Duration = std::time::Duration::from_secs(1);

@@ -734,11 +734,21 @@ async fn measure(
         publish_until,
         seed: plan.seed,
     };
+    // From a common start instant the devices start at a fixed point of
+    // the run clock (unless the observer took longer), so each device's
+    // schedule, and what it sends, is the same in every shard and in a run
+    // of the whole fleet given the same instant.
+    let fleet_start = match opts.start_at_unix_ms {
+        Some(_) => clock
+            .now()
+            .max(Nanos::from_duration(crate::shard::FLEET_LEAD)),
+        None => clock.now(),
+    };
     let fleet = Arc::new(AsyncMutex::new(Fleet::start(
         plan,
         &started.addrs,
         shared,
-        clock.now(),
+        fleet_start,
     )));
     parts.fleet = Some(fleet.clone());
     let broker = parts.broker.clone().expect("the broker started");

@@ -514,7 +514,7 @@ fn validate_states_the_size_of_the_run() {
     assert!(
         stdout.contains(&format!(
             "{shown}: valid: 50 devices in 2 groups, 3 faults, 7 SLOs\n\
-             {shown}: size: 50 devices in 2 groups, 51 connections, 60 msg/s, 8 intervals, \
+             {shown}: size: 50 devices in 2 groups, 52 connections, 60 msg/s, 8 intervals, \
              run 1m 15s (1m + drain 15s)\n"
         )),
         "{stdout}"

@@ -185,8 +185,14 @@ fn a_three_shard_swarm_service_merges_into_what_one_process_measures() {
         "{states:?}"
     );
 
-    // The same fleet in one process.
+    // The same fleet in one process, with a start instant of its own (so
+    // each device's schedule is the one it has in a shard).
     let whole = format!("{tag}-whole");
+    let start = (SystemTime::now() + Duration::from_secs(10))
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let start_env = format!("MQTT_CHAOS_START_AT={start}");
     swarm.service(
         &whole,
         &[
@@ -196,6 +202,8 @@ fn a_three_shard_swarm_service_merges_into_what_one_process_measures() {
             "none",
             "--mount",
             &mount,
+            "--env",
+            &start_env,
             HARNESS_IMAGE,
             "run",
             "/runs/s.toml",
