@@ -45,8 +45,6 @@ mod schema;
 mod session;
 #[path = "it/shards.rs"]
 mod shards;
-#[path = "it/swarm.rs"]
-mod swarm;
 #[path = "it/toxi_container.rs"]
 mod toxi_container;
 #[path = "it/toxiproxy.rs"]

@@ -10,86 +10,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::support::{self, OwnMosquitto};
-
-/// Two groups of three devices; `g1` has a link fault, `g2` none; QoS 1
-/// waited for and retried, so nothing acknowledged may be lost.
-pub fn scenario(timeline_extra: &str) -> String {
-    format!(
-        r#"
-name = "shards"
-duration = "10s"
-drain = "4s"
-seed = 11
-
-[profiles.p]
-keepalive = "2s"
-ping_timeout = "1s"
-connect_timeout = "2s"
-reconnect = {{ initial = "200ms", max = "1s", jitter = 0.0 }}
-clean_session = false
-will = {{ topic = "status/{{device}}", qos = 1, retain = true }}
-online_republish = true
-ack = {{ wait = true, timeout = "3s", retries = 5 }}
-
-[[fleets]]
-name = "a"
-count = 3
-profile = "p"
-group = "g1"
-[[fleets.streams]]
-name = "t"
-topic = "tele/{{device}}"
-qos = 1
-rate = 5.0
-
-[[fleets]]
-name = "b"
-count = 3
-profile = "p"
-group = "g2"
-[[fleets.streams]]
-name = "t"
-topic = "tele/{{device}}"
-qos = 1
-rate = 5.0
-
-[[timeline]]
-at = "3s"
-duration = "2s"
-kind = "link_down"
-target = "g1"
-{timeline_extra}
-"#
-    )
-}
+use crate::support::{self, report, said, scenario, totals, OwnMosquitto};
 
 fn mqtt_chaos(args: &[&str]) -> Output {
     Command::new(support::bin())
         .args(args)
         .output()
         .expect("mqtt-chaos runs")
-}
-
-pub fn report(dir: &Path) -> Value {
-    let text = std::fs::read_to_string(dir.join("report.json"))
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.join("report.json").display()));
-    serde_json::from_str(&text).unwrap()
-}
-
-pub fn said(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-pub fn totals(r: &Value, field: &str) -> u64 {
-    r["totals"][field]
-        .as_u64()
-        .unwrap_or_else(|| panic!("totals.{field} in {r}"))
 }
 
 fn unix_ms_in(d: Duration) -> u64 {

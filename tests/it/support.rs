@@ -44,6 +44,7 @@ pub fn bin() -> PathBuf {
 /// One test per broker for each `name => check`: `check(broker)` runs on the
 /// embedded broker and on Mosquitto (skipped, or failed under CI, without
 /// it). The calling module has `broker` (from `run`) in scope.
+#[allow(unused_macros)]
 macro_rules! on_both_brokers {
     ($($name:ident => $check:ident;)*) => {
         $(
@@ -251,4 +252,81 @@ impl Drop for OwnMosquitto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The shard tests' scenario (tests/it/shards.rs, tests/swarm.rs).
+/// Two groups of three devices; `g1` has a link fault, `g2` none; QoS 1
+/// waited for and retried, so nothing acknowledged may be lost.
+pub fn scenario(timeline_extra: &str) -> String {
+    format!(
+        r#"
+name = "shards"
+duration = "10s"
+drain = "4s"
+seed = 11
+
+[profiles.p]
+keepalive = "2s"
+ping_timeout = "1s"
+connect_timeout = "2s"
+reconnect = {{ initial = "200ms", max = "1s", jitter = 0.0 }}
+clean_session = false
+will = {{ topic = "status/{{device}}", qos = 1, retain = true }}
+online_republish = true
+ack = {{ wait = true, timeout = "3s", retries = 5 }}
+
+[[fleets]]
+name = "a"
+count = 3
+profile = "p"
+group = "g1"
+[[fleets.streams]]
+name = "t"
+topic = "tele/{{device}}"
+qos = 1
+rate = 5.0
+
+[[fleets]]
+name = "b"
+count = 3
+profile = "p"
+group = "g2"
+[[fleets.streams]]
+name = "t"
+topic = "tele/{{device}}"
+qos = 1
+rate = 5.0
+
+[[timeline]]
+at = "3s"
+duration = "2s"
+kind = "link_down"
+target = "g1"
+{timeline_extra}
+"#
+    )
+}
+
+/// A run directory's report.json.
+pub fn report(dir: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("report.json"))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.join("report.json").display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// What a finished command said, for assertion messages.
+pub fn said(o: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A total telemetry count of a report.json.
+pub fn totals(r: &serde_json::Value, field: &str) -> u64 {
+    r["totals"][field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("totals.{field} in {r}"))
 }

@@ -6,13 +6,15 @@
 //! checked against the same fleet run by one replica as one process.
 //!
 //! The services use the host's network (127.0.0.1 only); the swarm is
-//! initialised for the test and left again when the test made it.
+//! initialised for the test and left again when the test made it. Joining
+//! and leaving a swarm rebuilds Docker's networking, which breaks the
+//! published ports of containers other tests run at that moment: this is
+//! a test binary of its own, and cargo runs test binaries one at a time.
 
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::shards::{self, report, said, totals as telemetry};
-use crate::support;
+use crate::support::{self, report, said, scenario, totals as telemetry};
 
 const HARNESS_IMAGE: &str = "mqtt-chaos/mqtt-chaos:local";
 const BROKER_IMAGE: &str = "mqtt-chaos/mosquitto-standin:local";
@@ -110,7 +112,7 @@ fn a_three_shard_swarm_service_merges_into_what_one_process_measures() {
         .tempdir_in("/tmp")
         .unwrap();
     let runs = dir.path();
-    std::fs::write(runs.join("s.toml"), shards::scenario("")).unwrap();
+    std::fs::write(runs.join("s.toml"), scenario("")).unwrap();
     let port = support::free_port();
     std::fs::write(
         runs.join("mosquitto.conf"),
