@@ -134,16 +134,7 @@ pub fn merge_intervals(shards: &[ShardSeries]) -> Result<Vec<IntervalRecord>, Se
                     changed.insert(f.index);
                 }
                 for (name, p) in &r.profiles {
-                    let sum = profiles.entry(name.clone()).or_default();
-                    sum.telemetry.add(&p.telemetry);
-                    sum.commands.add(&p.commands);
-                    sum.reconnects += p.reconnects;
-                    sum.session_present += p.session_present;
-                    sum.reconnect_attempts += p.reconnect_attempts;
-                    sum.flaps += p.flaps;
-                    sum.exposed |= p.exposed;
-                    sum.healed |= p.healed;
-                    sum.histograms.add(&p.histograms);
+                    profiles.entry(name.clone()).or_default().add_counts(p);
                     state
                         .gauges
                         .insert(name.clone(), (p.awaiting_reconnect, p.connected));

@@ -265,6 +265,16 @@ pub struct ProfileInterval {
 impl ProfileInterval {
     /// Fold a later interval into this sum (gauges take the later value).
     pub fn add(&mut self, o: &ProfileInterval) {
+        self.add_counts(o);
+        self.awaiting_reconnect = o.awaiting_reconnect;
+        self.connected = o.connected;
+        self.link = o.link.clone();
+        self.link_figures = o.link_figures.clone();
+    }
+
+    /// Add what sums of `o`: the message and connection counts, the fault
+    /// flags and the histograms (no gauge, no cumulative snapshot).
+    pub fn add_counts(&mut self, o: &ProfileInterval) {
         self.telemetry.add(&o.telemetry);
         self.commands.add(&o.commands);
         self.reconnects += o.reconnects;
@@ -273,10 +283,6 @@ impl ProfileInterval {
         self.flaps += o.flaps;
         self.exposed |= o.exposed;
         self.healed |= o.healed;
-        self.awaiting_reconnect = o.awaiting_reconnect;
-        self.connected = o.connected;
-        self.link = o.link.clone();
-        self.link_figures = o.link_figures.clone();
         self.histograms.add(&o.histograms);
     }
 }

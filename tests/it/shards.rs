@@ -6,24 +6,17 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{self, report, said, scenario, totals, OwnMosquitto};
+use crate::support::{self, report, said, scenario, totals, unix_ms_in, OwnMosquitto};
 
 fn mqtt_chaos(args: &[&str]) -> Output {
     Command::new(support::bin())
         .args(args)
         .output()
         .expect("mqtt-chaos runs")
-}
-
-fn unix_ms_in(d: Duration) -> u64 {
-    (SystemTime::now() + d)
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {

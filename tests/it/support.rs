@@ -330,3 +330,11 @@ pub fn totals(r: &serde_json::Value, field: &str) -> u64 {
         .as_u64()
         .unwrap_or_else(|| panic!("totals.{field} in {r}"))
 }
+
+/// Unix time in ms, `d` from now (a common start instant).
+pub fn unix_ms_in(d: std::time::Duration) -> u64 {
+    (std::time::SystemTime::now() + d)
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}

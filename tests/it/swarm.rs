@@ -12,9 +12,9 @@
 //! a test binary of its own, and cargo runs test binaries one at a time.
 
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use crate::support::{self, report, said, scenario, totals as telemetry};
+use crate::support::{self, report, said, scenario, totals as telemetry, unix_ms_in};
 
 const HARNESS_IMAGE: &str = "mqtt-chaos/mqtt-chaos:local";
 const BROKER_IMAGE: &str = "mqtt-chaos/mosquitto-standin:local";
@@ -151,10 +151,7 @@ fn a_three_shard_swarm_service_merges_into_what_one_process_measures() {
 
     // Three replicas, one argument list: the slot picks the shard, and
     // `{shard}` in --out its directory.
-    let start = (SystemTime::now() + Duration::from_secs(15))
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
+    let start = unix_ms_in(Duration::from_secs(15));
     let shards = format!("{tag}-shards");
     swarm.service(
         &shards,
@@ -190,10 +187,7 @@ fn a_three_shard_swarm_service_merges_into_what_one_process_measures() {
     // The same fleet in one process, with a start instant of its own (so
     // each device's schedule is the one it has in a shard).
     let whole = format!("{tag}-whole");
-    let start = (SystemTime::now() + Duration::from_secs(10))
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
+    let start = unix_ms_in(Duration::from_secs(10));
     let start_env = format!("MQTT_CHAOS_START_AT={start}");
     swarm.service(
         &whole,
