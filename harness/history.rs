@@ -148,6 +148,10 @@ pub enum DeviceEvent {
     Crashed,
     /// Ground truth: the harness started the device again.
     Restarted,
+    /// Ground truth: a `client_id_conflict` fault's intruder got its
+    /// CONNACK with this device's client id (the broker takes the id from
+    /// whoever held it).
+    IntruderConnected,
 }
 
 /// What the observer (monitoring side, straight to the broker) sees.

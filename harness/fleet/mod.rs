@@ -144,13 +144,23 @@ impl Fleet {
             .reconnect
             .as_ref()
             .map_or(Duration::from_secs(1), |r| r.initial);
+        let shared = self.shared.clone();
         let task = tokio::spawn(async move {
             let (client, mut el) = AsyncClient::new(o, 16);
             let _client = client; // keeps the request channel open
                                   // Bounded: the task is aborted at the end of the fault window.
             loop {
                 match el.poll().await {
-                    Ok(Event::Incoming(Incoming::ConnAck(_))) | Ok(_) => {}
+                    Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+                        // Ground truth for `takeovers`: the id changed hands.
+                        let ev = HEvent::Device {
+                            at: shared.clock.now(),
+                            device: id,
+                            what: DeviceEvent::IntruderConnected,
+                        };
+                        let _ = shared.events.send(ev).await;
+                    }
+                    Ok(_) => {}
                     Err(_) => tokio::time::sleep(wait).await,
                 }
             }

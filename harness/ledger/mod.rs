@@ -29,6 +29,7 @@
 //! | 0 | any | `lost_qos0` |
 //! | ≥ 1 | acked, published inside a coverage gap (telemetry) | `unobserved` |
 //! | ≥ 1 | acked | `lost_after_ack` |
+//! | ≥ 1 | acked, a command for a device dead at the end | `undeliverable` |
 //! | ≥ 1 | failed, or unknown | `lost_unacked` |
 //! | ≥ 1 | unawaited | `silent_loss` |
 //!
@@ -45,7 +46,9 @@
 //! known before the messages published inside it settle: events arrive in
 //! time order, so a gap derived from observer events always is.
 //! Commands are received by the device itself, so coverage does not apply to
-//! them: an acked command never received is `lost_after_ack`.
+//! them: an acked command never received is `lost_after_ack`, unless its
+//! device is dead at the end of the run (crashed, never rebooted: told by
+//! [`Ledger::dead_at_end`]), when it is `undeliverable`.
 //!
 //! # Memory
 //!
@@ -76,7 +79,7 @@ mod ranges;
 #[cfg(test)]
 mod proptests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -123,6 +126,8 @@ pub struct MessageCounts {
     /// Received at least once.
     pub delivered: u64,
     pub lost_after_ack: u64,
+    /// Commands acked, never received, for a device dead at the end.
+    pub undeliverable: u64,
     /// Acked, never received, published inside a coverage gap.
     pub unobserved: u64,
     pub lost_unacked: u64,
@@ -144,6 +149,7 @@ impl MessageCounts {
     fn loss_mut(&mut self, kind: LossKind) -> &mut u64 {
         match kind {
             LossKind::AfterAck => &mut self.lost_after_ack,
+            LossKind::Undeliverable => &mut self.undeliverable,
             LossKind::Unobserved => &mut self.unobserved,
             LossKind::Unacked => &mut self.lost_unacked,
             LossKind::Silent => &mut self.silent_loss,
@@ -157,6 +163,7 @@ impl MessageCounts {
         self.acked += o.acked;
         self.delivered += o.delivered;
         self.lost_after_ack += o.lost_after_ack;
+        self.undeliverable += o.undeliverable;
         self.unobserved += o.unobserved;
         self.lost_unacked += o.lost_unacked;
         self.silent_loss += o.silent_loss;
@@ -363,6 +370,8 @@ pub struct Ledger {
     commands: MessageFigures,
     coverage: Coverage,
     range_cap: usize,
+    /// Devices dead at the end of the run ([`Ledger::dead_at_end`]).
+    dead: BTreeSet<DeviceId>,
 }
 
 impl Default for Ledger {
@@ -385,6 +394,7 @@ impl Ledger {
             commands: MessageFigures::default(),
             coverage: Coverage::default(),
             range_cap: cap.max(1),
+            dead: BTreeSet::new(),
         }
     }
 
@@ -454,6 +464,34 @@ impl Ledger {
     pub fn coverage_gap(&mut self, from: Nanos, to: Nanos) {
         if from < to {
             self.coverage.gaps.push((from, Some(to)));
+        }
+    }
+
+    /// `device` is dead at the end of the run (crashed, never rebooted): the
+    /// acked commands for it that it never received, already counted or
+    /// still to be, are `undeliverable` rather than `lost_after_ack`.
+    pub fn dead_at_end(&mut self, device: DeviceId) {
+        if !self.dead.insert(device) {
+            return;
+        }
+        for (key, st) in self.keys.iter_mut() {
+            if key.device != device || key.direction != Direction::Command {
+                continue;
+            }
+            for qos in 1..=2 {
+                let moved = st.ranges.remark(
+                    Mark::Lost {
+                        kind: LossKind::AfterAck,
+                        qos,
+                    },
+                    Mark::Lost {
+                        kind: LossKind::Undeliverable,
+                        qos,
+                    },
+                );
+                self.commands.counts.lost_after_ack -= moved;
+                self.commands.counts.undeliverable += moved;
+            }
         }
     }
 
@@ -585,10 +623,14 @@ impl Ledger {
         if p.received.is_some() {
             return; // delivered, already counted
         }
-        let kind = classify(
-            qos,
-            Some(outcome),
-            id.direction == Direction::Telemetry && self.coverage.contains(published_at),
+        let dead = id.direction == Direction::Command && self.dead.contains(&id.device);
+        let kind = undeliverable_if(
+            dead,
+            classify(
+                qos,
+                Some(outcome),
+                id.direction == Direction::Telemetry && self.coverage.contains(published_at),
+            ),
         );
         st.ranges.insert(id.seq, id.seq, Mark::Lost { kind, qos });
         st.enforce_cap(self.range_cap);
@@ -643,7 +685,10 @@ impl Ledger {
                     (Some((at, qos)), outcome) => {
                         let gap =
                             key.direction == Direction::Telemetry && self.coverage.contains(at);
-                        *figs.counts.loss_mut(classify(qos, outcome, gap)) += 1;
+                        let dead =
+                            key.direction == Direction::Command && self.dead.contains(&key.device);
+                        let kind = undeliverable_if(dead, classify(qos, outcome, gap));
+                        *figs.counts.loss_mut(kind) += 1;
                     }
                     (None, Some(_)) => figs.counts.orphans += 1,
                     (None, None) => {}
@@ -654,6 +699,15 @@ impl Ledger {
             telemetry,
             commands,
         }
+    }
+}
+
+/// An acked command never received by a device dead at the end is
+/// `undeliverable`; every other loss keeps its figure.
+fn undeliverable_if(dead: bool, kind: LossKind) -> LossKind {
+    match kind {
+        LossKind::AfterAck if dead => LossKind::Undeliverable,
+        k => k,
     }
 }
 

@@ -30,6 +30,9 @@ pub enum LossKind {
     Silent,
     /// QoS 0.
     Qos0,
+    /// QoS ≥ 1, acked, a command for a device that is dead at the end
+    /// (crashed, never rebooted): nobody could receive it.
+    Undeliverable,
 }
 
 /// Inclusive ranges `start..=end`, disjoint, keyed by start. Adjacent ranges
@@ -95,6 +98,24 @@ impl Ranges {
     /// Forget the lowest range; returns it.
     pub(crate) fn pop_lowest(&mut self) -> Option<(u64, u64, Mark)> {
         self.map.pop_first().map(|(s, (e, m))| (s, e, m))
+    }
+
+    /// Give every range marked `from` the mark `to`; returns how many seqs
+    /// changed.
+    pub(crate) fn remark(&mut self, from: Mark, to: Mark) -> u64 {
+        let hit: Vec<(u64, u64)> = self
+            .map
+            .iter()
+            .filter(|(_, &(_, m))| m == from)
+            .map(|(&s, &(e, _))| (s, e))
+            .collect();
+        let mut n = 0;
+        for (s, e) in hit {
+            self.map.remove(&s);
+            self.insert(s, e, to);
+            n += e - s + 1;
+        }
+        n
     }
 
     /// Every range, lowest first.

@@ -317,3 +317,59 @@ fn an_outcome_without_a_publish_is_an_orphan() {
     let c = l.finish().telemetry.counts;
     assert_eq!((c.orphans, c.acked, c.sent, c.lost_after_ack), (1, 1, 0, 0));
 }
+
+#[test]
+fn acked_commands_for_a_device_dead_at_the_end_are_undeliverable() {
+    let mut l = Ledger::new();
+    // Device 0: commands 0..4 acked; 0 and 1 received, 2 and 3 not (it
+    // crashed), 4 still in flight at the end. Device 1: one acked command
+    // never received while it lives: lost_after_ack.
+    for seq in 0..5 {
+        publish(&mut l, cmd(seq), 1);
+        if seq < 4 {
+            l.outcome(t(seq + 1), cmd(seq), PublishOutcome::Acked, None);
+        }
+    }
+    recv(&mut l, 2, cmd(0), 1);
+    recv(&mut l, 3, cmd(1), 1);
+    let other = command(1, 0, 0);
+    l.published(t(0), other, 1);
+    l.outcome(t(1), other, PublishOutcome::Acked, None);
+    // A QoS 0 command for the dead device stays lost_qos0.
+    let qos0 = command(0, 1, 0);
+    l.published(t(0), qos0, 0);
+    l.outcome(t(0), qos0, PublishOutcome::Unawaited, None);
+    assert_eq!(l.counts(Direction::Command).lost_after_ack, 3);
+
+    l.dead_at_end(0);
+    l.dead_at_end(0); // told twice: moved once
+                      // One more acked after it was told: undeliverable too.
+    l.outcome(t(9), cmd(4), PublishOutcome::Acked, None);
+    let c = l.finish().commands.counts;
+    assert_eq!(c.undeliverable, 3, "{c:?}");
+    assert_eq!(c.lost_after_ack, 1, "{c:?}");
+    assert_eq!(c.lost_qos0, 1, "{c:?}");
+    assert_eq!(c.delivered, 2);
+}
+
+#[test]
+fn an_undeliverable_command_that_arrives_after_all_is_delivered() {
+    let mut l = Ledger::new();
+    publish(&mut l, cmd(0), 2);
+    l.outcome(t(1), cmd(0), PublishOutcome::Acked, None);
+    // Still pending at the end: classified when the figures are taken.
+    publish(&mut l, cmd(1), 1);
+    l.dead_at_end(0);
+    assert_eq!(l.counts(Direction::Command).undeliverable, 1);
+    recv(&mut l, 5, cmd(0), 2);
+    l.outcome(t(6), cmd(1), PublishOutcome::Acked, None);
+    let c = l.figures_at_end().commands.counts;
+    assert_eq!((c.undeliverable, c.delivered, c.lost_after_ack), (1, 1, 0));
+    // Telemetry of a dead device is never undeliverable.
+    let mut l = Ledger::new();
+    publish(&mut l, tel(0), 1);
+    l.outcome(t(1), tel(0), PublishOutcome::Acked, None);
+    l.dead_at_end(0);
+    let c = l.finish().telemetry.counts;
+    assert_eq!((c.lost_after_ack, c.undeliverable), (1, 0));
+}

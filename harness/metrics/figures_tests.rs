@@ -14,6 +14,7 @@ use crate::scenario::StreamSel;
 const SCENARIO: &str = r#"
 name = "unit"
 duration = "60s"
+min_outage = "2s"
 
 [profiles.good]
 keepalive = "2s"
@@ -317,6 +318,22 @@ fn flapping_down_phases_are_rebuilt_from_the_plan() {
     // Each down phase lasts 1 s < min_outage: both reports are false.
     assert_eq!((good.true_offline, good.false_offline), (Some(0), Some(2)));
     assert_eq!(good.false_offline_rate, Some(1.0));
+    // 2 of 2 false: the Wilson interval [0.34, 1].
+    let ci = good.false_offline_rate_interval.expect("an interval");
+    assert_eq!(ci.high, 1.0);
+    assert!((ci.low - 0.342_380).abs() < 1e-5, "{ci:?}");
+    // Both devices had one (2 of 2 devices), in 2 device-minutes: 2 false
+    // reports per 2/1440 device-days.
+    assert_eq!(good.devices_false_offline, Some(1.0));
+    let per_day = good.false_offline_per_device_day.expect("measured");
+    assert!((per_day - 2.0 / (2.0 / 1440.0)).abs() < 1e-6, "{per_day}");
+    // Devices without a will have none of them.
+    let nowill = &r.profiles["nowill"];
+    assert_eq!(nowill.false_offline_rate_interval, None);
+    assert_eq!(nowill.devices_false_offline, None);
+    assert_eq!(nowill.false_offline_per_device_day, None);
+    // In the totals, 2 of 4 devices.
+    assert_eq!(r.totals.devices_false_offline, Some(0.5));
     // Device 1 was connected and shown online through both phases.
     let fo = good.false_online_time.as_ref().expect("wills");
     assert!(hdr(fo.max_us, 2_000_000), "{fo:?}");

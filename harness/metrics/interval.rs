@@ -82,6 +82,9 @@ pub struct Counts {
     pub acked: i64,
     pub delivered: i64,
     pub lost_after_ack: i64,
+    /// Written from this version on; 0 in older files.
+    #[serde(default)]
+    pub undeliverable: i64,
     pub lost_unacked: i64,
     pub silent_loss: i64,
     pub lost_qos0: i64,
@@ -100,6 +103,7 @@ macro_rules! each_count {
             acked,
             delivered,
             lost_after_ack,
+            undeliverable,
             lost_unacked,
             silent_loss,
             lost_qos0,
@@ -668,6 +672,7 @@ pub fn report_of(
         verdict: Verdict::Pass,
         started_at: run.started_at.clone(),
         duration_s,
+        min_outage_s: Some(run.resolved_scenario.min_outage.as_secs_f64()),
         versions: run.versions.clone(),
         devices: run.devices,
         unobserved: totals.telemetry.unobserved,

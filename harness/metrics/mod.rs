@@ -44,7 +44,7 @@
 //! target is `None`; membership from the plan); broker faults hit every
 //! device; device faults (`device_crash`, `client_id_conflict`) hit the
 //! devices in their `Applied` event (the target group(s) when that is
-//! empty) and count only for `flaps`.
+//! empty); a conflict excuses no flap.
 //!
 //! * `reconnect_after_heal`: for each link/broker episode and each device it
 //!   hits that reported `ConnectionLost` during the episode and is still not
@@ -59,9 +59,14 @@
 //!   link/broker episode that hits it is active or it still waits for its
 //!   reconnect after one; each attempt counted once even when episodes
 //!   overlap. `null` when no link/broker episode hit the profile.
-//! * `flaps`: `ConnectionLost` while no episode of any kind (from its
+//! * `flaps`: `ConnectionLost` while no link or broker episode (from its
 //!   request to its confirmed heal) hits the device and it is not crashed,
 //!   per device-hour of the run (`end`); `null` for a run of length zero.
+//!   A client-id conflict excuses nothing: its takeovers are flaps
+//!   (METRICS.md), and counted again in `takeovers`.
+//! * `takeovers`: see [`takeover`]; the CONNACKs of other holders of a
+//!   device's client id (its conflict intruder, devices sharing a fixed
+//!   id) against its connection losses.
 //!
 //! The figures that need a device's whole story are computed at `finish`
 //! from per-device timelines ([`connection::DeviceTimeline`]):
@@ -87,7 +92,9 @@ pub mod connection;
 pub mod hlog;
 pub mod interval;
 pub mod offline;
+pub mod rate;
 pub mod schedule;
+pub mod takeover;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -213,6 +220,8 @@ pub struct Recorder {
     intervals: interval::Cutter,
     /// Per device: what the connection and offline figures read.
     timelines: Vec<DeviceTimeline>,
+    /// The scenario's `min_outage`.
+    min_outage: std::time::Duration,
     /// Per device: its profile's keepalive, `min_outage`, `settle`, will.
     offline_params: Vec<OfflineParams>,
     /// Per device: it publishes telemetry (so `resume_time` applies).
@@ -234,6 +243,13 @@ pub struct Recorder {
     judged: BTreeSet<usize>,
     /// The end-of-run checks were made.
     closed: bool,
+    /// Per device: the index of its client id among the plan's ids.
+    id_group: Vec<usize>,
+    /// Per client id: it is shared by several devices.
+    id_shared: Vec<bool>,
+    /// Per client id: the CONNACKs of its holders, in time order (for a
+    /// shared id every holder's, otherwise only intruders').
+    claims: Vec<Vec<(Nanos, takeover::Holder)>>,
     /// The fleet's and the observer's publish schedules.
     fleet_schedule: schedule::ScheduleMonitor,
     command_schedule: schedule::ScheduleMonitor,
@@ -241,6 +257,18 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new(plan: &Plan) -> Recorder {
+        let mut ids: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut id_group = Vec::with_capacity(plan.devices.len());
+        let mut id_members: Vec<usize> = Vec::new();
+        for d in &plan.devices {
+            let next = ids.len();
+            let g = *ids.entry(d.client_id.as_str()).or_insert(next);
+            if g == id_members.len() {
+                id_members.push(0);
+            }
+            id_members[g] += 1;
+            id_group.push(g);
+        }
         let by_profile = plan.devices_by_profile();
         let names: Vec<&str> = by_profile.keys().copied().collect();
         let profiles = by_profile
@@ -285,6 +313,7 @@ impl Recorder {
             errors: Vec::new(),
             intervals: interval::Cutter::default(),
             timelines: vec![DeviceTimeline::default(); plan.devices.len()],
+            min_outage: plan.scenario.min_outage,
             offline_params: plan
                 .devices
                 .iter()
@@ -292,10 +321,7 @@ impl Recorder {
                     let keepalive = plan.profile(&d.profile).keepalive;
                     OfflineParams {
                         keepalive,
-                        min_outage: plan
-                            .scenario
-                            .min_outage
-                            .unwrap_or_else(|| keepalive.unwrap_or_default()),
+                        min_outage: plan.scenario.min_outage,
                         settle: plan.scenario.settle,
                         has_will: d.will.is_some(),
                     }
@@ -318,6 +344,9 @@ impl Recorder {
             windows: BTreeMap::new(),
             judged: BTreeSet::new(),
             closed: false,
+            id_group,
+            id_shared: id_members.iter().map(|&n| n > 1).collect(),
+            claims: vec![Vec::new(); id_members.len()],
             fleet_schedule: schedule::ScheduleMonitor::new(),
             command_schedule: schedule::ScheduleMonitor::new(),
         }
@@ -446,6 +475,10 @@ impl Recorder {
                 }
             }
             DeviceEvent::Connected { session_present } => {
+                let g = self.id_group[d];
+                if self.id_shared[g] {
+                    self.claims[g].push((at, takeover::Holder::Device(device)));
+                }
                 let st = &mut self.devices[d];
                 if st.ever_connected {
                     self.profiles[p].reconnects += 1;
@@ -487,7 +520,14 @@ impl Recorder {
                         }
                     }
                 }
-                if hit.is_empty() && !self.devices[d].crashed {
+                // A client-id conflict does not excuse a loss: its
+                // takeovers are flaps (METRICS.md); link, broker and crash
+                // faults do.
+                let excused = hit.iter().any(|(i, class)| {
+                    *class != Class::Device
+                        || self.scheduled.get(*i).map(|s| s.0) != Some(FaultName::ClientIdConflict)
+                });
+                if !excused && !self.devices[d].crashed {
                     self.profiles[p].flaps += 1;
                 }
             }
@@ -511,6 +551,9 @@ impl Recorder {
                         o.span.end = Some(at.max(o.span.start));
                     }
                 }
+            }
+            DeviceEvent::IntruderConnected => {
+                self.claims[self.id_group[d]].push((at, takeover::Holder::Intruder(device)));
             }
             DeviceEvent::ConnectFailed { .. } | DeviceEvent::Subscribed { .. } => {}
         }
@@ -855,6 +898,12 @@ impl Recorder {
             }
         }
         self.judge_broker(end, true);
+        // Commands for a device dead at the end are undeliverable.
+        for (d, st) in self.devices.iter().enumerate() {
+            if st.crashed {
+                self.profiles[st.profile].ledger.dead_at_end(d as DeviceId);
+            }
+        }
     }
 
     /// A link/broker fault confirmed at `at` hits device `d`: the episode,
@@ -968,10 +1017,13 @@ impl Recorder {
             self.profiles.iter().map(|_| LinkFigures::new()).collect();
         for (i, tl) in self.timelines.iter().enumerate() {
             let params = &self.offline_params[i];
+            let claims = &self.claims[self.id_group[i]];
+            let losses: Vec<Nanos> = tl.losses.iter().copied().filter(|&l| l <= at).collect();
             links[self.devices[i].profile].add_device(
                 &connection::device_figures(tl, at),
                 &offline::device_figures(tl, &observer_down, params, at),
                 params.has_will,
+                takeover::count(&losses, claims, takeover::Holder::Device(i as DeviceId)),
             );
         }
         links
@@ -1065,6 +1117,7 @@ impl Recorder {
             verdict: Verdict::Pass,
             started_at: rfc3339(ctx.started_at),
             duration_s: ctx.duration_s,
+            min_outage_s: Some(self.min_outage.as_secs_f64()),
             versions: ctx.versions,
             devices: self.devices.len() as u32,
             unobserved: totals.telemetry.unobserved,
@@ -1178,6 +1231,12 @@ pub struct LinkFigures {
     pub true_offline: u64,
     #[serde(skip_serializing_if = "is_zero")]
     pub false_offline: u64,
+    /// Devices with at least one false offline report.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub devices_false_offline: u64,
+    /// Connections taken over by another client with the same client id.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub takeovers: u64,
     #[serde(
         with = "hlog::base64_histogram",
         skip_serializing_if = "Histogram::is_empty"
@@ -1245,6 +1304,8 @@ impl LinkFigures {
             unobserved: 0,
             true_offline: 0,
             false_offline: 0,
+            devices_false_offline: 0,
+            takeovers: 0,
             stale: latency_histogram(),
             false_online: latency_histogram(),
         }
@@ -1255,6 +1316,7 @@ impl LinkFigures {
         c: &connection::ConnectionSamples,
         o: &offline::OfflineSamples,
         has_will: bool,
+        takeovers: u64,
     ) {
         let put = |h: &mut Histogram<u64>, samples: &[Duration]| {
             for d in samples {
@@ -1284,6 +1346,8 @@ impl LinkFigures {
         self.unobserved += o.unobserved;
         self.true_offline += o.true_offline;
         self.false_offline += o.false_offline;
+        self.devices_false_offline += u64::from(o.false_offline > 0);
+        self.takeovers += takeovers;
         put(&mut self.stale, &o.stale);
         if let Some(t) = o.false_online {
             put(&mut self.false_online, &[t]);
@@ -1326,6 +1390,8 @@ impl LinkFigures {
         self.unobserved += o.unobserved;
         self.true_offline += o.true_offline;
         self.false_offline += o.false_offline;
+        self.devices_false_offline += o.devices_false_offline;
+        self.takeovers += o.takeovers;
         add(&mut self.stale, &o.stale);
         add(&mut self.false_online, &o.false_online);
     }
@@ -1346,6 +1412,10 @@ pub struct LinkSnapshot {
     pub true_offline: Option<u64>,
     pub false_offline: Option<u64>,
     pub false_offline_rate: Option<f64>,
+    /// Devices with at least one false offline report (a count: the
+    /// report divides by the population).
+    pub devices_false_offline: Option<u64>,
+    pub takeovers: u64,
     pub stale_offline_time: Option<DurationFigure>,
     pub missed_offline: Option<u64>,
     pub false_online_time: Option<DurationFigure>,
@@ -1377,6 +1447,8 @@ impl LinkFigures {
             false_offline: self.wills.then_some(self.false_offline),
             false_offline_rate: (self.wills && episodes > 0)
                 .then(|| self.false_offline as f64 / episodes as f64),
+            devices_false_offline: self.wills.then_some(self.devices_false_offline),
+            takeovers: self.takeovers,
             stale_offline_time: self.wills.then(|| hist(&self.stale)),
             missed_offline: (self.deaths > 0).then_some(self.missed),
             false_online_time: self.wills.then(|| hist(&self.false_online)),
@@ -1394,6 +1466,7 @@ fn figures(
 ) -> Figures {
     let device_hours = f64::from(c.devices) * hours;
     let l = l.clone();
+    let reports = l.true_offline.unwrap_or(0) + l.false_offline.unwrap_or(0);
     Figures {
         telemetry: MessageFigureSet::from_ledger(&msgs.telemetry),
         commands: MessageFigureSet::from_ledger(&msgs.commands),
@@ -1409,9 +1482,22 @@ fn figures(
         reconnect_attempts: c.exposed.then_some(c.attempts),
         first_attempt_delay: l.first_attempt_delay,
         flaps: (device_hours > 0.0).then(|| c.flaps as f64 / device_hours),
+        takeovers: (c.devices > 0).then_some(l.takeovers),
         true_offline: l.true_offline,
         false_offline: l.false_offline,
         false_offline_rate: l.false_offline_rate,
+        false_offline_rate_interval: l
+            .false_offline
+            .filter(|_| l.false_offline_rate.is_some())
+            .and_then(|f| rate::wilson95(f, reports)),
+        false_offline_per_device_day: l
+            .false_offline
+            .filter(|_| device_hours > 0.0)
+            .map(|f| f as f64 / (device_hours / 24.0)),
+        devices_false_offline: l
+            .devices_false_offline
+            .filter(|_| c.devices > 0)
+            .map(|n| n as f64 / f64::from(c.devices)),
         stale_offline_time: l.stale_offline_time,
         missed_offline: l.missed_offline,
         false_online_time: l.false_online_time,

@@ -14,8 +14,8 @@
 //!   [`Effect`](super::connection::Effect) is not `Degraded` — link down or
 //!   blackhole, broker down or paused. Overlapping causes are one span.
 //! * `true_offline`: an unreachable span that contains a crash, or lasts at
-//!   least `min_outage` (scenario setting; default 1 × the profile's
-//!   keepalive, 0 with keepalive "off"), began before the episode closed
+//!   least `min_outage` (one scenario-wide setting, the same for every
+//!   profile; default 30 s), began before the episode closed
 //!   and ended no earlier than the detection window `W` before it opened
 //!   (a report that arrives late, e.g. the will of a half-open connection
 //!   published at the takeover, still reports that outage).

@@ -947,3 +947,97 @@ fn a_command_sender_behind_its_schedule_is_schedule_lag() {
         .message
         .starts_with("the command sender published 1.50 s"));
 }
+
+#[test]
+fn a_loss_beside_another_holders_connack_is_a_takeover_and_a_flap() {
+    // `weak` shares one client id: devices 2 and 3 throw each other out.
+    let text = SCENARIO.replace(
+        "ack = { wait = false }",
+        "ack = { wait = false }\nclient_id = { fixed = \"shared\" }",
+    );
+    let s = crate::scenario::load_str(Path::new("unit.toml"), &text).expect("scenario parses");
+    let mut plan = Plan::resolve(&s, None);
+    plan.faults = vec![ScheduledFault {
+        index: 0,
+        at: Duration::from_secs(10),
+        duration: Some(Duration::from_secs(5)),
+        kind: FaultKind::ClientIdConflict { devices: 1 },
+        target: Some("group-a".into()),
+        groups: vec!["group-a".into()],
+        devices: vec![0],
+    }];
+    let mut r = Recorder::new(&plan);
+    let mut ev = start_all();
+    ev.extend([
+        // 3 connects: 2 is thrown out 2 ms later; 2 comes back, 3 goes.
+        connected(1_000, 3, false),
+        lost(1_002, 2),
+        connected(2_000, 2, false),
+        lost(2_001, 3),
+        // A loss of 3 with nobody else connecting near it: a flap only.
+        lost(6_000, 3),
+        connected(6_500, 3, false),
+        // The conflict on device 0: its intruder takes the id twice.
+        applied(10_000, 0, "client_id_conflict", Some("group-a")),
+        dev(10_010, 0, DeviceEvent::IntruderConnected),
+        lost(10_012, 0),
+        connected(10_300, 0, false),
+        dev(11_400, 0, DeviceEvent::IntruderConnected),
+        lost(11_401, 0),
+        healed(15_000, 0),
+        connected(15_100, 0, false),
+    ]);
+    for e in &ev {
+        r.record(e);
+    }
+    let rep = r.finish(ms(60_000), ctx(vec![]));
+    assert_eq!(rep.profiles["weak"].takeovers, Some(2));
+    assert_eq!(rep.profiles["good"].takeovers, Some(2));
+    assert_eq!(rep.totals.takeovers, Some(4));
+    // Every one is a flap too (no link or broker fault), and so is the
+    // lone loss: 3 flaps of `weak`, 2 of `good`, per device-hour of 60 s.
+    let per_device_hour = |n: f64| n / (2.0 * 60.0 / 3600.0);
+    let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-9);
+    assert!(close(rep.profiles["weak"].flaps, per_device_hour(3.0)));
+    assert!(close(rep.profiles["good"].flaps, per_device_hour(2.0)));
+}
+
+#[test]
+fn commands_for_a_device_crashed_for_good_are_undeliverable() {
+    let cmd = |at: u64, device: DeviceId, seq: u64| Event::Observer {
+        at: ms(at),
+        what: ObserverEvent::CommandPublished {
+            device,
+            stream: 0,
+            seq,
+            t_intended: ms(at),
+            qos: 1,
+        },
+    };
+    let acked = |at: u64, device: DeviceId, seq: u64| Event::Observer {
+        at: ms(at),
+        what: ObserverEvent::CommandOutcome {
+            device,
+            stream: 0,
+            seq,
+            outcome: PublishOutcome::Acked,
+        },
+    };
+    let mut ev = start_all();
+    ev.extend([
+        // Device 3 (alive) misses one: lost_after_ack.
+        cmd(5_000, 3, 0),
+        acked(5_001, 3, 0),
+        applied(30_000, 2, "device_crash", Some("group-b")),
+        dev(30_001, 2, DeviceEvent::Crashed),
+        // Device 2 is dead for good (the crash has no duration).
+        cmd(31_000, 2, 0),
+        acked(31_001, 2, 0),
+        cmd(32_000, 2, 1),
+        acked(32_001, 2, 1),
+    ]);
+    let r = run(&ev, 60_000, vec![]);
+    let c = &r.profiles["weak"].commands;
+    assert_eq!((c.undeliverable, c.lost_after_ack), (2, 1), "{c:?}");
+    assert_eq!(r.totals.commands.undeliverable, 2);
+}

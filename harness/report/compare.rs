@@ -386,6 +386,7 @@ pub(super) mod tests {
             acked: delivered,
             delivered,
             lost_after_ack: 0,
+            undeliverable: 0,
             lost_unacked: 0,
             silent_loss: 0,
             lost_qos0: 0,
@@ -420,6 +421,10 @@ pub(super) mod tests {
             missed_offline: Some(0),
             false_online_time: None,
             offline_unobserved: None,
+            false_offline_rate_interval: None,
+            false_offline_per_device_day: None,
+            devices_false_offline: None,
+            takeovers: None,
         }
     }
 
@@ -436,6 +441,7 @@ pub(super) mod tests {
             verdict: Verdict::Pass,
             started_at: "2026-11-25T22:00:00Z".into(),
             duration_s: 60.0,
+            min_outage_s: Some(30.0),
             versions: Versions {
                 harness: "0.1.0".into(),
                 broker: "embedded".into(),

@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use super::{DurationFigure, Figures, Report, SloStatus, Verdict};
+use crate::metrics::rate;
 
 /// `report.md`: verdict first, then which profile survived, the SLOs,
 /// per-profile figures, faults.
@@ -82,22 +83,25 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(o, "## Connections per profile\n");
     let _ = writeln!(
         o,
-        "| profile | reconnect p50 | reconnect max | never reconnected | session present | reconnect attempts | flaps / device-h |"
+        "| profile | reconnect p50 | reconnect max | never reconnected | session present | reconnect attempts | flaps / device-h | takeovers |"
     );
-    let _ = writeln!(o, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let _ = writeln!(
+        o,
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
     for (name, f) in rows(r) {
         let rah = f.reconnect_after_heal.as_ref();
         let _ = writeln!(
             o,
-            "| {name} | {} | {} | {} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} | {} | {} | {} |",
             stat(rah, |d| d.p50_us),
             stat(rah, |d| d.max_us),
             rah.and_then(|d| d.censored)
                 .map_or("–".into(), |c| c.to_string()),
-            f.session_present
-                .map_or("–".into(), |s| format!("{:.0} %", s * 100.0)),
+            f.session_present.map_or("–".into(), percent),
             f.reconnect_attempts.map_or("–".into(), |n| n.to_string()),
             f.flaps.map_or("–".into(), |x| format!("{x:.2}")),
+            opt(f.takeovers),
         );
     }
     o.push('\n');
@@ -105,25 +109,29 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(o, "## Zombie time and offline reports per profile\n");
     let _ = writeln!(
         o,
-        "| profile | zombie p50 | zombie max | zombie undetected | broker detect max | true offline | false offline | false offline rate | stale max | missed offline | false online max |"
+        "| profile | zombie p50 | zombie max | zombie undetected | broker detect max | true offline | false offline | false offline rate | false / device-day | devices false offline | stale max | missed offline | false online max |"
     );
     let _ = writeln!(
         o,
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     let count = opt;
     for (name, f) in rows(r) {
         let _ = writeln!(
             o,
-            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             stat(f.zombie_time.as_ref(), |d| d.p50_us),
             stat(f.zombie_time.as_ref(), |d| d.max_us),
             count(f.zombie_undetected),
             stat(f.broker_detect_time.as_ref(), |d| d.max_us),
             count(f.true_offline),
             count(f.false_offline),
-            f.false_offline_rate
-                .map_or("–".into(), |x| format!("{:.0} %", x * 100.0)),
+            f.false_offline_rate.map_or("–".into(), |x| {
+                rate::percent_with(x, f.false_offline_rate_interval.as_ref())
+            }),
+            f.false_offline_per_device_day
+                .map_or("–".into(), |x| format!("{x:.3}")),
+            f.devices_false_offline.map_or("–".into(), percent),
             stat(f.stale_offline_time.as_ref(), |d| d.max_us),
             count(f.missed_offline),
             stat(f.false_online_time.as_ref(), |d| d.max_us),
@@ -359,6 +367,10 @@ pub fn summary(r: &Report) -> String {
 }
 
 /// A count, or `–` when it was not measured.
+fn percent(x: f64) -> String {
+    rate::percent(x)
+}
+
 fn opt(c: Option<u64>) -> String {
     c.map_or("–".into(), |n| n.to_string())
 }

@@ -165,6 +165,10 @@ pub struct MessageFigureSet {
     pub acked: u64,
     pub delivered: u64,
     pub lost_after_ack: u64,
+    /// Acked commands for a device dead at the end of the run (crashed,
+    /// never rebooted), never received: nobody could (0 for telemetry).
+    #[serde(default)]
+    pub undeliverable: u64,
     pub lost_unacked: u64,
     pub silent_loss: u64,
     pub lost_qos0: u64,
@@ -185,6 +189,7 @@ impl MessageFigureSet {
             acked: c.acked,
             delivered: c.delivered,
             lost_after_ack: c.lost_after_ack,
+            undeliverable: c.undeliverable,
             lost_unacked: c.lost_unacked,
             silent_loss: c.silent_loss,
             lost_qos0: c.lost_qos0,
@@ -216,11 +221,26 @@ pub struct Figures {
     pub session_present: Option<f64>,
     pub reconnect_attempts: Option<u64>,
     pub first_attempt_delay: Option<DurationFigure>,
-    /// Connection losses with no fault active, per device-hour.
+    /// Connection losses with no link or broker fault active, per
+    /// device-hour.
     pub flaps: Option<f64>,
+    /// Connections the broker closed because another client connected with
+    /// the same client id (a conflict fault's intruder, or a device sharing
+    /// the id), whether or not a will fired.
+    #[serde(default)]
+    pub takeovers: Option<u64>,
     pub true_offline: Option<u64>,
     pub false_offline: Option<u64>,
     pub false_offline_rate: Option<f64>,
+    /// The 95 % Wilson interval of `false_offline_rate` (`null` with it).
+    #[serde(default)]
+    pub false_offline_rate_interval: Option<crate::metrics::rate::Interval>,
+    /// `false_offline` per device-day of the run.
+    #[serde(default)]
+    pub false_offline_per_device_day: Option<f64>,
+    /// Share of devices with at least one false offline report.
+    #[serde(default)]
+    pub devices_false_offline: Option<f64>,
     pub stale_offline_time: Option<DurationFigure>,
     pub missed_offline: Option<u64>,
     pub false_online_time: Option<DurationFigure>,
@@ -266,6 +286,11 @@ pub struct Report {
     /// RFC 3339, UTC.
     pub started_at: String,
     pub duration_s: f64,
+    /// The scenario's `min_outage` (s): the one yardstick of every
+    /// profile's true and false offline reports. `null` in reports written
+    /// before it was recorded.
+    #[serde(default)]
+    pub min_outage_s: Option<f64>,
     pub versions: Versions,
     /// Number of simulated devices.
     pub devices: u32,

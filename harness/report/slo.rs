@@ -45,6 +45,9 @@ pub struct SloResult {
     /// `null` when unknown.
     pub pass: Option<bool>,
     pub status: SloStatus,
+    /// Why an objective holds or is unknown without an observed value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl SloResult {
@@ -67,7 +70,17 @@ pub fn evaluate(
                 Some(p) => profiles.get(p),
             };
             let observed = figs.and_then(|f| observe(f, &slo.figure, slo.stat.as_deref()));
+            let mut note = None;
             let status = match observed {
+                // No offline report at all: none was false. A limit on
+                // the rate holds (the count it divides is 0).
+                None if slo.figure == "false_offline_rate"
+                    && figs.is_some_and(|f| f.false_offline == Some(0))
+                    && slo.op.holds(0.0, slo.limit) =>
+                {
+                    note = Some("no offline report: none was false".to_string());
+                    SloStatus::Pass
+                }
                 None => SloStatus::Unknown,
                 Some(v) if slo.op.holds(v, slo.limit) => SloStatus::Pass,
                 Some(_) => SloStatus::Fail,
@@ -79,7 +92,7 @@ pub fn evaluate(
                 limit: format!(
                     "{} {}",
                     slo.op,
-                    show(&slo.figure, slo.stat.as_deref(), slo.limit)
+                    show_limit(&slo.figure, slo.stat.as_deref(), slo.limit)
                 ),
                 text: slo.text.clone(),
                 observed,
@@ -89,14 +102,36 @@ pub fn evaluate(
                     SloStatus::Unknown => None,
                 },
                 status,
+                note,
             }
         })
         .collect()
 }
 
-/// A value of `figure` (with `stat`) for people: durations as `12.3 ms`.
+/// Whether `figure` is a share in [0, 1] (shown in percent).
+fn is_share(figure: &str) -> bool {
+    crate::scenario::slo::RATES.contains(&figure)
+}
+
+/// A limit of `figure` for people: a share in percent as short as it was
+/// written (`0.5 %`), anything else as [`show`] gives it.
+pub fn show_limit(figure: &str, stat: Option<&str>, limit: f64) -> String {
+    if is_share(figure) {
+        // The shortest decimal of the percentage: `"<= 0.5%"` reads back
+        // as 0.005, shown `0.5 %`.
+        let pct = (limit * 100.0 * 1e9).round() / 1e9;
+        return format!("{pct} %");
+    }
+    show(figure, stat, limit)
+}
+
+/// A value of `figure` (with `stat`) for people: durations as `12.3 ms`,
+/// shares in percent with two significant digits (`0.17 %`).
 pub fn show(figure: &str, stat: Option<&str>, value: f64) -> String {
     let name = figure.strip_prefix("commands.").unwrap_or(figure);
+    if is_share(name) && stat.is_none() {
+        return crate::metrics::rate::percent(value);
+    }
     match figures::kind(name) {
         Some(FigureKind::Duration) if stat != Some("count") && value >= 0.0 => {
             super::markdown::micros(value.round() as u64)

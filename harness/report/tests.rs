@@ -17,6 +17,7 @@ fn messages(sent: u64, delivered: u64, lost_after_ack: u64) -> MessageFigureSet 
         acked: sent - 1,
         delivered,
         lost_after_ack,
+        undeliverable: 0,
         lost_unacked: 1,
         silent_loss: 0,
         lost_qos0: 0,
@@ -52,6 +53,10 @@ pub(crate) fn figures_with(sent: u64, lost_after_ack: u64) -> Figures {
         missed_offline: None,
         false_online_time: None,
         offline_unobserved: None,
+        false_offline_rate_interval: None,
+        false_offline_per_device_day: None,
+        devices_false_offline: None,
+        takeovers: None,
     }
 }
 
@@ -66,6 +71,7 @@ pub(crate) fn report() -> Report {
         verdict: Verdict::Pass,
         started_at: rfc3339(DateTime::from_timestamp(1_795_644_000, 0).expect("valid")),
         duration_s: 60.0,
+        min_outage_s: Some(30.0),
         versions: Versions {
             harness: "0.1.0".into(),
             broker: "mosquitto 2.0.11".into(),
@@ -192,6 +198,53 @@ fn slos_on_counts_statistics_and_commands_are_checked() {
 }
 
 #[test]
+fn a_false_offline_rate_limit_reads_in_percent_and_holds_without_any_report() {
+    let mut r = report();
+    let slo = |profile: &str, limit: &str| {
+        crate::scenario::slo::parse(
+            &format!("{profile}.false_offline_rate"),
+            limit,
+            &["recommended", "weak"],
+        )
+        .expect("parses")
+    };
+    // `recommended` had no offline report at all; `weak` 1 false of 600.
+    let rec = r.profiles.get_mut("recommended").expect("recommended");
+    (rec.true_offline, rec.false_offline, rec.false_offline_rate) = (Some(0), Some(0), None);
+    let weak = r.profiles.get_mut("weak").expect("weak");
+    (weak.true_offline, weak.false_offline) = (Some(599), Some(1));
+    weak.false_offline_rate = Some(1.0 / 600.0);
+    r.check(&[
+        slo("recommended", "<= 0.5%"),
+        slo("weak", "<= 0.5%"),
+        slo("weak", "< 0.1%"),
+    ]);
+    let [none, held, broken] = &r.slo[..] else {
+        panic!("three SLOs: {:?}", r.slo)
+    };
+    assert_eq!(none.status, SloStatus::Pass, "{none:?}");
+    assert_eq!(none.observed, None);
+    assert_eq!(
+        none.note.as_deref(),
+        Some("no offline report: none was false")
+    );
+    assert_eq!(none.limit, "<= 0.5 %");
+    assert_eq!(held.status, SloStatus::Pass);
+    assert_eq!(broken.status, SloStatus::Fail);
+    assert_eq!(broken.limit, "< 0.1 %");
+    // Observed shares in percent, two significant digits.
+    assert_eq!(
+        super::slo::show("false_offline_rate", None, 1.0 / 600.0),
+        "0.17 %"
+    );
+    let md = markdown(&r);
+    assert!(
+        md.contains("`false_offline_rate < 0.1 %` | weak | 0.17 % |"),
+        "{md}"
+    );
+}
+
+#[test]
 fn report_json_round_trips_through_a_file() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("report.json");
@@ -236,7 +289,7 @@ fn markdown_puts_the_verdict_first_then_slos_profiles_and_faults() {
         "| recommended | 100 | 99 | 99 | 0 | 1 | 0 | 0 | 2 | 2.0 ms | 250.1 ms |",
         "| weak | 50 | 49 | 46 | 3 | 1 | 0 | 0 | 2 | 2.0 ms | 250.1 ms |",
         "| **total** | 150 | 149 | 146 | 3 | 1 | 0 | 0 | 2 | 2.0 ms | 250.1 ms |",
-        "| recommended | 1.50 s | 2.50 s | 1 | 50 % | 7 | 0.25 |",
+        "| recommended | 1.50 s | 2.50 s | 1 | 50 % | 7 | 0.25 | – |",
         "| 0 | blackhole | group-a | 12.004 s | 42.010 s |  |",
         "| 1 | broker_kill | all | never | – | error: no such process |",
     ] {
@@ -284,16 +337,27 @@ fn markdown_and_summary_show_zombie_time_and_offline_reports() {
     weak.true_offline = Some(3);
     weak.false_offline = Some(1);
     weak.false_offline_rate = Some(0.25);
+    weak.false_offline_rate_interval = crate::metrics::rate::wilson95(1, 4);
+    weak.false_offline_per_device_day = Some(0.48);
+    weak.devices_false_offline = Some(0.04);
+    weak.takeovers = Some(2);
     weak.stale_offline_time = Some(DurationFigure::from_histogram(&histogram(&[0, 7_500_000])));
     weak.missed_offline = Some(2);
     weak.false_online_time = Some(DurationFigure::from_histogram(&histogram(&[40_000])));
     r.totals.offline_unobserved = Some(2);
     let md = markdown(&r);
-    let want = "| weak | 2.00 s | 3.00 s | 1 | 40.0 ms | 3 | 1 | 25 % | 7.50 s | 2 | 40.0 ms |";
+    // The rate with its 95 % Wilson interval (1 of 4: 4.6–70 %), two
+    // significant digits, never whole percent only.
+    let want = "| weak | 2.00 s | 3.00 s | 1 | 40.0 ms | 3 | 1 | 25 % (95 % CI 4.6–70 %) | 0.480 | 4.0 % | 7.50 s | 2 | 40.0 ms |";
     assert!(md.lines().any(|l| l == want), "missing {want:?} in\n{md}");
     assert!(
         md.lines()
-            .any(|l| l == "| recommended | – | – | – | – | – | – | – | – | – | – |"),
+            .any(|l| l.starts_with("| weak |") && l.ends_with("| 2 |")),
+        "takeovers in\n{md}"
+    );
+    assert!(
+        md.lines()
+            .any(|l| l == "| recommended | – | – | – | – | – | – | – | – | – | – | – | – |"),
         "{md}"
     );
     assert!(
@@ -349,6 +413,10 @@ mod schema {
             f.true_offline = Some(3);
             f.false_offline = Some(1);
             f.false_offline_rate = Some(0.25);
+            f.false_offline_rate_interval = crate::metrics::rate::wilson95(1, 4);
+            f.false_offline_per_device_day = Some(0.5);
+            f.devices_false_offline = Some(0.02);
+            f.takeovers = Some(1);
             f.stale_offline_time = Some(d());
             f.missed_offline = Some(0);
             f.false_online_time = Some(d());
@@ -359,6 +427,9 @@ mod schema {
                 m.ack_latency.censored = Some(0);
             }
         }
+        let rec = r.profiles.get_mut("recommended").expect("recommended");
+        (rec.true_offline, rec.false_offline) = (Some(0), Some(0));
+        (rec.false_offline_rate, rec.false_offline_rate_interval) = (None, None);
         r.check(&[
             Slo {
                 profile: Some("nobody".into()),
@@ -375,6 +446,15 @@ mod schema {
                 op: SloOp::Le,
                 limit: 5e6,
                 text: "\"weak.zombie_time.p99\" = \"<= 5s\"".into(),
+            },
+            // No offline report of `recommended`: holds, with a note.
+            Slo {
+                profile: Some("recommended".into()),
+                figure: "false_offline_rate".into(),
+                stat: None,
+                op: SloOp::Le,
+                limit: 0.005,
+                text: "false_offline_rate = \"<= 0.5%\"".into(),
             },
         ]);
         r.errors.push(crate::health::Incident::new(

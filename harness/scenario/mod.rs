@@ -56,10 +56,11 @@ pub struct Scenario {
     /// Interval of the time series (histogram logs, counters). Default 60 s.
     #[serde(default = "default_interval", with = "duration::required")]
     pub interval: Duration,
-    /// A link outage shorter than this does not make an offline report true.
-    /// Default: 1 × the profile's keepalive.
-    #[serde(default, with = "duration::optional")]
-    pub min_outage: Option<Duration>,
+    /// How long a device must be unavailable before an offline report of
+    /// it is true: one yardstick for every profile (METRICS.md), the time
+    /// after which the fleet's operators want an alarm. Default 30 s.
+    #[serde(default = "default_min_outage", with = "duration::required")]
+    pub min_outage: Duration,
     /// Grace after a reconnect before a still-open offline episode is stale.
     #[serde(default = "default_settle", with = "duration::required")]
     pub settle: Duration,
@@ -83,6 +84,10 @@ pub struct Scenario {
 
 fn default_interval() -> Duration {
     Duration::from_secs(60)
+}
+
+fn default_min_outage() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn default_settle() -> Duration {

@@ -31,6 +31,7 @@ pub enum FigureKind {
 pub const COUNTS: &[&str] = &[
     "delivered",
     "lost_after_ack",
+    "undeliverable",
     "lost_unacked",
     "silent_loss",
     "lost_qos0",
@@ -41,6 +42,8 @@ pub const COUNTS: &[&str] = &[
     "false_offline",
     "missed_offline",
     "flaps",
+    "takeovers",
+    "false_offline_per_device_day",
     "reconnect_attempts",
     "zombie_undetected",
     "sent",
@@ -48,7 +51,11 @@ pub const COUNTS: &[&str] = &[
 ];
 
 /// The rates of METRICS.md.
-pub const RATES: &[&str] = &["false_offline_rate", "session_present"];
+pub const RATES: &[&str] = &[
+    "false_offline_rate",
+    "devices_false_offline",
+    "session_present",
+];
 
 /// The duration figures of METRICS.md.
 pub const DURATIONS: &[&str] = &[
@@ -73,6 +80,7 @@ pub const COMMAND_FIGURES: &[&str] = &[
     "acked",
     "delivered",
     "lost_after_ack",
+    "undeliverable",
     "lost_unacked",
     "silent_loss",
     "lost_qos0",

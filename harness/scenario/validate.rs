@@ -227,7 +227,7 @@ impl Checker {
         }
         for (field, d) in [
             ("drain", s.drain),
-            ("min_outage", s.min_outage),
+            ("min_outage", Some(s.min_outage)),
             ("fault_tolerance", Some(s.fault_tolerance)),
         ] {
             if let Some(d) = d {
@@ -2028,7 +2028,7 @@ lost_after_ack = "= 0"
         let cases: Vec<(&str, Set)> = vec![
             ("settle", |s, d| s.settle = d),
             ("drain", |s, d| s.drain = Some(d)),
-            ("min_outage", |s, d| s.min_outage = Some(d)),
+            ("min_outage", |s, d| s.min_outage = d),
             ("profiles.good.connect_timeout", |s, d| {
                 s.profiles.get_mut("good").unwrap().connect_timeout = d
             }),

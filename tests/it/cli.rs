@@ -27,6 +27,7 @@ fn messages(delivered: u64) -> MessageFigureSet {
         acked: delivered,
         delivered,
         lost_after_ack: 0,
+        undeliverable: 0,
         lost_unacked: 0,
         silent_loss: 0,
         lost_qos0: 0,
@@ -60,6 +61,10 @@ fn figures(delivered: u64) -> Figures {
         missed_offline: Some(0),
         false_online_time: None,
         offline_unobserved: None,
+        false_offline_rate_interval: None,
+        false_offline_per_device_day: None,
+        devices_false_offline: None,
+        takeovers: None,
     }
 }
 
@@ -84,6 +89,7 @@ fn baseline() -> Report {
         verdict: Verdict::Pass,
         started_at: "2026-11-26T00:00:00Z".into(),
         duration_s: 30.0,
+        min_outage_s: Some(30.0),
         versions: Versions::default(),
         devices: 3,
         totals: figures(300),

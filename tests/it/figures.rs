@@ -3,8 +3,8 @@
 //! exact counts, and durations against what the history says happened.
 //!
 //! Runs use the base scenario of `run.rs` (3 devices, keepalive 2 s, ping
-//! timeout 1 s, retained will, `online_republish`), on the embedded broker
-//! and on Mosquitto (skipped where it is missing, outside CI).
+//! timeout 1 s, retained will, `online_republish`, `min_outage` 2 s), on the
+//! embedded broker and on Mosquitto (skipped where it is missing, outside CI).
 
 use std::time::Duration;
 
@@ -134,7 +134,7 @@ kind = "half_open""#;
     }
     assert!(*detect.iter().max().unwrap() <= KEEPALIVE.mul_f64(1.5) + TOLERANCE);
 
-    // A 5 s outage ≥ min_outage (1 × keepalive): every report is true.
+    // A 5 s outage ≥ min_outage (2 s): every report is true.
     assert_eq!(t["true_offline"], 3, "{t}");
     assert_eq!(t["false_offline"], 0);
     assert_eq!(t["false_offline_rate"], 0.0);

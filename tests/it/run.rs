@@ -38,6 +38,7 @@ name = "{name}"
 duration = "12s"
 drain = "3s"
 seed = 7
+min_outage = "2s"
 
 [profiles.p]
 keepalive = "2s"

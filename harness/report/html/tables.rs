@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use super::{escape, secs};
+use crate::metrics::rate;
 use crate::report::markdown::micros;
 use crate::report::{Figures, MessageFigureSet, Report, SloStatus};
 
@@ -243,6 +244,7 @@ pub(super) fn connection_table(o: &mut String, r: &Report) {
             "session present",
             "reconnect attempts",
             "flaps / device-h",
+            "takeovers",
         ],
     );
     for (name, f) in rows(r) {
@@ -255,11 +257,10 @@ pub(super) fn connection_table(o: &mut String, r: &Report) {
             "reconnect_after_heal.censored",
             rah.and_then(|d| d.censored),
         );
-        share(o, "session_present", f.session_present, |x| {
-            format!("{:.0} %", x * 100.0)
-        });
+        share(o, "session_present", f.session_present, rate::percent);
         count(o, "reconnect_attempts", f.reconnect_attempts);
         share(o, "flaps", f.flaps, |x| format!("{x:.2}"));
+        count(o, "takeovers", f.takeovers);
         o.push_str("</tr>\n");
     }
     o.push_str("</tbody>\n</table>\n");
@@ -282,6 +283,8 @@ pub(super) fn offline_table(o: &mut String, r: &Report) {
             "true offline",
             "false offline",
             "false offline rate",
+            "false / device-day",
+            "devices false offline",
             "stale max",
             "missed offline",
             "false online max",
@@ -300,9 +303,22 @@ pub(super) fn offline_table(o: &mut String, r: &Report) {
         );
         count(o, "true_offline", f.true_offline);
         count(o, "false_offline", f.false_offline);
+        let interval = f.false_offline_rate_interval;
         share(o, "false_offline_rate", f.false_offline_rate, |x| {
-            format!("{:.0} %", x * 100.0)
+            rate::percent_with(x, interval.as_ref())
         });
+        share(
+            o,
+            "false_offline_per_device_day",
+            f.false_offline_per_device_day,
+            |x| format!("{x:.3}"),
+        );
+        share(
+            o,
+            "devices_false_offline",
+            f.devices_false_offline,
+            rate::percent,
+        );
         duration(
             o,
             "stale_offline_time.max_us",
