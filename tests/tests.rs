@@ -45,6 +45,8 @@ mod schema;
 mod session;
 #[path = "it/shards.rs"]
 mod shards;
+#[path = "it/signoff.rs"]
+mod signoff;
 #[path = "it/toxi_container.rs"]
 mod toxi_container;
 #[path = "it/toxiproxy.rs"]

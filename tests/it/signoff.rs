@@ -1,0 +1,129 @@
+//! The figures a false-offline sign-off rests on, proven on Mosquitto with
+//! exact counts taken from the run's own history: takeovers that fire no
+//! will, and commands nobody could receive.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use mqtt_chaos::clock::Nanos;
+use mqtt_chaos::history::{DeviceEvent, Event, ObserverEvent, PublishOutcome};
+
+use crate::run::{broker, run, scenario, secs};
+
+/// Mosquitto 2.0.11 fires no will when a persistent MQTT 3.1.1 session is
+/// taken over: the conflict shows in no offline figure, only in
+/// `takeovers` (and in `flaps`, since no link or broker fault explains it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_takeover_of_a_persistent_session_is_counted_though_no_will_fires() {
+    let Some(b) = broker("mosquitto") else { return };
+    let tl = r#"[[timeline]]
+at = "3s"
+duration = "4s"
+kind = "client_id_conflict"
+devices = 1"#;
+    let r = run(&scenario("takeover", tl, ""), b).await;
+    let victim = r.victim().expect("a device was picked");
+    let (t0, t1) = (r.applied(0), r.healed(0));
+    // Every loss of the victim while its intruder was there is a takeover
+    // (the intruder's CONNACK threw it out); none of the others lost any.
+    let losses = r
+        .losses(
+            victim,
+            t0 - secs(Duration::from_millis(300)),
+            t1 + secs(Duration::from_millis(300)),
+        )
+        .len() as u64;
+    assert!(losses >= 1, "the victim was never thrown out");
+    let all_losses: u64 = (0..3)
+        .map(|d| {
+            r.losses(
+                d,
+                Nanos::ZERO,
+                Nanos::from_duration(Duration::from_secs(3600)),
+            )
+            .len() as u64
+        })
+        .sum();
+    assert_eq!(all_losses, losses, "only the victim lost connections");
+    let rep = r.report();
+    let p = &rep["profiles"]["p"];
+    assert_eq!(p["takeovers"], losses, "{p}");
+    assert_eq!(rep["totals"]["takeovers"], losses);
+    // No will: the observer never showed the victim offline.
+    assert!(
+        r.statuses(victim).iter().all(|(_, online)| *online),
+        "a will fired: {:?}",
+        r.statuses(victim)
+    );
+    assert_eq!(p["false_offline"], 0);
+    assert!(p["flaps"].as_f64().unwrap() > 0.0, "{p}");
+}
+
+/// Commands queued for a device that crashed for good are `undeliverable`:
+/// its persistent session on the broker takes them (PUBACK to the sender),
+/// and nobody will ever receive them — not a loss of the configuration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_for_a_device_crashed_for_good_are_undeliverable_not_lost() {
+    let Some(b) = broker("mosquitto") else { return };
+    let tl = r#"[[fleets.commands]]
+name = "c"
+topic = "cmd/{device}"
+qos = 1
+rate = 4.0
+
+[[timeline]]
+at = "4s"
+kind = "device_crash"
+devices = 1"#;
+    let r = run(&scenario("undeliverable", tl, ""), b).await;
+    let victim = r.victim().expect("a device was picked");
+    assert!(
+        r.events.iter().any(|e| matches!(
+            e,
+            Event::Device { device, what: DeviceEvent::Crashed, .. } if *device == victim
+        )),
+        "the victim never crashed"
+    );
+    // From the history: acked commands per device, and those received.
+    let mut acked = BTreeSet::new();
+    let mut received = BTreeSet::new();
+    for e in &r.events {
+        match e {
+            Event::Observer {
+                what:
+                    ObserverEvent::CommandOutcome {
+                        device,
+                        stream,
+                        seq,
+                        outcome: PublishOutcome::Acked,
+                    },
+                ..
+            } => {
+                acked.insert((*device, *stream, *seq));
+            }
+            Event::Device {
+                device,
+                what: DeviceEvent::CommandReceived { stream, seq, .. },
+                ..
+            } => {
+                received.insert((*device, *stream, *seq));
+            }
+            _ => {}
+        }
+    }
+    let never: Vec<_> = acked.difference(&received).collect();
+    let for_victim = never.iter().filter(|(d, _, _)| *d == victim).count() as u64;
+    assert_eq!(
+        never.len() as u64,
+        for_victim,
+        "only the dead device missed commands: {never:?}"
+    );
+    // 4/s from the crash at 4 s to the end at 12 s: about 32.
+    assert!(
+        for_victim >= 20,
+        "{for_victim} commands for the dead device"
+    );
+    let c = &r.report()["totals"]["commands"];
+    assert_eq!(c["undeliverable"], for_victim, "{c}");
+    assert_eq!(c["lost_after_ack"], 0, "{c}");
+}
