@@ -197,11 +197,36 @@ impl RunSize {
         }
         proxied.sort_unstable();
         proxied.dedup();
+        // Weather on links: every device of those groups has a proxy of its
+        // own (a link); duplicate ids add an intruder per device at most.
+        let mut own_links: Vec<&str> = Vec::new();
+        let mut weather_intruders = 0u64;
+        for w in &s.weather {
+            let hit: Vec<&str> = match w.target.as_deref() {
+                Some(t) => vec![t],
+                None => groups.clone(),
+            };
+            if w.has_link_kinds() {
+                own_links.extend(hit.iter().copied());
+            }
+            if w.duplicate_id.is_some() {
+                for g in &hit {
+                    weather_intruders = weather_intruders.saturating_add(group_devices(Some(g)));
+                }
+            }
+        }
+        own_links.sort_unstable();
+        own_links.dedup();
+        let intruders = intruders.saturating_add(weather_intruders);
+        let own_link_devices = own_links
+            .iter()
+            .fold(0u64, |n, g| n.saturating_add(group_devices(Some(g))));
         let proxied_devices = s
             .fleets
             .iter()
             .filter(|f| proxied.contains(&f.group()))
-            .fold(0u64, |n, f| n.saturating_add(u64::from(f.count)));
+            .fold(0u64, |n, f| n.saturating_add(u64::from(f.count)))
+            .saturating_add(own_link_devices);
         let flap_phases = s
             .timeline
             .iter()
@@ -216,7 +241,7 @@ impl RunSize {
         RunSize {
             devices,
             groups: groups.len() as u64,
-            proxied_groups: proxied.len() as u64,
+            proxied_groups: (proxied.len() as u64).saturating_add(own_link_devices),
             connections: devices
                 .saturating_add(intruders)
                 .saturating_add(HARNESS_CONNECTIONS),

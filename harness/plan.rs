@@ -28,6 +28,65 @@ pub struct StreamPlan {
     pub payload_size: usize,
 }
 
+/// The faults of `[[weather]]`, numbered from `first`: per device of each
+/// section's groups, its own events ([`weather::expand`], seeded by the
+/// device's index in the whole plan), in time order per section.
+fn weather_faults(
+    scenario: &Scenario,
+    seed: u64,
+    devices: &[DevicePlan],
+    first: usize,
+) -> Vec<ScheduledFault> {
+    use crate::scenario::weather::{self, DropKind, Happening};
+    use crate::scenario::StreamSel;
+    let mut out = Vec::new();
+    for (k, w) in scenario.weather.iter().enumerate() {
+        let mut events = Vec::new();
+        for d in devices {
+            if w.target.as_deref().is_some_and(|t| t != d.group) {
+                continue;
+            }
+            for e in weather::expand(w, seed, k, u64::from(d.global), scenario.duration) {
+                events.push((e, d));
+            }
+        }
+        events.sort_by_key(|(e, d)| (e.at, d.global));
+        for (e, d) in events {
+            let kind = match e.what {
+                Happening::Blip => FaultKind::LinkDown,
+                Happening::SilentDrop(DropKind::Blackhole) => FaultKind::Blackhole {
+                    stream: StreamSel::Both,
+                    toxicity: None,
+                },
+                Happening::SilentDrop(DropKind::HalfOpen) => FaultKind::HalfOpen,
+                Happening::LatencySpike(latency) => FaultKind::Latency {
+                    latency,
+                    jitter: Duration::ZERO,
+                    stream: StreamSel::Both,
+                    toxicity: None,
+                },
+                Happening::Reboot | Happening::PowerLoss => FaultKind::DeviceCrash { devices: 1 },
+                Happening::DuplicateId => FaultKind::ClientIdConflict { devices: 1 },
+            };
+            out.push(ScheduledFault {
+                index: first + out.len(),
+                at: e.at,
+                duration: e.duration,
+                kind,
+                target: Some(d.group.clone()),
+                groups: vec![if e.what.is_link() {
+                    d.link.clone()
+                } else {
+                    d.group.clone()
+                }],
+                devices: vec![d.id],
+                weather: Some(k),
+            });
+        }
+    }
+    out
+}
+
 /// One simulated device.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DevicePlan {
@@ -40,6 +99,9 @@ pub struct DevicePlan {
     pub name: String,
     pub fleet: String,
     pub group: String,
+    /// The link it connects through: its group's fault proxy, or under
+    /// `[[weather]]` with link kinds one of its own (`<group>.<name>`).
+    pub link: String,
     pub profile: String,
     pub client_id: String,
     pub streams: Vec<StreamPlan>,
@@ -58,10 +120,14 @@ pub struct ScheduledFault {
     pub kind: FaultKind,
     /// `None`: every group.
     pub target: Option<String>,
-    /// Groups it hits (every group when the target is `None`).
+    /// The links it acts on: the groups it hits (every group when the
+    /// target is `None`), or a weather event's one device link.
     pub groups: Vec<String>,
-    /// For device faults: the devices it picks (seeded).
+    /// For device faults: the devices it picks (seeded); for weather, the
+    /// one device it falls on.
     pub devices: Vec<DeviceId>,
+    /// The `[[weather]]` section it was drawn from; `None`: the timeline.
+    pub weather: Option<usize>,
 }
 
 impl ScheduledFault {
@@ -102,6 +168,13 @@ impl Plan {
         let seed = seed.unwrap_or(scenario.seed);
         let mut devices = Vec::new();
         let mut groups: Vec<String> = Vec::new();
+        // Groups whose devices each have a link of their own.
+        let own_links = |group: &str| {
+            scenario
+                .weather
+                .iter()
+                .any(|w| w.has_link_kinds() && w.target.as_deref().is_none_or(|t| t == group))
+        };
         for fleet in &scenario.fleets {
             let group = fleet.group().to_string();
             if !groups.contains(&group) {
@@ -147,12 +220,18 @@ impl Plan {
                     topic: vars.apply(&w.topic, ""),
                     ..w.clone()
                 });
+                let link = if own_links(&group) {
+                    format!("{group}.{name}")
+                } else {
+                    group.clone()
+                };
                 devices.push(DevicePlan {
                     id,
                     global: id,
                     name,
                     fleet: fleet.name.clone(),
                     group: group.clone(),
+                    link,
                     profile: fleet.profile.clone(),
                     client_id,
                     streams,
@@ -198,9 +277,12 @@ impl Plan {
                     target: f.target.clone(),
                     groups: hit,
                     devices: picks,
+                    weather: None,
                 }
             })
             .collect();
+        let mut faults: Vec<ScheduledFault> = faults;
+        faults.extend(weather_faults(scenario, seed, &devices, faults.len()));
 
         let drain = scenario
             .drain
@@ -262,19 +344,30 @@ impl Plan {
         }
     }
 
-    /// The groups a link fault of the timeline can reach, in group order:
-    /// only they connect through a fault proxy; the devices of the others
-    /// connect straight to the broker.
-    pub fn linked_groups(&self) -> Vec<String> {
-        self.groups
+    /// Every link of the devices, in order of first appearance: a group's,
+    /// or a device's own under weather.
+    pub fn links(&self) -> Vec<String> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.devices
             .iter()
-            .filter(|g| {
-                self.faults.iter().any(|f| {
-                    f.kind.id().target() == crate::scenario::FaultTarget::Link
-                        && f.groups.contains(g)
-                })
-            })
-            .cloned()
+            .filter(|d| seen.insert(d.link.as_str()))
+            .map(|d| d.link.clone())
+            .collect()
+    }
+
+    /// The links a link fault can reach, in order: only they connect
+    /// through a fault proxy; the devices of the others connect straight
+    /// to the broker.
+    pub fn linked_groups(&self) -> Vec<String> {
+        let reached: std::collections::BTreeSet<&str> = self
+            .faults
+            .iter()
+            .filter(|f| f.kind.id().target() == crate::scenario::FaultTarget::Link)
+            .flat_map(|f| f.groups.iter().map(String::as_str))
+            .collect();
+        self.links()
+            .into_iter()
+            .filter(|l| reached.contains(l.as_str()))
             .collect()
     }
 

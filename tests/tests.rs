@@ -51,5 +51,7 @@ mod signoff;
 mod toxi_container;
 #[path = "it/toxiproxy.rs"]
 mod toxiproxy;
+#[path = "it/weather.rs"]
+mod weather;
 #[path = "it/window.rs"]
 mod window;

@@ -73,7 +73,7 @@ impl Fleet {
             fleet.slots.push(Slot {
                 plan: d.clone(),
                 profile: plan.profile(&d.profile).clone(),
-                addr: addrs[&d.group],
+                addr: addrs[&d.link],
                 seqs: Sequences::new(d.streams.len()),
                 task: None,
             });

@@ -262,5 +262,13 @@ fn combine(shards: &[ShardSeries], states: &[ShardState], f: usize) -> Option<Fa
         error: recs
             .iter()
             .find_map(|(s, r)| r.error.as_ref().map(|e| format!("shard {s}: {e}"))),
+        weather: first.weather,
+        // Each shard names the picked devices it holds.
+        devices: recs
+            .iter()
+            .flat_map(|(_, r)| r.devices.iter().cloned())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
     })
 }

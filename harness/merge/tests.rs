@@ -462,6 +462,8 @@ fn fault(
         healed_at_s: Some(times.2),
         applied,
         error: error.map(String::from),
+        weather: None,
+        devices: vec![],
     }
 }
 

@@ -60,6 +60,7 @@ fn plan(faults: Vec<(u64, u64, FaultKind, Option<&str>)>) -> Plan {
                 None => vec!["group-a".into(), "group-b".into()],
             },
             devices: vec![],
+            weather: None,
         })
         .collect();
     plan

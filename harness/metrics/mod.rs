@@ -235,6 +235,10 @@ pub struct Recorder {
     /// the fault is healed at its end (all but a permanent crash).
     plan_devices: Vec<Vec<DeviceId>>,
     plan_heals: Vec<bool>,
+    /// Per timeline index: the weather section it was drawn from.
+    plan_weather: Vec<Option<usize>>,
+    /// Per device: its name (for the fault records).
+    device_names: Vec<String>,
     /// The scenario's `fault_tolerance`.
     tolerance: Duration,
     /// Per timeline index: its window's moments.
@@ -335,6 +339,8 @@ impl Recorder {
                 .map(|f| (f.kind.clone(), f.at, f.end()))
                 .collect(),
             plan_devices: plan.faults.iter().map(|f| f.devices.clone()).collect(),
+            plan_weather: plan.faults.iter().map(|f| f.weather).collect(),
+            device_names: plan.devices.iter().map(|d| d.name.clone()).collect(),
             plan_heals: plan
                 .faults
                 .iter()
@@ -560,7 +566,7 @@ impl Recorder {
     }
 
     /// Which devices a fault of `class` with `target` (and, for device
-    /// faults, its picked `devices`) hits.
+    /// faults and weather events, its picked `devices`) hits.
     fn hit_of(
         &self,
         class: Class,
@@ -569,7 +575,7 @@ impl Recorder {
     ) -> Result<Hit, String> {
         Ok(match (class, target) {
             (Class::Broker, _) => Hit::All,
-            (Class::Device, _) if !devices.is_empty() => {
+            (Class::Device | Class::Link, _) if !devices.is_empty() => {
                 Hit::Devices(devices.iter().copied().collect())
             }
             (_, None) => Hit::All,
@@ -643,6 +649,13 @@ impl Recorder {
                 devices,
             } => {
                 let class = class_of(*kind);
+                // A weather event's link fault falls on the plan's device.
+                let planned = self.plan_devices.get(*index).cloned().unwrap_or_default();
+                let devices = if devices.is_empty() {
+                    &planned
+                } else {
+                    devices
+                };
                 let hit = match self.hit_of(class, target.as_deref(), devices) {
                     Ok(h) => h,
                     Err(g) => {
@@ -983,6 +996,16 @@ impl Recorder {
             healed_at_s: None,
             applied: false,
             error: None,
+            weather: self.plan_weather.get(index).copied().flatten(),
+            devices: self
+                .plan_devices
+                .get(index)
+                .map(|ds| {
+                    ds.iter()
+                        .filter_map(|&d| self.device_names.get(d as usize).cloned())
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 

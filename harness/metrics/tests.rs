@@ -56,6 +56,7 @@ fn plan() -> Plan {
                 None => plan_groups(),
             },
             devices,
+            weather: None,
         };
     plan.faults = vec![
         fault(0, 10, Some(5), FaultKind::LinkDown, Some("group-a"), vec![]),
@@ -965,6 +966,7 @@ fn a_loss_beside_another_holders_connack_is_a_takeover_and_a_flap() {
         target: Some("group-a".into()),
         groups: vec!["group-a".into()],
         devices: vec![0],
+        weather: None,
     }];
     let mut r = Recorder::new(&plan);
     let mut ev = start_all();

@@ -274,6 +274,12 @@ pub struct FaultRecord {
     /// The backend's error, if applying or healing failed.
     #[serde(default)]
     pub error: Option<String>,
+    /// The `[[weather]]` section it was drawn from (absent: the timeline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weather: Option<usize>,
+    /// The devices a device fault or a weather event fell on, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
 }
 
 /// `report.json`.

@@ -91,6 +91,8 @@ pub(crate) fn report() -> Report {
                 healed_at_s: Some(42.01),
                 applied: true,
                 error: None,
+                weather: None,
+                devices: vec![],
             },
             FaultRecord {
                 index: 1,
@@ -102,6 +104,8 @@ pub(crate) fn report() -> Report {
                 healed_at_s: None,
                 applied: false,
                 error: Some("no such process".into()),
+                weather: None,
+                devices: vec![],
             },
         ],
         slo: vec![],
@@ -457,6 +461,19 @@ mod schema {
                 text: "false_offline_rate = \"<= 0.5%\"".into(),
             },
         ]);
+        r.faults.push(FaultRecord {
+            index: 2,
+            kind: crate::scenario::FaultName::LinkDown,
+            target: Some("group-a".into()),
+            scheduled_at_s: Some(20.0),
+            requested_at_s: Some(20.001),
+            started_at_s: Some(20.002),
+            healed_at_s: Some(23.0),
+            applied: true,
+            error: None,
+            weather: Some(0),
+            devices: vec!["a-0001".into()],
+        });
         r.errors.push(crate::health::Incident::new(
             Some(3.5),
             crate::health::Cause::FaultLate,

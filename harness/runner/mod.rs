@@ -589,17 +589,15 @@ async fn start(
     let faults_version = unless_stopped(shutdown, within(CALL_DEADLINE, links.version()))
         .await?
         .map_err(RunError::FaultBackend)?;
-    // Only a group a link fault can reach connects through a proxy; the
-    // others connect straight to the broker (no relay, no descriptors).
+    // Only a link a link fault can reach (a group's, or under weather a
+    // device's own) connects through a proxy; the others connect straight
+    // to the broker (no relay, no descriptors).
     let linked = plan.linked_groups();
     placement
         .check(linked.len())
         .map_err(|e| RunError::Usage(e.to_string()))?;
-    let mut addrs: HashMap<String, SocketAddr> = plan
-        .groups
-        .iter()
-        .map(|g| (g.clone(), broker_addr))
-        .collect();
+    let mut addrs: HashMap<String, SocketAddr> =
+        plan.links().into_iter().map(|l| (l, broker_addr)).collect();
     // Unique per run (a Toxiproxy may be shared by several runs at once)
     // and per shard (the shards of one run may share one).
     let owner = match &plan.shard {

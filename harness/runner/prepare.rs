@@ -141,6 +141,23 @@ pub fn prepare(opts: &RunOptions) -> Result<(Plan, BrokerSpec, FaultsSpec, Proxy
             ));
         }
     }
+    for (k, w) in sc.weather.iter().enumerate() {
+        let half_open = w
+            .silent_drop
+            .is_some_and(|d| d.kind == crate::scenario::weather::DropKind::HalfOpen);
+        if half_open && faults_spec.is_toxiproxy() {
+            return Err(at(
+                &format!("weather[{k}].silent_drop.kind"),
+                "half_open is a mode of the embedded fault engine, not of Toxiproxy; use kind = \"blackhole\"".into(),
+            ));
+        }
+    }
+    if !sc.weather.is_empty() && (opts.workers > 1 || opts.shard.is_some()) {
+        return Err(at(
+            "weather",
+            "[[weather]] runs in one process: its per-device faults are not split across shards (--workers, --shard) in this version".into(),
+        ));
+    }
     let whole = Plan::resolve(&sc, opts.seed);
     // The open files the run needs, against what this process may hold
     // (the soft limit raised to the hard one first; the broker child

@@ -24,6 +24,7 @@ mod lint;
 mod load;
 pub mod slo;
 mod validate;
+pub mod weather;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -76,6 +77,9 @@ pub struct Scenario {
     pub fleets: Vec<Fleet>,
     #[serde(default)]
     pub timeline: Vec<FaultSpec>,
+    /// Field weather: every device of a group its own random faults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weather: Vec<weather::Weather>,
     /// Service-level objectives: figure (optionally `profile.figure`) → limit,
     /// e.g. `lost_after_ack = "= 0"`, `"recommended.reconnect_after_heal.p99" = "<= 15s"`.
     #[serde(default)]

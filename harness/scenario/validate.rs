@@ -18,7 +18,7 @@ use std::time::Duration;
 use super::backend::{BrokerSpec, FaultsSpec};
 use super::duration::format as human;
 use super::slo::{self, SloError};
-use super::{ClientIdStrategy, FaultKind, FaultSpec, Fleet, Profile, Scenario};
+use super::{weather, ClientIdStrategy, FaultKind, FaultSpec, Fleet, Profile, Scenario};
 use crate::limits::{
     flap_cycles, has_user_info, quote, redact_url, RunSize, MAX_ACK_RETRIES, MAX_ADDRESS_BYTES,
     MAX_DEVICES, MAX_DURATION, MAX_FLAP_PHASES, MAX_FLEETS, MAX_FLOWS_PER_FLEET, MAX_INTERVALS,
@@ -75,6 +75,7 @@ pub fn check(s: &Scenario) -> Vec<Issue> {
         c.topics(s);
     }
     c.timeline(s);
+    c.weather(s);
     c.slo(s);
     c.issues
 }
@@ -1175,6 +1176,113 @@ impl Checker {
 }
 
 /// Device count of each group.
+/// Weather events a scenario may expand to, over all devices: each is a
+/// scheduled fault with a task and a record in report.json.
+pub const MAX_WEATHER_EVENTS: f64 = 200_000.0;
+
+impl Checker {
+    /// `[[weather]]`: each section names a group (or every group), sets at
+    /// least one kind with a rate per device-hour in (0, 3600] and a
+    /// duration range; a group has at most one section, and a group with
+    /// weather on its link takes no link fault of the timeline (two faults
+    /// on one proxy would heal each other).
+    fn weather(&mut self, s: &Scenario) {
+        let groups = device_groups(s);
+        let mut weathered: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut expected = 0.0f64;
+        let hours = s.duration.as_secs_f64() / 3600.0;
+        for (k, w) in s.weather.iter().enumerate() {
+            let at = |field: &str| format!("weather[{k}].{field}");
+            let hit: Vec<&str> = match &w.target {
+                Some(t) if !groups.contains_key(t.as_str()) => {
+                    self.err(
+                        at("target"),
+                        format!(
+                            "no fleet is in group {}; groups: {}",
+                            quote(t),
+                            names(groups.keys())
+                        ),
+                    );
+                    continue;
+                }
+                Some(t) => vec![t.as_str()],
+                None => groups.keys().copied().collect(),
+            };
+            let kinds = w.kinds();
+            if kinds.is_empty() {
+                self.err(
+                    format!("weather[{k}]"),
+                    "set at least one of blip, silent_drop, latency_spike, reboot, power_loss, duplicate_id",
+                );
+                continue;
+            }
+            for (what, per_hour, span) in &kinds {
+                let field = what.name();
+                if !(per_hour.is_finite() && *per_hour > 0.0 && *per_hour <= 3600.0) {
+                    self.err(
+                        at(&format!("{field}.per_hour")),
+                        format!("per_hour {per_hour} must be more than 0 and at most 3600 (events per device-hour)"),
+                    );
+                }
+                if let Some(span) = span {
+                    let path = at(&format!("{field}.duration"));
+                    if span.min.is_zero() || span.min > span.max {
+                        self.err(
+                            path,
+                            format!("duration {span} must be a range min..max with 0 < min <= max"),
+                        );
+                    } else {
+                        self.at_most(path, "duration", span.max);
+                    }
+                }
+                if let weather::Happening::LatencySpike(l) = what {
+                    if l.is_zero() {
+                        self.err(at("latency_spike.latency"), "latency must be longer than 0");
+                    } else {
+                        self.at_most(at("latency_spike.latency"), "latency", *l);
+                    }
+                }
+            }
+            let rate: f64 = kinds.iter().map(|(_, r, _)| r.max(0.0)).sum();
+            for g in &hit {
+                if let Some(first) = weathered.insert(g, k) {
+                    self.err(
+                        at("target"),
+                        format!("group {} already has weather (weather[{first}]); one section per group", quote(g)),
+                    );
+                }
+                expected += groups[g] as f64 * rate * hours;
+            }
+            if w.has_link_kinds() {
+                for (i, f) in s.timeline.iter().enumerate() {
+                    let link = f.kind.id().target() == super::FaultTarget::Link;
+                    let reaches = match &f.target {
+                        None => true,
+                        Some(t) => hit.contains(&t.as_str()),
+                    };
+                    if link && reaches {
+                        self.err(
+                            format!("timeline[{i}].target"),
+                            format!(
+                                "the {} fault reaches a group whose links have weather (weather[{k}]); give it another target, or put the weather on other groups",
+                                f.kind.name()
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        if expected > MAX_WEATHER_EVENTS {
+            self.err(
+                "weather",
+                format!(
+                    "the weather expands to about {expected:.0} events, more than {MAX_WEATHER_EVENTS:.0}; lower the rates, the devices or the duration"
+                ),
+            );
+        }
+    }
+}
+
 fn device_groups(s: &Scenario) -> BTreeMap<&str, u64> {
     let mut g = BTreeMap::new();
     for f in &s.fleets {

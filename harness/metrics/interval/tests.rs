@@ -53,6 +53,7 @@ pub(crate) fn plan() -> Plan {
         target: Some("group-a".into()),
         groups: vec!["group-a".into()],
         devices: vec![],
+        weather: None,
     }];
     plan
 }

@@ -1,0 +1,165 @@
+//! Field weather (`[[weather]]`): every device its own seeded random faults,
+//! through a fault proxy of its own. Known answers with exact counts: each
+//! blip (shorter than `min_outage`) of a device with a plain will is one
+//! false offline report of that device and of no other; each silent drop
+//! longer than `min_outage` is one true offline report.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use mqtt_chaos::history::{DeviceEvent, Event, FaultEvent};
+use serde_json::Value;
+
+use crate::run::{broker, run};
+
+const SCENARIO: &str = r#"
+name = "weather"
+duration = "50s"
+drain = "3s"
+seed = 5
+min_outage = "10s"
+
+[profiles.p]
+keepalive = "2s"
+ping_timeout = "1s"
+connect_timeout = "2s"
+reconnect = { initial = "200ms", max = "500ms", jitter = 0.0 }
+clean_session = false
+will = { topic = "status/{device}", qos = 1, retain = true }
+online_republish = true
+ack = { wait = true, timeout = "3s", retries = 3 }
+
+[[fleets]]
+name = "dev"
+count = 4
+profile = "p"
+group = "field"
+[[fleets.streams]]
+name = "t"
+topic = "tele/{device}"
+qos = 1
+rate = 2.0
+
+[[weather]]
+target = "field"
+blip = { per_hour = 200.0, duration = "2s..3s" }
+silent_drop = { per_hour = 60.0, duration = "12s..14s" }
+"#;
+
+/// The weather events of report.json: (kind, device, scheduled at).
+fn events(report: &Value) -> Vec<(String, String, f64)> {
+    report["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["weather"] == 0)
+        .map(|f| {
+            assert_eq!(f["applied"], true, "{f}");
+            let devices = f["devices"].as_array().unwrap();
+            assert_eq!(devices.len(), 1, "{f}");
+            (
+                f["kind"].as_str().unwrap().to_string(),
+                devices[0].as_str().unwrap().to_string(),
+                f["scheduled_at_s"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_blip_is_one_false_offline_and_each_long_silent_drop_one_true_offline() {
+    let Some(b) = broker("mosquitto") else { return };
+    let r = run(SCENARIO, b).await;
+    let rep = r.report();
+    let ev = events(&rep);
+    let blips = ev.iter().filter(|e| e.0 == "link_down").count() as u64;
+    let drops = ev.iter().filter(|e| e.0 == "blackhole").count() as u64;
+    // The seed gives both kinds (the plan is pure: the same every run).
+    assert!(blips >= 2 && drops >= 1, "{ev:?}");
+    // Per device, its events are apart (one at a time, a second between).
+    let mut by_device: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for (_, d, at) in &ev {
+        by_device.entry(d.as_str()).or_default().push(*at);
+    }
+    assert!(by_device.len() >= 2, "weather on one device only: {ev:?}");
+
+    // Every event cost its own device exactly one connection, and nobody
+    // else any: the faults were per device.
+    let names: Vec<String> = (0..4).map(|i| format!("dev-{i:04}")).collect();
+    let mut losses: BTreeMap<String, u64> = BTreeMap::new();
+    for e in &r.events {
+        if let Event::Device {
+            device,
+            what: DeviceEvent::ConnectionLost { .. },
+            ..
+        } = e
+        {
+            *losses.entry(names[*device as usize].clone()).or_default() += 1;
+        }
+    }
+    for name in &names {
+        let want = ev.iter().filter(|e| &e.1 == name).count() as u64;
+        assert_eq!(
+            losses.get(name).copied().unwrap_or(0),
+            want,
+            "{name}: losses vs its weather {ev:?}"
+        );
+    }
+    // Known answers: blips are false, the long drops true.
+    let t = &rep["totals"];
+    assert_eq!(t["false_offline"], blips, "{t}");
+    assert_eq!(t["true_offline"], drops, "{t}");
+    assert_eq!(t["missed_offline"], 0, "{t}");
+    assert_eq!(t["lost_after_ack"], 0, "{t}");
+    assert_eq!(rep["min_outage_s"], 10.0);
+    let rate = t["false_offline_rate"].as_f64().unwrap();
+    assert!((rate - blips as f64 / (blips + drops) as f64).abs() < 1e-12);
+    let ci = &t["false_offline_rate_interval"];
+    assert!(ci["low"].as_f64().unwrap() <= rate && rate <= ci["high"].as_f64().unwrap());
+    // Every applied weather fault has its confirmation in the history.
+    let applied = r
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Fault {
+                    what: FaultEvent::Applied { .. },
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(applied, ev.len());
+}
+
+#[test]
+fn the_weather_is_refused_with_shards_and_a_bad_section_names_its_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("w.toml");
+    let bad = SCENARIO.replace("per_hour = 60.0", "per_hour = -1.0");
+    std::fs::write(&p, &bad).unwrap();
+    let out = std::process::Command::new(crate::support::bin())
+        .arg("validate")
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", crate::support::said(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("weather[0].silent_drop.per_hour"), "{err}");
+    assert!(err.contains(&format!("{}:", p.display())), "{err}");
+
+    std::fs::write(&p, SCENARIO).unwrap();
+    let out = std::process::Command::new(crate::support::bin())
+        .args(["run", "--workers", "2", "--out"])
+        .arg(dir.path().join("out"))
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", crate::support::said(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("[[weather]] runs in one process"),
+        "{}",
+        crate::support::said(&out)
+    );
+}
