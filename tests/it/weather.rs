@@ -5,7 +5,6 @@
 //! longer than `min_outage` is one true offline report.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use mqtt_chaos::history::{DeviceEvent, Event, FaultEvent};
 use serde_json::Value;
