@@ -59,6 +59,7 @@ fn weather_faults(
                     toxicity: None,
                 },
                 Happening::SilentDrop(DropKind::HalfOpen) => FaultKind::HalfOpen,
+                Happening::SilentDrop(DropKind::Cut) => FaultKind::Cut,
                 Happening::LatencySpike(latency) => FaultKind::Latency {
                     latency,
                     jitter: Duration::ZERO,

@@ -175,4 +175,16 @@ pub trait LinkFaults: Send + Sync {
             what: "the half_open mode".into(),
         })
     }
+    /// The `cut` mode of this harness (a cable cut; not Toxiproxy's): as
+    /// `half_open`, and the client's own close is not passed on to the
+    /// broker either, so only keepalives on each side can notice. Turning
+    /// it off closes the other side of connections one side of which was
+    /// closed meanwhile (what a repaired cable does to a stale connection).
+    async fn set_cut(&self, proxy: &str, on: bool) -> Result<(), FaultError> {
+        let _ = (proxy, on);
+        Err(FaultError::Unsupported {
+            backend: "this fault backend".into(),
+            what: "the cut mode".into(),
+        })
+    }
 }

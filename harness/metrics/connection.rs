@@ -110,7 +110,7 @@ impl Effect {
             {
                 Effect::Degraded
             }
-            FaultKind::Blackhole { .. } | FaultKind::HalfOpen => Effect::Blackhole,
+            FaultKind::Blackhole { .. } | FaultKind::HalfOpen | FaultKind::Cut => Effect::Blackhole,
             // A partition closes the devices' connections through the
             // published port and refuses new ones (see broker::container).
             FaultKind::LinkDown
@@ -604,6 +604,7 @@ mod tests {
         assert_eq!(Effect::of(&bh(Some(1.0))), Some(Effect::Blackhole));
         assert_eq!(Effect::of(&bh(Some(0.5))), Some(Effect::Degraded));
         assert_eq!(Effect::of(&FaultKind::HalfOpen), Some(Effect::Blackhole));
+        assert_eq!(Effect::of(&FaultKind::Cut), Some(Effect::Blackhole));
         assert_eq!(
             Effect::of(&FaultKind::BrokerPause),
             Some(Effect::BrokerPaused)

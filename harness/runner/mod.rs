@@ -764,6 +764,7 @@ async fn measure(
         events: events_tx.clone(),
         broker_down: Default::default(),
         half_open: has(scenario::FaultName::HalfOpen),
+        cut: has(scenario::FaultName::Cut),
         pause: has(scenario::FaultName::BrokerPause),
         partition: has(scenario::FaultName::BrokerPartition),
         follow_broker: !plan.applies_broker_faults(),

@@ -12,6 +12,9 @@ use super::{BrokerSpec, FaultsSpec, ProxySetup, RunError, RunOptions};
 
 /// Load, validate and resolve; the checks that need no I/O beyond reading
 /// the file, including those that depend on the chosen backends.
+/// Why `cut` cannot run on Toxiproxy, and its nearest equivalent there.
+const CUT_ON_TOXIPROXY: &str = "cut (neither side's close passed on) is a mode of the embedded fault engine, not of Toxiproxy; its nearest equivalent there is kind = \"blackhole\" (the timeout toxic, timeout 0, both streams), which passes the client's own close on to the broker, so the will fires when the client gives up rather than at the broker's keepalive";
+
 pub fn prepare(opts: &RunOptions) -> Result<(Plan, BrokerSpec, FaultsSpec, ProxySetup), RunError> {
     let text = std::fs::read_to_string(&opts.scenario)
         .map_err(|e| RunError::Usage(format!("{}: cannot read: {e}", opts.scenario.display())))?;
@@ -140,15 +143,23 @@ pub fn prepare(opts: &RunOptions) -> Result<(Plan, BrokerSpec, FaultsSpec, Proxy
                 "half_open is a mode of the embedded fault engine, not of Toxiproxy; use kind = \"blackhole\"".into(),
             ));
         }
+        if matches!(f.kind, FaultKind::Cut) && faults_spec.is_toxiproxy() {
+            return Err(at(&format!("timeline[{i}].kind"), CUT_ON_TOXIPROXY.into()));
+        }
     }
     for (k, w) in sc.weather.iter().enumerate() {
-        let half_open = w
-            .silent_drop
-            .is_some_and(|d| d.kind == crate::scenario::weather::DropKind::HalfOpen);
-        if half_open && faults_spec.is_toxiproxy() {
+        use crate::scenario::weather::DropKind;
+        let kind = w.silent_drop.map(|d| d.kind);
+        if faults_spec.is_toxiproxy() && kind == Some(DropKind::HalfOpen) {
             return Err(at(
                 &format!("weather[{k}].silent_drop.kind"),
                 "half_open is a mode of the embedded fault engine, not of Toxiproxy; use kind = \"blackhole\"".into(),
+            ));
+        }
+        if faults_spec.is_toxiproxy() && kind == Some(DropKind::Cut) {
+            return Err(at(
+                &format!("weather[{k}].silent_drop.kind"),
+                CUT_ON_TOXIPROXY.into(),
             ));
         }
     }

@@ -63,6 +63,8 @@ pub(super) struct Targets {
     /// The timeline has a half_open fault (a mode of the embedded engine
     /// only: Toxiproxy refuses the call), so the final heal turns it off.
     pub half_open: bool,
+    /// Likewise for a cut fault.
+    pub cut: bool,
     /// The timeline pauses or partitions the broker, so the final heal
     /// resumes it or heals the partition (a broker that cannot is never
     /// asked).
@@ -127,6 +129,12 @@ pub(super) async fn heal_everything(t: &Targets) -> Vec<String> {
             note(
                 format!("proxy {name}: half-open off"),
                 within(CALL_DEADLINE, t.links.set_half_open(name, false)).await,
+            );
+        }
+        if t.cut {
+            note(
+                format!("proxy {name}: cut off"),
+                within(CALL_DEADLINE, t.links.set_cut(name, false)).await,
             );
         }
         note(
@@ -347,6 +355,17 @@ pub(super) async fn play(t: &Targets, f: &ScheduledFault) -> Result<(), String> 
             t.record(FaultEvent::HealRequested { index: f.index }).await;
             for p in t.proxies_of(f) {
                 step!(t.links.set_half_open(p, false), true);
+            }
+        }
+        FaultKind::Cut => {
+            for p in t.proxies_of(f) {
+                step!(t.links.set_cut(p, true), false);
+            }
+            t.record(applied(vec![])).await;
+            t.sleep_until(end).await;
+            t.record(FaultEvent::HealRequested { index: f.index }).await;
+            for p in t.proxies_of(f) {
+                step!(t.links.set_cut(p, false), true);
             }
         }
         FaultKind::LinkDown => {

@@ -277,6 +277,7 @@ fn longest_outage(s: &Scenario, groups: &[&str]) -> Option<Duration> {
             FaultKind::LinkDown
             | FaultKind::Blackhole { .. }
             | FaultKind::HalfOpen
+            | FaultKind::Cut
             | FaultKind::ResetPeer { .. }
             | FaultKind::BrokerRestart
             | FaultKind::BrokerKill
@@ -298,7 +299,7 @@ fn longest_blackhole(s: &Scenario, groups: &[&str]) -> Option<Duration> {
             FaultKind::Blackhole { toxicity, .. } if toxicity.is_none_or(|t| t >= 1.0) => {
                 f.duration
             }
-            FaultKind::HalfOpen | FaultKind::BrokerPause => f.duration,
+            FaultKind::HalfOpen | FaultKind::Cut | FaultKind::BrokerPause => f.duration,
             _ => None,
         })
         .filter(|d| !d.is_zero())

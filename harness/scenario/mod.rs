@@ -457,6 +457,11 @@ pub enum FaultKind {
     /// Ours, beyond Toxiproxy: bytes dropped both ways and the broker's close
     /// not passed on, so only the client's own keepalive can notice.
     HalfOpen,
+    /// Ours, beyond Toxiproxy: a cable cut. Bytes dropped both ways and
+    /// *neither* side's close passed on, so only keepalives on each side can
+    /// notice; at the heal, a connection one side of which closed meanwhile
+    /// is closed on the other.
+    Cut,
     /// Proxy disabled: open connections closed, new ones refused.
     LinkDown,
     /// Toxiproxy `reset_peer`.
@@ -542,6 +547,7 @@ pub enum FaultName {
     Bandwidth,
     Blackhole,
     HalfOpen,
+    Cut,
     LinkDown,
     ResetPeer,
     SlowClose,
@@ -568,11 +574,12 @@ pub enum FaultTarget {
 }
 
 impl FaultName {
-    pub const ALL: [FaultName; 16] = [
+    pub const ALL: [FaultName; 17] = [
         FaultName::Latency,
         FaultName::Bandwidth,
         FaultName::Blackhole,
         FaultName::HalfOpen,
+        FaultName::Cut,
         FaultName::LinkDown,
         FaultName::ResetPeer,
         FaultName::SlowClose,
@@ -593,6 +600,7 @@ impl FaultName {
             FaultName::Bandwidth => "bandwidth",
             FaultName::Blackhole => "blackhole",
             FaultName::HalfOpen => "half_open",
+            FaultName::Cut => "cut",
             FaultName::LinkDown => "link_down",
             FaultName::ResetPeer => "reset_peer",
             FaultName::SlowClose => "slow_close",
@@ -643,6 +651,7 @@ impl FaultKind {
             FaultKind::Bandwidth { .. } => FaultName::Bandwidth,
             FaultKind::Blackhole { .. } => FaultName::Blackhole,
             FaultKind::HalfOpen => FaultName::HalfOpen,
+            FaultKind::Cut => FaultName::Cut,
             FaultKind::LinkDown => FaultName::LinkDown,
             FaultKind::ResetPeer { .. } => FaultName::ResetPeer,
             FaultKind::SlowClose { .. } => FaultName::SlowClose,
@@ -694,7 +703,7 @@ mod fault_name_tests {
                 parsed += 1;
             }
         }
-        // Those with no required setting: half_open, link_down, the four
+        // Those with no required setting: half_open, cut, link_down, the four
         // broker faults, device_crash, client_id_conflict, blackhole.
         assert!(parsed >= 9, "{parsed}");
         assert_eq!(FaultName::parse("mosquito"), None);

@@ -97,6 +97,7 @@ pub enum DropKind {
     #[default]
     Blackhole,
     HalfOpen,
+    Cut,
 }
 
 /// A latency spike: `latency` added each way.

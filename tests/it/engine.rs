@@ -788,6 +788,44 @@ async fn half_open_drops_everything_hides_the_server_close_and_heals() {
 }
 
 #[tokio::test]
+async fn cut_hides_both_closes_until_it_heals_then_closes_the_other_side() {
+    let rig = Rig::new("p").await;
+    let mut conns = rig.connect_many(3).await;
+    rig.engine.set_cut("p", true).await.unwrap();
+    for (c, s) in &mut conns {
+        c.write_all(b"up").await.unwrap();
+        s.write_all(b"down").await.unwrap();
+    }
+    for (c, s) in &mut conns {
+        assert_eq!(next_seen(s, 100 * MS).await, Seen::Nothing);
+        assert_eq!(next_seen(c, 100 * MS).await, Seen::Nothing);
+    }
+    // The client of connection 0 gives up: the broker must not notice.
+    let (c0, mut s0) = conns.remove(0);
+    drop(c0);
+    assert_eq!(next_seen(&mut s0, 300 * MS).await, Seen::Nothing);
+    // The broker closes connection 1: its client must not notice either.
+    let (mut c1, s1) = conns.remove(0);
+    drop(s1);
+    assert_eq!(next_seen(&mut c1, 300 * MS).await, Seen::Nothing);
+
+    rig.engine.set_cut("p", false).await.unwrap();
+    // Healed: each stale half is closed; the untouched connection works.
+    assert_eq!(next_seen(&mut s0, SOON).await, Seen::Eof);
+    assert_eq!(next_seen(&mut c1, SOON).await, Seen::Eof);
+    for (c, s) in &mut conns {
+        assert!(one_way(c, s, b"again").await < 150 * MS);
+        assert!(one_way(s, c, b"again").await < 150 * MS);
+    }
+    // A reset ends a cut as well.
+    rig.engine.set_cut("p", true).await.unwrap();
+    rig.engine.reset().await.unwrap();
+    for (c, s) in &mut conns {
+        assert!(one_way(c, s, b"after reset").await < 150 * MS);
+    }
+}
+
+#[tokio::test]
 async fn megabytes_pass_intact_both_ways_at_once() {
     let rig = Rig::new("p").await;
     let (c, s) = rig.connect().await;

@@ -365,6 +365,7 @@ fn kind_name(k: &FaultKind) -> &'static str {
         FaultKind::Bandwidth { .. } => "bandwidth",
         FaultKind::Blackhole { .. } => "blackhole",
         FaultKind::HalfOpen => "half_open",
+        FaultKind::Cut => "cut",
         FaultKind::LinkDown => "link_down",
         FaultKind::ResetPeer { .. } => "reset_peer",
         FaultKind::SlowClose { .. } => "slow_close",
@@ -403,7 +404,7 @@ fn each_fault_kind_has_a_small_scenario_of_its_own() {
         }
         covered.insert(stem.to_string());
     }
-    assert_eq!(covered.len(), 16, "{covered:?}");
+    assert_eq!(covered.len(), 17, "{covered:?}");
 }
 
 // ------------------------------------------------------- the command line

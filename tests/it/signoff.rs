@@ -127,3 +127,61 @@ devices = 1"#;
     assert_eq!(c["undeliverable"], for_victim, "{c}");
     assert_eq!(c["lost_after_ack"], 0, "{c}");
 }
+
+/// A cut cable (`cut`: neither side's close passed on): the client notices
+/// first and gives up, but the broker hears nothing until its own
+/// keepalive check drops the connection, so the will — and the offline
+/// report — come at 1.5 × keepalive plus the broker's check period, not at
+/// the client's detection. Mosquitto 2.0.11 closes a client silent for more
+/// than keepalive × 3/2 (whole seconds), checked at most every 6 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_is_one_true_offline_reported_at_the_brokers_keepalive() {
+    let Some(b) = broker("mosquitto") else { return };
+    let tl = r#"[[timeline]]
+at = "1s"
+duration = "9s"
+kind = "cut""#;
+    let r = run(&scenario("cut", tl, ""), b).await;
+    let t0 = r.applied(0);
+    let rep = r.report();
+    let t = &rep["totals"];
+    // keepalive 2 s: 3 s of silence, then up to one 6 s check period and
+    // a second of whole-second rounding; telemetry at 5/s means the last
+    // message before the cut came at most 0.2 s before it.
+    let keepalive = Duration::from_secs(2);
+    let low = keepalive.mul_f64(1.5) - Duration::from_millis(500);
+    let high = keepalive.mul_f64(1.5) + Duration::from_secs(7) + Duration::from_millis(1500);
+    for d in 0..3 {
+        let noticed = r
+            .losses(
+                d,
+                t0 - secs(Duration::from_millis(300)),
+                t0 + secs(Duration::from_secs(9)),
+            )
+            .first()
+            .map(|(at, _)| *at)
+            .expect("the client noticed the cut");
+        let offline = r
+            .statuses(d)
+            .into_iter()
+            .find(|(at, on)| !on && *at >= t0)
+            .map(|(at, _)| at)
+            .expect("an offline report");
+        let detect = offline.saturating_since(t0);
+        assert!(
+            detect >= low && detect <= high,
+            "device {d}: offline {detect:?} after the cut, want [{low:?}, {high:?}]"
+        );
+        // The client gave up first; its close did not reach the broker.
+        assert!(noticed < offline, "device {d}: {noticed:?} vs {offline:?}");
+    }
+    // One true offline per device (a 9 s outage ≥ min_outage 2 s).
+    assert_eq!(t["true_offline"], 3, "{t}");
+    assert_eq!(t["false_offline"], 0, "{t}");
+    let bd = &t["broker_detect_time"];
+    assert_eq!(bd["count"], 3, "{bd}");
+    let max = Duration::from_micros(bd["max_us"].as_u64().unwrap());
+    assert!(max >= low && max <= high, "{bd}");
+    eprintln!("measured: cut, keepalive 2 s, Mosquitto: broker_detect_time {bd}");
+    assert_eq!(t["lost_after_ack"], 0, "{t}");
+}

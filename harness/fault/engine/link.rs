@@ -26,13 +26,14 @@ use crate::fault::Stream;
 /// Bytes read from a socket at once (Go's `io.Copy` buffer).
 const READ_CHUNK: usize = 32 * 1024;
 
-/// What a link listens to: the proxy's toxics, its half-open switch and its
-/// close signal (bumped by disable, delete and shutdown), the live count
+/// What a link listens to: the proxy's toxics, its half-open and cut
+/// switches and its close signal (bumped by disable, delete and shutdown), the live count
 /// it holds one unit of, and the byte counters of its two directions
 /// (upstream, downstream).
 pub(crate) struct LinkWiring {
     pub chain: watch::Receiver<Chain>,
     pub half_open: watch::Receiver<bool>,
+    pub cut: watch::Receiver<bool>,
     pub close: watch::Receiver<u64>,
     pub live: Arc<watch::Sender<usize>>,
     pub seed: u64,
@@ -72,8 +73,8 @@ pub(crate) async fn run(client: TcpStream, upstream: String, mut w: LinkWiring) 
     let server = match server {
         Ok(s) => Some(s),
         // Toxiproxy closes the client when the upstream cannot be reached;
-        // in half-open mode the client stays, dead, until the mode ends.
-        Err(e) if !*w.half_open.borrow() => {
+        // in half-open or cut mode the client stays, dead, until it ends.
+        Err(e) if !*w.half_open.borrow() && !*w.cut.borrow() => {
             tracing::debug!(upstream, error = %e, "upstream unreachable; closing the client");
             return;
         }
@@ -101,10 +102,16 @@ struct Link {
     down: Pipeline,
     to_server: VecDeque<Out>,
     to_client: VecDeque<Out>,
+    /// Half-open or cut: nothing passes, the broker's close is not passed on.
     half_open: bool,
-    /// The upstream side closed while half-open; the client is closed when
-    /// the mode ends.
+    /// Cut: the client's close is not passed on either.
+    cut: bool,
+    /// The upstream side closed while half-open or cut; the client is
+    /// closed when the mode ends.
     server_lost: bool,
+    /// The client side closed while cut; the upstream is closed when the
+    /// mode ends.
+    client_lost: bool,
     rng: ChaCha8Rng,
     /// Client → server: read from the client, written to the server.
     up_bytes: Arc<Series>,
@@ -136,7 +143,8 @@ impl Link {
         }
         let up = Pipeline::new(Stream::Upstream, &chain, now, &mut rng);
         let down = Pipeline::new(Stream::Downstream, &chain, now, &mut rng);
-        let half_open = *w.half_open.borrow_and_update();
+        let cut = *w.cut.borrow_and_update();
+        let half_open = *w.half_open.borrow_and_update() || cut;
         let server_lost = server.is_none();
         Link {
             client: Some(client),
@@ -150,7 +158,9 @@ impl Link {
             to_server: VecDeque::new(),
             to_client: VecDeque::new(),
             half_open,
+            cut,
             server_lost,
+            client_lost: false,
             rng,
             up_bytes: w.bytes.0.clone(),
             down_bytes: w.bytes.1.clone(),
@@ -184,12 +194,18 @@ impl Link {
                     if r.is_err() {
                         return;
                     }
-                    self.half_open = *w.half_open.borrow_and_update();
-                    if self.half_open {
-                        self.to_client.retain(|o| matches!(o, Out::Close { .. }));
-                        self.to_server.retain(|o| matches!(o, Out::Close { .. }));
-                    } else if self.server_lost {
-                        // Dropping the client socket: FIN.
+                    let on = *w.half_open.borrow_and_update();
+                    if self.set_mode(on, self.cut) {
+                        return;
+                    }
+                }
+                r = w.cut.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    let cut = *w.cut.borrow_and_update();
+                    let half_open = *w.half_open.borrow();
+                    if self.set_mode(half_open, cut) {
                         return;
                     }
                 }
@@ -215,6 +231,20 @@ impl Link {
                     }
                 }
             }
+        }
+    }
+
+    /// Enter or leave the half-open and cut modes; true when the link is
+    /// over (a side lost meanwhile: dropping the other closes it, FIN).
+    fn set_mode(&mut self, half_open: bool, cut: bool) -> bool {
+        self.cut = cut;
+        self.half_open = half_open || cut;
+        if self.half_open {
+            self.to_client.retain(|o| matches!(o, Out::Close { .. }));
+            self.to_server.retain(|o| matches!(o, Out::Close { .. }));
+            false
+        } else {
+            self.server_lost || self.client_lost
         }
     }
 
@@ -282,22 +312,29 @@ impl Link {
             return;
         };
         let now = Instant::now();
-        match r.and_then(|()| sock.try_read(buf)) {
-            Ok(0) => {
-                self.client_eof = true;
-                self.up.push_eof(now);
-            }
+        let ended = match r.and_then(|()| sock.try_read(buf)) {
+            Ok(0) => true,
             Ok(n) => {
                 self.up_bytes.received.add(n as u64);
                 if !self.half_open {
                     self.up.push(Bytes::copy_from_slice(&buf[..n]), now);
                 }
+                false
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(_) => {
-                self.client_eof = true;
-                self.up.push_eof(now);
-            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            Err(_) => true,
+        };
+        if !ended {
+            return;
+        }
+        self.client_eof = true;
+        if self.cut {
+            // Cut: the broker must not learn of it.
+            self.client_lost = true;
+            self.client = None;
+            self.to_client.clear();
+        } else {
+            self.up.push_eof(now);
         }
     }
 

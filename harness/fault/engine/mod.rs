@@ -392,13 +392,15 @@ impl LinkFaults for Engine {
     }
 
     /// Remove every toxic of both streams, enable every proxy, and end the
-    /// half-open mode (a reset heals every fault this engine can make).
+    /// half-open and cut modes (a reset heals every fault this engine can
+    /// make).
     async fn reset(&self) -> Result<(), FaultError> {
         let proxies: Vec<Arc<Proxy>> = self.proxies().values().cloned().collect();
         for p in proxies {
             p.edit(|chain, _| chain.remove(|_| true));
             p.half_open
                 .send_if_modified(|on| std::mem::replace(on, false));
+            p.cut.send_if_modified(|on| std::mem::replace(on, false));
             p.enable()?;
         }
         Ok(())
@@ -407,6 +409,13 @@ impl LinkFaults for Engine {
     async fn set_half_open(&self, proxy: &str, on: bool) -> Result<(), FaultError> {
         let p = self.get(proxy)?;
         p.half_open
+            .send_if_modified(|cur| std::mem::replace(cur, on) != on);
+        Ok(())
+    }
+
+    async fn set_cut(&self, proxy: &str, on: bool) -> Result<(), FaultError> {
+        let p = self.get(proxy)?;
+        p.cut
             .send_if_modified(|cur| std::mem::replace(cur, on) != on);
         Ok(())
     }

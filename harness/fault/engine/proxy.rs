@@ -23,6 +23,7 @@ pub(crate) struct Proxy {
     pub name: String,
     pub chain: watch::Sender<Chain>,
     pub half_open: watch::Sender<bool>,
+    pub cut: watch::Sender<bool>,
     close: watch::Sender<u64>,
     pub live: Arc<watch::Sender<usize>>,
     /// Ids of toxics and of toxic versions, growing (creation order).
@@ -77,6 +78,7 @@ impl Proxy {
                 ..Toxics::default()
             })),
             half_open: watch::Sender::new(false),
+            cut: watch::Sender::new(false),
             close: watch::Sender::new(0),
             live: Arc::new(watch::Sender::new(0)),
             next_id: AtomicU64::new(1),
@@ -232,6 +234,7 @@ impl Proxy {
         let wiring = LinkWiring {
             chain: self.chain.subscribe(),
             half_open: self.half_open.subscribe(),
+            cut: self.cut.subscribe(),
             close: self.close.subscribe(),
             live: self.live.clone(),
             // A different, repeatable random stream per connection.
