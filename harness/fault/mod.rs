@@ -175,6 +175,21 @@ pub trait LinkFaults: Send + Sync {
             what: "the half_open mode".into(),
         })
     }
+    /// Wait, at most `deadline`, until `proxy` holds no connection: what
+    /// its clients sent before they closed (a DISCONNECT) has been relayed
+    /// and both sides are closed. Returns whether it is idle. A backend that
+    /// cannot tell (Toxiproxy counts no connections without its metrics)
+    /// gives its relays a short grace instead.
+    async fn wait_idle(
+        &self,
+        proxy: &str,
+        deadline: std::time::Duration,
+    ) -> Result<bool, FaultError> {
+        let _ = proxy;
+        tokio::time::sleep(deadline.min(std::time::Duration::from_millis(500))).await;
+        Ok(false)
+    }
+
     /// The `cut` mode of this harness (a cable cut; not Toxiproxy's): as
     /// `half_open`, and the client's own close is not passed on to the
     /// broker either, so only keepalives on each side can notice. Turning

@@ -176,11 +176,27 @@ pub(super) async fn heal_everything(t: &Targets) -> Vec<String> {
 }
 
 /// Delete the run's proxies (each call bounded); what fails, one line each.
+/// How long the proxies may take to relay the fleet's last DISCONNECTs.
+const IDLE_DEADLINE: Duration = Duration::from_secs(3);
+
 pub(super) async fn delete_proxies(
     links: &dyn LinkFaults,
     proxies: &HashMap<String, String>,
 ) -> Vec<String> {
     let mut failed = Vec::new();
+    // The fleet has sent its DISCONNECTs: let every proxy relay them and
+    // close before it goes, or the broker sees the connections drop and
+    // fires the wills after the run (all proxies at once, bounded).
+    let idle = futures::future::join_all(
+        proxies
+            .values()
+            .map(|name| links.wait_idle(name, IDLE_DEADLINE)),
+    )
+    .await;
+    let busy = idle.iter().filter(|r| matches!(r, Ok(false))).count();
+    if busy > 0 {
+        tracing::debug!(busy, "proxies still held connections when deleted");
+    }
     for name in proxies.values() {
         if let Err(e) = within(CALL_DEADLINE, links.delete_proxy(name)).await {
             failed.push(format!("delete proxy {name}: {e}"));

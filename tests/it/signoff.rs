@@ -185,3 +185,69 @@ kind = "cut""#;
     eprintln!("measured: cut, keepalive 2 s, Mosquitto: broker_detect_time {bd}");
     assert_eq!(t["lost_after_ack"], 0, "{t}");
 }
+
+/// The retained status of every device on `port`, read by a fresh client
+/// straight from the broker a while after the run: (online, offline).
+async fn retained_statuses(port: u16, devices: usize) -> (usize, usize) {
+    use rumqttc::{AsyncClient, Event as MqttEvent, Incoming, MqttOptions, QoS};
+    let mut o = MqttOptions::new("status-reader", "127.0.0.1", port);
+    o.set_keep_alive(Duration::from_secs(5));
+    let (client, mut el) = AsyncClient::new(o, 64);
+    client
+        .subscribe("status/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while seen.len() < devices {
+        match tokio::time::timeout_at(deadline, el.poll()).await {
+            Ok(Ok(MqttEvent::Incoming(Incoming::Publish(p)))) => {
+                seen.insert(p.topic.clone(), p.payload.to_vec());
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("status reader: {e}"),
+            Err(_) => break,
+        }
+    }
+    let offline = seen.values().filter(|v| v.as_slice() == b"offline").count();
+    (seen.len() - offline, offline)
+}
+
+/// Every device alive at the end disconnects cleanly: its DISCONNECT
+/// reaches the broker through its fault proxy before the proxies go, so no
+/// will fires after the run and the retained status stays `online`; a
+/// device crashed for good keeps its `offline`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_device_alive_at_the_end_disconnects_cleanly() {
+    let Some(binary) = crate::support::mosquitto() else {
+        return;
+    };
+    let m = crate::support::OwnMosquitto::start(binary, "", &[]);
+    let text = scenario(
+        "clean-end",
+        r#"[[timeline]]
+at = "2s"
+duration = "2s"
+kind = "link_down"
+
+[[timeline]]
+at = "6s"
+kind = "device_crash"
+devices = 1"#,
+        "",
+    )
+    .replace("count = 3", "count = 12");
+    let r = run(&text, &m.spec()).await;
+    // Wills of unclean ends would fire at once (the connection closed
+    // without DISCONNECT); wait a moment for any, then read.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (online, offline) = retained_statuses(m.port, 12).await;
+    eprintln!("measured: after the run, {online} online, {offline} offline of 12");
+    assert_eq!(
+        (online, offline),
+        (11, 1),
+        "one crashed for good, every other disconnected cleanly\n{}",
+        m.log()
+    );
+    assert_eq!(r.report()["totals"]["lost_after_ack"], 0);
+}

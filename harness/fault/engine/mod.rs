@@ -413,6 +413,18 @@ impl LinkFaults for Engine {
         Ok(())
     }
 
+    async fn wait_idle(
+        &self,
+        proxy: &str,
+        deadline: std::time::Duration,
+    ) -> Result<bool, FaultError> {
+        let p = self.get(proxy)?;
+        let mut live = p.live.subscribe();
+        Ok(tokio::time::timeout(deadline, live.wait_for(|n| *n == 0))
+            .await
+            .is_ok_and(|r| r.is_ok()))
+    }
+
     async fn set_cut(&self, proxy: &str, on: bool) -> Result<(), FaultError> {
         let p = self.get(proxy)?;
         p.cut
