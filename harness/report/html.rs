@@ -40,7 +40,8 @@ use super::markdown::micros;
 use super::series::{Series, MAX_POINTS};
 use super::{DurationFigure, FaultRecord, Report, SloStatus, Verdict};
 use tables::{
-    connection_table, faults_table, message_table, offline_table, slo_table, survival_table,
+    connection_table, faults_table, message_table, offline_table, signoff_table, slo_table,
+    survival_table,
 };
 
 mod tables;
@@ -156,6 +157,9 @@ pub fn html(r: &Report, s: &Series) -> String {
         escape(&r.versions.faults),
     );
 
+    if super::signoff::applies(r) {
+        signoff_table(&mut o, r);
+    }
     survival_table(&mut o, r);
     slo_table(&mut o, r);
 

@@ -28,6 +28,9 @@ pub fn markdown(r: &Report) -> String {
         );
         errors_list(&mut o, r);
     }
+    if super::signoff::applies(r) {
+        super::signoff::markdown(&mut o, r);
+    }
     survival_table(&mut o, r);
     let _ = writeln!(
         o,

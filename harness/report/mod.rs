@@ -18,6 +18,9 @@
 //! * [`compare`]: runs side by side, regressions against a baseline.
 //! * [`survival`]: which configuration survived — one row per profile, the
 //!   first table of `report.md`.
+//! * [`signoff`]: under field weather, the offline reports per
+//!   configuration (rate with its interval, per device-day, detection
+//!   time): then the first table of `report.md` and `report.html`.
 
 pub mod compare;
 pub mod figures;
@@ -26,6 +29,7 @@ pub mod junit;
 mod markdown;
 mod rebuild;
 pub mod series;
+pub mod signoff;
 pub mod slo;
 pub mod survival;
 

@@ -79,6 +79,35 @@ fn header(o: &mut String, id: &str, columns: &[&str]) {
 
 /// "Which configuration survives?": the rows of `report.md`'s first table
 /// ([`crate::report::survival`]), the same cells.
+/// Under field weather: the offline reports per configuration
+/// ([`crate::report::signoff`]), the page's first table.
+pub(super) fn signoff_table(o: &mut String, r: &Report) {
+    use crate::report::signoff::{cells, weather_line, COLUMNS};
+    let _ = writeln!(o, "<h2>Offline reports under field weather</h2>");
+    let _ = writeln!(o, "<p>{}</p>", escape(&weather_line(r)));
+    let _ = write!(
+        o,
+        "<table id=\"signoff\">\n<thead><tr><th>configuration</th>"
+    );
+    for c in COLUMNS {
+        let _ = write!(o, "<th>{}</th>", escape(c));
+    }
+    let _ = writeln!(o, "</tr></thead>\n<tbody>");
+    for (name, f) in &r.profiles {
+        let _ = write!(
+            o,
+            "<tr data-profile=\"{}\"><td>{}</td>",
+            escape(name),
+            escape(name)
+        );
+        for c in cells(f) {
+            let _ = write!(o, "<td class=\"num\">{}</td>", escape(&c));
+        }
+        o.push_str("</tr>\n");
+    }
+    o.push_str("</tbody>\n</table>\n");
+}
+
 pub(super) fn survival_table(o: &mut String, r: &Report) {
     use crate::report::survival::{self, Survival, COLUMNS};
     let _ = writeln!(o, "<h2>Which configuration survives?</h2>");
