@@ -125,14 +125,31 @@ fn rate(s: &Snapshot, last_delivered: u64, last: Duration) -> f64 {
     }
 }
 
+/// Faults in force: each by name while few, else counted per name (field
+/// weather keeps hundreds in force at once), `none` without any.
+fn active_faults(active: &[String]) -> String {
+    const LISTED: usize = 6;
+    if active.is_empty() {
+        return "none".to_string();
+    }
+    if active.len() <= LISTED {
+        return active.join(", ");
+    }
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for a in active {
+        *counts.entry(a.as_str()).or_default() += 1;
+    }
+    counts
+        .iter()
+        .map(|(label, n)| format!("{n} × {label}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The text of one progress line (pure, tested).
 pub fn line_body(s: &Snapshot, msgs_per_s: f64) -> String {
     let remaining = s.total.saturating_sub(s.elapsed);
-    let faults = if s.faults_active.is_empty() {
-        "none".to_string()
-    } else {
-        s.faults_active.join(", ")
-    };
+    let faults = active_faults(&s.faults_active);
     format!(
         "{} | {}/{} devices connected | {:.0} msg/s | remaining {}s | faults: {}",
         s.stage,
@@ -147,6 +164,16 @@ pub fn line_body(s: &Snapshot, msgs_per_s: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_faults_in_force_are_counted_per_name() {
+        let few: Vec<String> = ["link_down@a", "latency@b"].map(String::from).to_vec();
+        assert_eq!(active_faults(&few), "link_down@a, latency@b");
+        assert_eq!(active_faults(&[]), "none");
+        let mut many: Vec<String> = vec!["link_down@field".to_string(); 5];
+        many.extend(vec!["cut@field".to_string(); 3]);
+        assert_eq!(active_faults(&many), "3 × cut@field, 5 × link_down@field");
+    }
 
     #[test]
     fn a_line_names_devices_rate_remaining_time_and_faults() {

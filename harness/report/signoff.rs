@@ -85,6 +85,26 @@ pub fn weather_line(r: &Report) -> String {
     line
 }
 
+/// Warnings under the table: a configuration that leaves devices shown
+/// offline after they are back (stale offline beyond `settle`) cannot be
+/// reported offline again while it shows them so, so its later false
+/// reports go uncounted and its rate flatters it.
+pub fn caveats(r: &Report) -> Vec<String> {
+    const SETTLED_US: u64 = 5_000_000;
+    r.profiles
+        .iter()
+        .filter_map(|(name, f)| {
+            let max = f.stale_offline_time.as_ref()?.max_us?;
+            (max > SETTLED_US).then(|| {
+                format!(
+                    "{name} left devices shown offline after they were back (stale offline up to {}): a device still shown offline cannot be reported offline again, so its later false reports are not counted and its false-offline rate flatters it.",
+                    micros(max)
+                )
+            })
+        })
+        .collect()
+}
+
 /// The table in Markdown: one row per profile.
 pub fn markdown(o: &mut String, r: &Report) {
     let _ = writeln!(o, "## Offline reports under field weather\n");
@@ -95,6 +115,9 @@ pub fn markdown(o: &mut String, r: &Report) {
         let _ = writeln!(o, "| {name} | {} |", cells(f).join(" | "));
     }
     o.push('\n');
+    for c in caveats(r) {
+        let _ = writeln!(o, "**Note:** {c}\n");
+    }
 }
 
 #[cfg(test)]
@@ -136,6 +159,7 @@ mod tests {
         weak.false_offline_rate_interval = rate::wilson95(1, 600);
         weak.false_offline_per_device_day = Some(0.25);
         weak.devices_false_offline = Some(0.001);
+        weak.stale_offline_time = None;
         assert!(applies(&r));
         let md = crate::report::markdown(&r);
         let table = md
@@ -153,6 +177,16 @@ mod tests {
         );
         assert!(
             md.contains("| weak | 0.17 % (95 % CI 0.029–0.94 %) | 0.25 | 0.10 % | 599 | 1 |"),
+            "{md}"
+        );
+        assert!(!md.contains("flatters"), "{md}");
+        let weak = r.profiles.get_mut("weak").expect("weak");
+        weak.stale_offline_time = Some(crate::report::DurationFigure::from_histogram(
+            &crate::report::tests::histogram(&[250_870_000]),
+        ));
+        let md = crate::report::markdown(&r);
+        assert!(
+            md.contains("**Note:** weak left devices shown offline after they were back (stale offline up to 250.87 s)"),
             "{md}"
         );
         // The page opens with the same table, before the survival one.

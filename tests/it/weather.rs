@@ -162,3 +162,105 @@ fn the_weather_is_refused_with_shards_and_a_bad_section_names_its_field() {
         crate::support::said(&out)
     );
 }
+
+/// `scenarios/seed-claim.toml` shortened for CI: 30 devices per
+/// configuration for 150 s under ten times the weather. Checks what the
+/// full run's table rests on: every weather event applied, the table first,
+/// each rate with its exact 95 % Wilson interval, and the orderings the
+/// configurations must show (the wrong one's stale offline and zombie time,
+/// the recommended one's clean will).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_claim_scenario_shortened_gives_its_table_with_intervals() {
+    let Some(b) = broker("mosquitto") else { return };
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/seed-claim.toml");
+    let full = std::fs::read_to_string(&path).unwrap();
+    let text: String = full
+        .lines()
+        .map(|l| {
+            let l = l
+                .replace("count = 1000", "count = 30")
+                .replace("duration = \"20m\"", "duration = \"150s\"");
+            // Ten times the weather: `per_hour = X` → `per_hour = 10X`.
+            let mut out = String::new();
+            let mut rest = l.as_str();
+            while let Some(i) = rest.find("per_hour = ") {
+                let (head, tail) = rest.split_at(i + "per_hour = ".len());
+                out.push_str(head);
+                let end = tail
+                    .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                    .unwrap_or(tail.len());
+                let v: f64 = tail[..end].parse().unwrap();
+                out.push_str(&format!("{:?}", v * 10.0));
+                rest = &tail[end..];
+            }
+            out.push_str(rest);
+            out + "\n"
+        })
+        .collect();
+    assert_ne!(text, full);
+    let r = run(&text, b).await;
+    let rep = r.report();
+    assert_ne!(rep["verdict"], "error", "{}", rep["errors"]);
+    let weather: Vec<&Value> = rep["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| !f["weather"].is_null())
+        .collect();
+    assert!(weather.len() >= 30, "{} weather events", weather.len());
+    assert!(weather.iter().all(|f| f["applied"] == true));
+
+    for name in ["wrong", "recommended"] {
+        let p = &rep["profiles"][name];
+        let (t, f) = (
+            p["true_offline"].as_u64().unwrap(),
+            p["false_offline"].as_u64().unwrap(),
+        );
+        assert!(t + f > 0, "{name}: no offline report");
+        let rate = p["false_offline_rate"].as_f64().unwrap();
+        assert!((rate - f as f64 / (t + f) as f64).abs() < 1e-12, "{name}");
+        let want = mqtt_chaos::metrics::rate::wilson95(f, t + f).unwrap();
+        let ci = &p["false_offline_rate_interval"];
+        assert!(
+            (ci["low"].as_f64().unwrap() - want.low).abs() < 1e-12,
+            "{name} {ci}"
+        );
+        assert!(
+            (ci["high"].as_f64().unwrap() - want.high).abs() < 1e-12,
+            "{name} {ci}"
+        );
+        assert!(want.low <= rate && rate <= want.high);
+        // Per device-day of the run, its drain (25 s) included.
+        let days = |s: f64| 30.0 * s / 86_400.0;
+        let per_day = p["false_offline_per_device_day"].as_f64().unwrap();
+        let (lo, hi) = (f as f64 / days(185.0), f as f64 / days(174.9));
+        assert!(
+            lo <= per_day && per_day <= hi,
+            "{name}: {per_day} not in [{lo}, {hi}]"
+        );
+    }
+    let (w, rec) = (&rep["profiles"]["wrong"], &rep["profiles"]["recommended"]);
+    let max = |p: &Value, fig: &str| p[fig]["max_us"].as_u64().unwrap_or(0);
+    // No `online` after a reconnect: the wrong one's devices stay shown
+    // offline; the recommended one's never longer than its SLO.
+    assert!(max(w, "stale_offline_time") > 15_000_000, "{w}");
+    assert!(max(rec, "stale_offline_time") <= 15_000_000, "{rec}");
+    // No ping timeout: the wrong one's clients stay blind far longer.
+    assert!(
+        max(w, "zombie_time") > max(rec, "zombie_time"),
+        "{w}\n{rec}"
+    );
+    assert_eq!(rec["missed_offline"], 0, "{rec}");
+    assert_eq!(rec["lost_after_ack"], 0, "{rec}");
+
+    // report.md opens with the table, and says why the wrong rate flatters.
+    let md = mqtt_chaos::report::markdown(&r.finished.report);
+    let table = md
+        .find("## Offline reports under field weather")
+        .expect("the table");
+    assert!(table < md.find("## Which configuration survives?").unwrap());
+    assert!(
+        md.contains("**Note:** wrong left devices shown offline"),
+        "{md}"
+    );
+}

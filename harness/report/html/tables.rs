@@ -82,7 +82,7 @@ fn header(o: &mut String, id: &str, columns: &[&str]) {
 /// Under field weather: the offline reports per configuration
 /// ([`crate::report::signoff`]), the page's first table.
 pub(super) fn signoff_table(o: &mut String, r: &Report) {
-    use crate::report::signoff::{cells, weather_line, COLUMNS};
+    use crate::report::signoff::{caveats, cells, weather_line, COLUMNS};
     let _ = writeln!(o, "<h2>Offline reports under field weather</h2>");
     let _ = writeln!(o, "<p>{}</p>", escape(&weather_line(r)));
     let _ = write!(
@@ -106,6 +106,13 @@ pub(super) fn signoff_table(o: &mut String, r: &Report) {
         o.push_str("</tr>\n");
     }
     o.push_str("</tbody>\n</table>\n");
+    for c in caveats(r) {
+        let _ = writeln!(
+            o,
+            "<p class=\"meta\"><strong>Note:</strong> {}</p>",
+            escape(&c)
+        );
+    }
 }
 
 pub(super) fn survival_table(o: &mut String, r: &Report) {
