@@ -623,9 +623,9 @@ impl Ledger {
         if p.received.is_some() {
             return; // delivered, already counted
         }
-        let dead = id.direction == Direction::Command && self.dead.contains(&id.device);
         let kind = undeliverable_if(
-            dead,
+            &self.dead,
+            id.into(),
             classify(
                 qos,
                 Some(outcome),
@@ -685,9 +685,7 @@ impl Ledger {
                     (Some((at, qos)), outcome) => {
                         let gap =
                             key.direction == Direction::Telemetry && self.coverage.contains(at);
-                        let dead =
-                            key.direction == Direction::Command && self.dead.contains(&key.device);
-                        let kind = undeliverable_if(dead, classify(qos, outcome, gap));
+                        let kind = undeliverable_if(&self.dead, *key, classify(qos, outcome, gap));
                         *figs.counts.loss_mut(kind) += 1;
                     }
                     (None, Some(_)) => figs.counts.orphans += 1,
@@ -702,11 +700,13 @@ impl Ledger {
     }
 }
 
-/// An acked command never received by a device dead at the end is
-/// `undeliverable`; every other loss keeps its figure.
-fn undeliverable_if(dead: bool, kind: LossKind) -> LossKind {
+/// An acked command never received by a device dead at the end (in
+/// `dead`) is `undeliverable`; every other loss keeps its figure.
+fn undeliverable_if(dead: &BTreeSet<DeviceId>, key: StreamKey, kind: LossKind) -> LossKind {
     match kind {
-        LossKind::AfterAck if dead => LossKind::Undeliverable,
+        LossKind::AfterAck if key.direction == Direction::Command && dead.contains(&key.device) => {
+            LossKind::Undeliverable
+        }
         k => k,
     }
 }

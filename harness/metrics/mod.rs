@@ -650,8 +650,9 @@ impl Recorder {
             } => {
                 let class = class_of(*kind);
                 // A weather event's link fault falls on the plan's device.
-                let planned = self.plan_devices.get(*index).cloned().unwrap_or_default();
+                let planned;
                 let devices = if devices.is_empty() {
+                    planned = self.plan_devices.get(*index).cloned().unwrap_or_default();
                     &planned
                 } else {
                     devices
@@ -1041,12 +1042,13 @@ impl Recorder {
         for (i, tl) in self.timelines.iter().enumerate() {
             let params = &self.offline_params[i];
             let claims = &self.claims[self.id_group[i]];
-            let losses: Vec<Nanos> = tl.losses.iter().copied().filter(|&l| l <= at).collect();
+            // Losses are recorded in time order: those up to `at`.
+            let losses = &tl.losses[..tl.losses.partition_point(|&l| l <= at)];
             links[self.devices[i].profile].add_device(
                 &connection::device_figures(tl, at),
                 &offline::device_figures(tl, &observer_down, params, at),
                 params.has_will,
-                takeover::count(&losses, claims, takeover::Holder::Device(i as DeviceId)),
+                takeover::count(losses, claims, takeover::Holder::Device(i as DeviceId)),
             );
         }
         links
@@ -1509,10 +1511,9 @@ fn figures(
         true_offline: l.true_offline,
         false_offline: l.false_offline,
         false_offline_rate: l.false_offline_rate,
-        false_offline_rate_interval: l
-            .false_offline
-            .filter(|_| l.false_offline_rate.is_some())
-            .and_then(|f| rate::wilson95(f, reports)),
+        // `None` without wills (no count) or without reports (n = 0), as
+        // the rate itself.
+        false_offline_rate_interval: l.false_offline.and_then(|f| rate::wilson95(f, reports)),
         false_offline_per_device_day: l
             .false_offline
             .filter(|_| device_hours > 0.0)

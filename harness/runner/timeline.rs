@@ -125,17 +125,13 @@ pub(super) async fn heal_everything(t: &Targets) -> Vec<String> {
         }
     };
     for name in t.proxies.values() {
-        if t.half_open {
-            note(
-                format!("proxy {name}: half-open off"),
-                within(CALL_DEADLINE, t.links.set_half_open(name, false)).await,
-            );
-        }
-        if t.cut {
-            note(
-                format!("proxy {name}: cut off"),
-                within(CALL_DEADLINE, t.links.set_cut(name, false)).await,
-            );
+        for (used, cut, mode) in [(t.half_open, false, "half-open"), (t.cut, true, "cut")] {
+            if used {
+                note(
+                    format!("proxy {name}: {mode} off"),
+                    within(CALL_DEADLINE, set_silent(&*t.links, cut, name, false)).await,
+                );
+            }
         }
         note(
             format!("proxy {name}: enable"),
@@ -175,10 +171,11 @@ pub(super) async fn heal_everything(t: &Targets) -> Vec<String> {
     failed
 }
 
-/// Delete the run's proxies (each call bounded); what fails, one line each.
 /// How long the proxies may take to relay the fleet's last DISCONNECTs.
 const IDLE_DEADLINE: Duration = Duration::from_secs(3);
 
+/// Delete the run's proxies (each call bounded) once they have relayed what
+/// their clients sent last; what fails, one line each.
 pub(super) async fn delete_proxies(
     links: &dyn LinkFaults,
     proxies: &HashMap<String, String>,
@@ -203,6 +200,21 @@ pub(super) async fn delete_proxies(
         }
     }
     failed
+}
+
+/// Turn one of the engine's silent modes on `proxy` on or off: `cut` or
+/// `half_open`.
+fn set_silent<'a>(
+    links: &'a dyn LinkFaults,
+    cut: bool,
+    proxy: &'a str,
+    on: bool,
+) -> futures::future::BoxFuture<'a, Result<(), crate::fault::FaultError>> {
+    if cut {
+        links.set_cut(proxy, on)
+    } else {
+        links.set_half_open(proxy, on)
+    }
 }
 
 fn streams(sel: StreamSel) -> &'static [Stream] {
@@ -362,26 +374,17 @@ pub(super) async fn play(t: &Targets, f: &ScheduledFault) -> Result<(), String> 
                 step!(t.links.remove_toxic(p, name), true);
             }
         }
-        FaultKind::HalfOpen => {
+        FaultKind::HalfOpen | FaultKind::Cut => {
+            // The engine's two silent modes: on for the window, then off.
+            let cut = matches!(f.kind, FaultKind::Cut);
             for p in t.proxies_of(f) {
-                step!(t.links.set_half_open(p, true), false);
+                step!(set_silent(&*t.links, cut, p, true), false);
             }
             t.record(applied(vec![])).await;
             t.sleep_until(end).await;
             t.record(FaultEvent::HealRequested { index: f.index }).await;
             for p in t.proxies_of(f) {
-                step!(t.links.set_half_open(p, false), true);
-            }
-        }
-        FaultKind::Cut => {
-            for p in t.proxies_of(f) {
-                step!(t.links.set_cut(p, true), false);
-            }
-            t.record(applied(vec![])).await;
-            t.sleep_until(end).await;
-            t.record(FaultEvent::HealRequested { index: f.index }).await;
-            for p in t.proxies_of(f) {
-                step!(t.links.set_cut(p, false), true);
+                step!(set_silent(&*t.links, cut, p, false), true);
             }
         }
         FaultKind::LinkDown => {
