@@ -849,6 +849,37 @@ async fn megabytes_pass_intact_both_ways_at_once() {
     let _ = (w1.await, w2.await);
 }
 
+/// The relay's fast path (no toxic: a chunk is written on at once) meets
+/// the toxic pipeline mid-stream: a reader that stops for a while fills the
+/// sockets, a toxic arrives and leaves while data waits in both, and every
+/// byte still arrives once and in order.
+#[tokio::test]
+async fn a_stream_stays_intact_across_toxics_added_and_removed_behind_a_stalled_reader() {
+    let rig = Rig::new("p").await;
+    let (c, mut s) = rig.connect().await;
+    let data: Vec<u8> = (0..8 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let (_cr, mut cw) = c.into_split();
+    let d = data.clone();
+    let w = tokio::spawn(async move { cw.write_all(&d).await.map(|()| cw) });
+    let mut got = vec![0u8; data.len()];
+    // The reader stalls: the proxy's writes to it block and queue.
+    s.read_exact(&mut got[..1024]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t = rig.add(latency(20, Stream::Upstream)).await;
+    s.read_exact(&mut got[1024..2 * 1024 * 1024]).await.unwrap();
+    rig.remove(&t.name).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    timeout(
+        Duration::from_secs(20),
+        s.read_exact(&mut got[2 * 1024 * 1024..]),
+    )
+    .await
+    .expect("the rest arrives")
+    .unwrap();
+    assert!(got == data, "every byte once and in order");
+    let _ = w.await;
+}
+
 #[tokio::test]
 async fn a_connection_leaves_no_task_or_socket_after_either_side_closes() {
     let rig = Rig::new("p").await;

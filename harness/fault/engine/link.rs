@@ -317,7 +317,18 @@ impl Link {
             Ok(n) => {
                 self.up_bytes.received.add(n as u64);
                 if !self.half_open {
-                    self.up.push(Bytes::copy_from_slice(&buf[..n]), now);
+                    if self.up.is_passthrough() && self.to_server.is_empty() {
+                        if !forward(
+                            self.server.as_ref(),
+                            &mut self.to_server,
+                            &self.up_bytes.sent,
+                            &buf[..n],
+                        ) {
+                            self.close_server();
+                        }
+                    } else {
+                        self.up.push(Bytes::copy_from_slice(&buf[..n]), now);
+                    }
                 }
                 false
             }
@@ -348,7 +359,18 @@ impl Link {
             Ok(n) => {
                 self.down_bytes.received.add(n as u64);
                 if !self.half_open {
-                    self.down.push(Bytes::copy_from_slice(&buf[..n]), now);
+                    if self.down.is_passthrough() && self.to_client.is_empty() {
+                        if !forward(
+                            self.client.as_ref(),
+                            &mut self.to_client,
+                            &self.down_bytes.sent,
+                            &buf[..n],
+                        ) {
+                            self.close_client();
+                        }
+                    } else {
+                        self.down.push(Bytes::copy_from_slice(&buf[..n]), now);
+                    }
                 }
                 false
             }
@@ -392,6 +414,34 @@ impl Link {
         self.server_eof = true;
         self.down.push_eof(Instant::now());
     }
+}
+
+/// The fast path of a direction with no toxic and nothing queued: write
+/// `data` at once, without copying it into the pipeline; what the socket
+/// does not take now waits in `queue` (so order and backpressure hold).
+/// False when the socket failed. With no socket (lost while half-open or
+/// cut) the data is dropped, as the pipeline's output would be.
+fn forward(
+    sock: Option<&TcpStream>,
+    queue: &mut VecDeque<Out>,
+    sent: &Counter,
+    data: &[u8],
+) -> bool {
+    let Some(sock) = sock else {
+        return true;
+    };
+    let written = match sock.try_write(data) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(_) => return false,
+    };
+    if written > 0 {
+        sent.add(written as u64);
+    }
+    if written < data.len() {
+        queue.push_back(Out::Data(Bytes::copy_from_slice(&data[written..])));
+    }
+    true
 }
 
 /// Write what can be written now, counting it into `sent`; false when the

@@ -132,6 +132,14 @@ impl Pipeline {
         !self.done && (self.closing || self.queue.len() < QUEUE_CHUNKS)
     }
 
+    /// True while a chunk read now would leave at once, untouched: no toxic
+    /// on this stream, nothing queued, no close under way. The link then
+    /// writes it straight on ([`super::link`]'s fast path), as this
+    /// pipeline would on its next poll.
+    pub(crate) fn is_passthrough(&self) -> bool {
+        self.chain.is_empty() && self.queue.is_empty() && !self.closing && !self.done
+    }
+
     /// True once the close has left the pipeline.
     pub(crate) fn is_done(&self) -> bool {
         self.done
