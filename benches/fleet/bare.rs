@@ -40,6 +40,9 @@ pub struct BareReport {
     pub acked: u64,
     pub delivered: u64,
     pub e2e_p99_us: Option<u64>,
+    /// The p99 of what arrived from [`crate::STEADY_FROM`] after the start
+    /// to the end of the schedule: past the connection ramp.
+    pub steady_p99_us: Option<u64>,
     pub connection_errors: u64,
 }
 
@@ -101,9 +104,9 @@ fn options(id: String, load: &Load) -> MqttOptions {
 pub async fn run(load: Load) -> Result<BareReport, String> {
     let counts = Arc::new(Counts::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let hist = Arc::new(Mutex::new(
-        Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).map_err(|e| e.to_string())?,
-    ));
+    let new_hist = || Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3);
+    let hist = Arc::new(Mutex::new(new_hist().map_err(|e| e.to_string())?));
+    let steady = Arc::new(Mutex::new(new_hist().map_err(|e| e.to_string())?));
     let epoch = Instant::now();
 
     // The subscriber first, subscribed before any device connects.
@@ -123,17 +126,26 @@ pub async fn run(load: Load) -> Result<BareReport, String> {
     tokio::time::timeout(Duration::from_secs(10), subscribed)
         .await
         .map_err(|_| "subscriber: no SUBACK within 10 s".to_string())??;
+    let start = Instant::now() + Duration::from_millis(100);
+    let publish_until = start + load.duration;
+    let steady_from = start + crate::STEADY_FROM;
     {
-        let (counts, hist, stop) = (counts.clone(), hist.clone(), stop.clone());
+        let (counts, hist, steady, stop) =
+            (counts.clone(), hist.clone(), steady.clone(), stop.clone());
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 match sub_el.poll().await {
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let now = epoch.elapsed().as_nanos();
+                        let at = Instant::now();
+                        let now = (at - epoch).as_nanos();
                         counts.delivered.fetch_add(1, Ordering::Relaxed);
                         if let Some(t) = t_intended_ns(&p.payload) {
-                            let us = (now.saturating_sub(t) / 1000).max(1) as u64;
-                            let _ = hist.lock().unwrap().record(us.min(3_600_000_000));
+                            let us =
+                                ((now.saturating_sub(t) / 1000).max(1) as u64).min(3_600_000_000);
+                            let _ = hist.lock().unwrap().record(us);
+                            if at >= steady_from && at < publish_until {
+                                let _ = steady.lock().unwrap().record(us);
+                            }
                         }
                     }
                     Ok(_) => {}
@@ -146,8 +158,6 @@ pub async fn run(load: Load) -> Result<BareReport, String> {
         });
     }
 
-    let start = Instant::now() + Duration::from_millis(100);
-    let publish_until = start + load.duration;
     let step = stagger(load.devices);
     let mut clients = Vec::with_capacity(load.devices as usize);
     for i in 0..load.devices {
@@ -217,7 +227,9 @@ pub async fn run(load: Load) -> Result<BareReport, String> {
     sleep(Duration::from_millis(500)).await;
 
     let h = hist.lock().unwrap();
+    let st = steady.lock().unwrap();
     Ok(BareReport {
+        steady_p99_us: (!st.is_empty()).then(|| st.value_at_quantile(0.99)),
         sent: counts.sent.load(Ordering::Relaxed),
         acked: counts.acked.load(Ordering::Relaxed),
         delivered: counts.delivered.load(Ordering::Relaxed),

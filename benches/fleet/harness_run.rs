@@ -90,3 +90,30 @@ pub fn read_report(out: &Path) -> Result<Figures, String> {
         std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
     parse_report(&text)
 }
+
+/// The steady window's e2e p99: `mqtt-chaos report OUT --from STEADY_FROM
+/// --to DURATION` rebuilds the window from the run's own intervals; `None`
+/// when the run is too short to have one.
+pub fn steady_p99(bin: &Path, out: &Path, duration: Duration) -> Result<Option<u64>, String> {
+    let (from, to) = (crate::STEADY_FROM.as_secs(), duration.as_secs());
+    if to <= from {
+        return Ok(None);
+    }
+    let status = std::process::Command::new(bin)
+        .arg("report")
+        .arg(out)
+        .arg(format!("--from={from}s"))
+        .arg(format!("--to={to}s"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("{}: {e}", bin.display()))?;
+    // Exit 1 is a failed verdict (schedule lag in the window, …): the
+    // window's report is written all the same.
+    if !matches!(status.code(), Some(0 | 1)) {
+        return Err(format!(
+            "mqtt-chaos report --from {from}s --to {to}s: {status}"
+        ));
+    }
+    Ok(read_report(&out.join(format!("window-{from}s-{to}s")))?.e2e_p99_us)
+}

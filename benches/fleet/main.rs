@@ -90,6 +90,11 @@ struct Args {
     port: u16,
 }
 
+/// Where the steady part of a run begins, on its clock: past the
+/// connection ramp (the whole fleet connects within 2 s) and the first
+/// interval, for both fleets alike.
+pub const STEADY_FROM: Duration = Duration::from_secs(20);
+
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// SIGINT or SIGTERM reached the bench: every wait gives up, and the
@@ -368,6 +373,7 @@ fn phase(
             m.sent = r.sent;
             m.delivered = r.delivered;
             m.e2e_p99_us = r.e2e_p99_us;
+            m.steady_p99_us = r.steady_p99_us;
         }
         Fleet::Harness => {
             let f = harness_run::read_report(&out_dir).map_err(|e| {
@@ -380,6 +386,9 @@ fn phase(
             m.sent = f.sent;
             m.delivered = f.delivered;
             m.e2e_p99_us = f.e2e_p99_us;
+            if !args.idle {
+                m.steady_p99_us = harness_run::steady_p99(ctx.harness_bin, &out_dir, duration)?;
+            }
             m.verdict = Some(f.verdict);
             m.incidents = f.incidents;
         }
