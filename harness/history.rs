@@ -85,6 +85,9 @@ pub enum LossCause {
     KeepaliveMissed,
     /// The socket was closed or reset by the other side.
     Closed,
+    /// MQTT 5: the broker sent DISCONNECT with this reason code (0x8E
+    /// session taken over, 0x8D keep alive timeout, 0x8B shutting down…).
+    ServerDisconnect { reason: u8 },
     /// Any other I/O or protocol error (text kept for the report).
     Error(String),
 }
@@ -135,6 +138,16 @@ pub enum DeviceEvent {
         outcome: PublishOutcome,
         /// Time from the first hand-over to the ack (acked only).
         ack_latency_ns: Option<u64>,
+    },
+    /// MQTT 5: the broker's PUBACK, PUBREC or PUBCOMP of a telemetry
+    /// message carried a reason code other than success (0x10 no matching
+    /// subscribers; ≥ 0x80 a refusal, whose outcome is then `failed`).
+    AckReason {
+        stream: StreamId,
+        seq: u64,
+        /// `PUBACK`, `PUBREC` or `PUBCOMP`.
+        packet: String,
+        reason: u8,
     },
     /// A command arrived at the device.
     CommandReceived {

@@ -132,6 +132,12 @@ pub struct ScheduledFault {
 }
 
 impl ScheduledFault {
+    /// A weather event of a device another shard holds: this shard neither
+    /// applies nor records it (a weather event always names its device).
+    pub fn is_elsewhere(&self) -> bool {
+        self.weather.is_some() && self.devices.is_empty()
+    }
+
     /// When it heals (`at + duration`, saturating).
     pub fn end(&self) -> Duration {
         self.at.saturating_add(self.duration.unwrap_or_default())
@@ -318,6 +324,9 @@ impl Plan {
                 });
             }
         }
+        // A weather event falls on one device: in the shards without it, it
+        // stays in place (fault indices are positions) with no device, and
+        // is not theirs to apply (`ScheduledFault::is_elsewhere`).
         let faults = self
             .faults
             .iter()

@@ -25,6 +25,8 @@ mod html;
 mod intervals;
 #[path = "it/merge.rs"]
 mod merge;
+#[path = "it/mqtt5.rs"]
+mod mqtt5;
 #[path = "it/observer.rs"]
 mod observer;
 #[path = "it/own_clients.rs"]

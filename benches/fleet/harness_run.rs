@@ -108,9 +108,9 @@ pub fn steady_p99(bin: &Path, out: &Path, duration: Duration) -> Result<Option<u
         .stderr(std::process::Stdio::null())
         .status()
         .map_err(|e| format!("{}: {e}", bin.display()))?;
-    // Exit 1 is a failed verdict (schedule lag in the window, …): the
-    // window's report is written all the same.
-    if !matches!(status.code(), Some(0 | 1)) {
+    // Exit 1 and 3 are verdicts (fail; error, e.g. schedule lag in the
+    // window): the window's report is written all the same.
+    if !matches!(status.code(), Some(0 | 1 | 3)) {
         return Err(format!(
             "mqtt-chaos report --from {from}s --to {to}s: {status}"
         ));

@@ -306,6 +306,7 @@ pub fn capabilities(flavor: Flavor, settings: &BrokerSettings) -> Capabilities {
         },
         keepalive_zero: true,
         partition: true,
+        mqtt5: true,
     }
 }
 
@@ -915,6 +916,7 @@ pub const ATTACHED_CAPABILITIES: Capabilities = Capabilities {
     persistence: true,
     keepalive_zero: true,
     partition: false,
+    mqtt5: true,
 };
 
 #[async_trait]

@@ -37,6 +37,9 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     persistence: false,
     keepalive_zero: false,
     partition: false,
+    // One MQTT 3.1.1 listener: rumqttd serves MQTT 5 only on a listener of
+    // its own, and the observer shares the devices' address.
+    mqtt5: false,
 };
 
 #[derive(Debug)]

@@ -63,6 +63,8 @@ pub struct Capabilities {
     pub keepalive_zero: bool,
     /// Can be cut off its network (`broker_partition`).
     pub partition: bool,
+    /// Speaks MQTT 5 on the address the devices reach.
+    pub mqtt5: bool,
 }
 
 /// How the harness wants the broker set up.

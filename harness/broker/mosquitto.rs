@@ -58,6 +58,7 @@ pub const CAPABILITIES: Capabilities = Capabilities {
     persistence: true,
     keepalive_zero: true,
     partition: false,
+    mqtt5: true,
 };
 
 #[derive(Debug)]

@@ -9,6 +9,8 @@
 
 use rumqttc::{ConnectionError, Event, EventLoop};
 use tokio::sync::mpsc;
+
+use super::mqtt::{self, Failure, Wire};
 use tokio::task::JoinHandle;
 
 /// What the driver asks of the poller.
@@ -26,7 +28,7 @@ pub struct Polled {
     pub epoch: u64,
     /// Boxed: a channel holds 32 of these per block, and an unboxed event
     /// (168 bytes) made each device's channel cost 5 KiB.
-    pub event: Box<Result<Event, ConnectionError>>,
+    pub event: Box<Result<Wire, Failure>>,
     /// For a CONNACK: the QoS ≥ 1 publishes handed to rumqttc but not yet
     /// written that its `pending` held when the connection was made (see
     /// [`unwritten_pending`]); a CONNACK without a session dropped them.
@@ -70,8 +72,8 @@ impl Drop for PollerHandle {
     }
 }
 
-/// Spawn the poller of `eventloop`.
-pub fn spawn(eventloop: EventLoop) -> PollerHandle {
+/// Spawn the poller of `eventloop` (either protocol).
+pub fn spawn(eventloop: mqtt::EventLoop) -> PollerHandle {
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::channel(256);
     let task = tokio::spawn(run(eventloop, cmd_rx, ev_tx));
@@ -83,7 +85,7 @@ pub fn spawn(eventloop: EventLoop) -> PollerHandle {
 }
 
 async fn run(
-    mut el: EventLoop,
+    mut el: mqtt::EventLoop,
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::Sender<Polled>,
 ) {
@@ -113,7 +115,7 @@ async fn run(
                 Some(Command::Connect) => {}
                 None => return,
             },
-            r = poll_counted(&mut el) => {
+            r = el.poll() => {
                 let (r, unwritten_pending) = r;
                 let failed = r.is_err();
                 if events.send(Polled { epoch, event: Box::new(r), unwritten_pending }).await.is_err() {

@@ -16,16 +16,13 @@ use std::time::Duration;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, Incoming, LastWill, MqttOptions,
-    Outgoing, QoS, StateError, SubscribeFilter, SubscribeReasonCode,
-};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, Instant};
 
 use super::acks::{AckTracker, Expiry};
 use super::backoff::Backoff;
 use super::connection::{self, Command};
+use super::mqtt::{Client, Wire};
 use crate::clock::{Nanos, RunClock};
 use crate::history::{DeviceEvent, DeviceId, Event as HEvent, LossCause, PublishOutcome, StreamId};
 use crate::payload;
@@ -73,33 +70,6 @@ pub enum Phase {
     Stop,
 }
 
-pub fn qos(q: u8) -> QoS {
-    match q {
-        0 => QoS::AtMostOnce,
-        1 => QoS::AtLeastOnce,
-        _ => QoS::ExactlyOnce,
-    }
-}
-
-/// rumqttc options for this device's profile.
-pub fn options(device: &DevicePlan, profile: &Profile, addr: SocketAddr) -> MqttOptions {
-    let mut o = MqttOptions::new(device.client_id.clone(), addr.ip().to_string(), addr.port());
-    // Validation guarantees ≥ 1 s when on; "off" is keepalive 0.
-    o.set_keep_alive(profile.keepalive.unwrap_or(Duration::ZERO));
-    o.set_clean_session(profile.clean_session);
-    o.set_inflight(profile.inflight);
-    o.set_max_packet_size(512 * 1024, 512 * 1024);
-    if let Some(w) = &device.will {
-        o.set_last_will(LastWill::new(
-            &w.topic,
-            w.payload.clone(),
-            qos(w.qos),
-            w.retain,
-        ));
-    }
-    o
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Conn {
     /// Waiting for the next attempt (`None`: never again).
@@ -119,12 +89,13 @@ pub async fn run(
     first_connect_at: Nanos,
 ) {
     let id = device.id;
-    let (client, eventloop) = AsyncClient::new(options(&device, &profile, addr), REQUEST_CHANNEL);
-    let mut eventloop = eventloop;
-    // rumqttc's connect timeout (TCP + CONNECT/CONNACK) is in whole seconds.
-    eventloop
-        .network_options
-        .set_connection_timeout(profile.connect_timeout.as_secs_f64().ceil().max(1.0) as u64);
+    let (client, eventloop) = super::mqtt::client(
+        &device,
+        &profile,
+        addr.ip().to_string(),
+        addr.port(),
+        REQUEST_CHANNEL,
+    );
     let mut poller = connection::spawn(eventloop);
     let mut rng =
         ChaCha8Rng::seed_from_u64(shared.seed ^ (u64::from(device.global) << 32) ^ 0x6d71_7463);
@@ -190,7 +161,7 @@ pub async fn run(
                         // Let the poller write the DISCONNECT (bounded).
                         let deadline = Instant::now() + Duration::from_secs(1);
                         while let Ok(Some(p)) = tokio::time::timeout_at(deadline, poller.events.recv()).await {
-                            if matches!(*p.event, Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_)) {
+                            if matches!(*p.event, Ok(Wire::DisconnectSent) | Err(_)) {
                                 break;
                             }
                         }
@@ -208,78 +179,68 @@ pub async fn run(
                     continue; // a connection already given up on
                 }
                 match *polled.event {
-                    Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
-                        if ack.code != ConnectReturnCode::Success {
-                            // rumqttc reports refusals as errors; keep for safety.
-                            continue;
-                        }
+                    Ok(Wire::ConnAck { session_present }) => {
                         conn = Conn::Up(current);
                         ping_sent = None;
                         if let Some(b) = backoff.as_mut() {
                             b.reset();
                         }
-                        out.emit(DeviceEvent::Connected { session_present: ack.session_present }).await;
-                        if !ack.session_present {
+                        out.emit(DeviceEvent::Connected { session_present }).await;
+                        if !session_present {
                             tracker.session_lost(polled.unwritten_pending);
                         }
                         let must_subscribe = !device.commands.is_empty()
-                            && (!subscribed_once || (!ack.session_present && profile.resubscribe));
+                            && (!subscribed_once || (!session_present && profile.resubscribe));
                         if must_subscribe {
-                            let filters = device.commands.iter().map(|c| SubscribeFilter::new(c.topic.clone(), qos(c.qos)));
-                            if client.try_subscribe_many(filters).is_ok() {
+                            let filters: Vec<(String, u8)> =
+                                device.commands.iter().map(|c| (c.topic.clone(), c.qos)).collect();
+                            if client.try_subscribe_many(&filters).is_ok() {
                                 subscribed_once = true;
                                 pending_sub = true;
                             }
                         }
                         if profile.online_republish {
                             if let Some(w) = &device.will {
-                                if client.try_publish(&w.topic, qos(w.qos), true, "online").is_ok() {
+                                if client.try_publish(&w.topic, w.qos, true, "online").is_ok() {
                                     tracker.queued_untracked(w.qos);
                                 }
                             }
                         }
                     }
-                    Ok(Event::Outgoing(Outgoing::Publish(pkid))) => tracker.written(pkid),
-                    Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => tracker.parked(pkid),
-                    Ok(Event::Outgoing(Outgoing::Subscribe(pkid))) => {
+                    Ok(Wire::Written(pkid)) => tracker.written(pkid),
+                    Ok(Wire::Parked(pkid)) => tracker.parked(pkid),
+                    Ok(Wire::SubscribeSent(pkid)) => {
                         if pending_sub {
                             sub_pkid = Some(pkid);
                             pending_sub = false;
                         }
                     }
-                    Ok(Event::Outgoing(Outgoing::PingReq)) => {
+                    Ok(Wire::PingReq) => {
                         if ping_sent.is_none() {
                             ping_sent = Some(clock.now());
                         }
                     }
-                    Ok(Event::Incoming(Incoming::PingResp)) => ping_sent = None,
-                    Ok(Event::Incoming(Incoming::PubAck(a))) => {
-                        acked(&mut tracker, a.pkid, &out).await;
+                    Ok(Wire::PingResp) => ping_sent = None,
+                    Ok(Wire::Acked { pkid, packet, reason }) => {
+                        acked(&mut tracker, pkid, packet, reason, &out).await;
                     }
-                    Ok(Event::Incoming(Incoming::PubComp(c))) => {
-                        acked(&mut tracker, c.pkid, &out).await;
-                    }
-                    Ok(Event::Incoming(Incoming::SubAck(s))) => {
-                        if sub_pkid == Some(s.pkid) {
-                            for (k, rc) in s.return_codes.iter().enumerate() {
-                                let granted = match rc {
-                                    SubscribeReasonCode::Success(q) => *q as u8,
-                                    SubscribeReasonCode::Failure => 0x80,
-                                };
+                    Ok(Wire::SubAck { pkid, granted }) => {
+                        if sub_pkid == Some(pkid) {
+                            for (k, granted) in granted.into_iter().enumerate() {
                                 let asked = device.commands.get(k).map_or(0, |c| c.qos);
                                 out.emit(DeviceEvent::Subscribed { stream: k as StreamId, asked, granted }).await;
                             }
                         }
                     }
-                    Ok(Event::Incoming(Incoming::Publish(p))) => {
-                        if let Some(h) = payload::decode(&p.payload) {
+                    Ok(Wire::Message { payload: body, qos, dup }) => {
+                        if let Some(h) = payload::decode(&body) {
                             if let Some(k) = device.commands.iter().position(|c| c.name == h.stream) {
                                 out.emit(DeviceEvent::CommandReceived {
                                     stream: k as StreamId,
                                     seq: h.seq,
                                     t_intended: h.t_intended,
-                                    qos: p.qos as u8,
-                                    dup: p.dup,
+                                    qos,
+                                    dup,
                                 }).await;
                             }
                         }
@@ -288,9 +249,9 @@ pub async fn run(
                     Err(e) => {
                         let was_up = matches!(conn, Conn::Up(_));
                         if was_up {
-                            out.emit(DeviceEvent::ConnectionLost { cause: cause(&e) }).await;
+                            out.emit(DeviceEvent::ConnectionLost { cause: e.cause }).await;
                         } else {
-                            out.emit(DeviceEvent::ConnectFailed { reason: e.to_string() }).await;
+                            out.emit(DeviceEvent::ConnectFailed { reason: e.message }).await;
                         }
                         conn = Conn::Down(next_attempt(&mut backoff, &mut rng, clock.now()));
                     }
@@ -366,7 +327,7 @@ impl Emitter {
 
 /// Hand one message (first attempt or a retry) to the client.
 async fn publish(
-    client: &AsyncClient,
+    client: &Client,
     tracker: &mut AckTracker<Key>,
     device: &DevicePlan,
     profile: &Profile,
@@ -386,7 +347,7 @@ async fn publish(
     })
     .await;
     let awaited = st.qos > 0 && profile.ack.wait;
-    match client.try_publish(&st.topic, qos(st.qos), false, body) {
+    match client.try_publish(&st.topic, st.qos, false, body) {
         Ok(()) => {
             tracker.queued(key, st.qos, profile.ack.wait, attempt, out.clock.now());
             if !awaited {
@@ -416,36 +377,46 @@ async fn publish(
     }
 }
 
-async fn acked(tracker: &mut AckTracker<Key>, pkid: u16, out: &Emitter) {
-    if let Some(((stream, seq, _), a)) = tracker.acked(pkid) {
-        out.emit(DeviceEvent::Outcome {
+/// A PUBACK or PUBCOMP (or a refusing PUBREC) of packet `pkid`. MQTT 5's
+/// reason code is recorded when it is not plain success; a failure code
+/// (≥ 0x80: not authorized, quota exceeded…) means the broker refused the
+/// message, so its outcome is `failed`, not `acked`.
+async fn acked(
+    tracker: &mut AckTracker<Key>,
+    pkid: u16,
+    packet: super::mqtt::AckPacket,
+    reason: u8,
+    out: &Emitter,
+) {
+    let Some(((stream, seq, _), a)) = tracker.acked(pkid) else {
+        return;
+    };
+    if reason != 0 {
+        out.emit(DeviceEvent::AckReason {
             stream,
             seq,
-            outcome: PublishOutcome::Acked,
-            ack_latency_ns: Some(out.clock.now().saturating_since(a.first_sent).as_nanos() as u64),
+            packet: packet.name().to_string(),
+            reason,
         })
         .await;
     }
+    let (outcome, ack_latency_ns) = if reason >= 0x80 {
+        (PublishOutcome::Failed, None)
+    } else {
+        (
+            PublishOutcome::Acked,
+            Some(out.clock.now().saturating_since(a.first_sent).as_nanos() as u64),
+        )
+    };
+    out.emit(DeviceEvent::Outcome {
+        stream,
+        seq,
+        outcome,
+        ack_latency_ns,
+    })
+    .await;
 }
 
 fn next_attempt(backoff: &mut Option<Backoff>, rng: &mut ChaCha8Rng, now: Nanos) -> Option<Nanos> {
     backoff.as_mut().map(|b| now.plus(b.next_delay(rng)))
-}
-
-/// How the client saw its connection end.
-pub fn cause(e: &ConnectionError) -> LossCause {
-    use std::io::ErrorKind::*;
-    match e {
-        ConnectionError::MqttState(StateError::AwaitPingResp) => LossCause::KeepaliveMissed,
-        ConnectionError::MqttState(StateError::ConnectionAborted) => LossCause::Closed,
-        ConnectionError::MqttState(StateError::Io(io)) | ConnectionError::Io(io)
-            if matches!(
-                io.kind(),
-                ConnectionReset | ConnectionAborted | UnexpectedEof | BrokenPipe
-            ) =>
-        {
-            LossCause::Closed
-        }
-        other => LossCause::Error(other.to_string()),
-    }
 }

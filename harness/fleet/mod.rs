@@ -11,6 +11,7 @@ pub mod acks;
 pub mod backoff;
 pub mod connection;
 pub mod device;
+pub mod mqtt;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -132,7 +133,15 @@ impl Fleet {
     /// thrown out, until [`Fleet::end_intrusion`].
     pub fn intrude(&mut self, id: DeviceId) {
         let s = &self.slots[id as usize];
-        let mut o: MqttOptions = device::options(&s.plan, &s.profile, s.addr);
+        // An MQTT 3.1.1 client whatever the profile's protocol: a broker
+        // hands the id over across protocol levels alike.
+        let mut o = MqttOptions::new(
+            s.plan.client_id.clone(),
+            s.addr.ip().to_string(),
+            s.addr.port(),
+        );
+        o.set_keep_alive(s.profile.keepalive.unwrap_or(Duration::ZERO));
+        o.set_clean_session(s.profile.clean_session);
         o.set_last_will(rumqttc::LastWill::new(
             "mqtt-chaos/intruder",
             "gone",

@@ -254,6 +254,9 @@ pub struct Recorder {
     /// Per client id: the CONNACKs of its holders, in time order (for a
     /// shared id every holder's, otherwise only intruders').
     claims: Vec<Vec<(Nanos, takeover::Holder)>>,
+    /// Per device: MQTT 5 reason codes it was given, in time order
+    /// (`DISCONNECT 0x8E`, `PUBACK 0x97`).
+    reasons: Vec<Vec<(Nanos, String)>>,
     /// The fleet's and the observer's publish schedules.
     fleet_schedule: schedule::ScheduleMonitor,
     command_schedule: schedule::ScheduleMonitor,
@@ -317,6 +320,7 @@ impl Recorder {
             errors: Vec::new(),
             intervals: interval::Cutter::default(),
             timelines: vec![DeviceTimeline::default(); plan.devices.len()],
+            reasons: vec![Vec::new(); plan.devices.len()],
             min_outage: plan.scenario.min_outage,
             offline_params: plan
                 .devices
@@ -328,6 +332,7 @@ impl Recorder {
                         min_outage: plan.scenario.min_outage,
                         settle: plan.scenario.settle,
                         has_will: d.will.is_some(),
+                        will_delay: d.will.as_ref().and_then(|w| w.delay).unwrap_or_default(),
                     }
                 })
                 .collect(),
@@ -501,7 +506,10 @@ impl Recorder {
                     );
                 }
             }
-            DeviceEvent::ConnectionLost { .. } => {
+            DeviceEvent::ConnectionLost { cause } => {
+                if let crate::history::LossCause::ServerDisconnect { reason } = cause {
+                    self.reasons[d].push((at, reason_key("DISCONNECT", *reason)));
+                }
                 self.devices[d].connected = false;
                 self.timelines[d].disconnected_at(at);
                 self.timelines[d].losses.push(at);
@@ -560,6 +568,9 @@ impl Recorder {
             }
             DeviceEvent::IntruderConnected => {
                 self.claims[self.id_group[d]].push((at, takeover::Holder::Intruder(device)));
+            }
+            DeviceEvent::AckReason { packet, reason, .. } => {
+                self.reasons[d].push((at, reason_key(packet, *reason)));
             }
             DeviceEvent::ConnectFailed { .. } | DeviceEvent::Subscribed { .. } => {}
         }
@@ -881,6 +892,10 @@ impl Recorder {
             let (_, start, stop) = self.plan_faults[index].clone();
             let w = self.windows.get(&index).copied().unwrap_or_default();
             let kind = self.scheduled[index].0;
+            // Another shard's weather event (plan::ScheduledFault::is_elsewhere).
+            if self.plan_weather[index].is_some() && self.plan_devices[index].is_empty() {
+                continue;
+            }
             if Nanos::from_duration(start) < end && w.applied.is_none() {
                 self.fault_record(index).applied = false;
                 self.incident(
@@ -1044,12 +1059,17 @@ impl Recorder {
             let claims = &self.claims[self.id_group[i]];
             // Losses are recorded in time order: those up to `at`.
             let losses = &tl.losses[..tl.losses.partition_point(|&l| l <= at)];
-            links[self.devices[i].profile].add_device(
+            let reasons = &self.reasons[i];
+            let link = &mut links[self.devices[i].profile];
+            link.add_device(
                 &connection::device_figures(tl, at),
                 &offline::device_figures(tl, &observer_down, params, at),
                 params.has_will,
                 takeover::count(losses, claims, takeover::Holder::Device(i as DeviceId)),
             );
+            for (_, key) in &reasons[..reasons.partition_point(|(t, _)| *t <= at)] {
+                *link.reason_codes.entry(key.clone()).or_default() += 1;
+            }
         }
         links
     }
@@ -1262,6 +1282,10 @@ pub struct LinkFigures {
     /// Connections taken over by another client with the same client id.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub takeovers: u64,
+    /// MQTT 5 reason codes the devices were given, by packet and code
+    /// (`DISCONNECT 0x8E`), counted.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reason_codes: BTreeMap<String, u64>,
     #[serde(
         with = "hlog::base64_histogram",
         skip_serializing_if = "Histogram::is_empty"
@@ -1331,6 +1355,7 @@ impl LinkFigures {
             false_offline: 0,
             devices_false_offline: 0,
             takeovers: 0,
+            reason_codes: BTreeMap::new(),
             stale: latency_histogram(),
             false_online: latency_histogram(),
         }
@@ -1417,6 +1442,9 @@ impl LinkFigures {
         self.false_offline += o.false_offline;
         self.devices_false_offline += o.devices_false_offline;
         self.takeovers += o.takeovers;
+        for (k, n) in &o.reason_codes {
+            *self.reason_codes.entry(k.clone()).or_default() += n;
+        }
         add(&mut self.stale, &o.stale);
         add(&mut self.false_online, &o.false_online);
     }
@@ -1441,6 +1469,8 @@ pub struct LinkSnapshot {
     /// report divides by the population).
     pub devices_false_offline: Option<u64>,
     pub takeovers: u64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reason_codes: BTreeMap<String, u64>,
     pub stale_offline_time: Option<DurationFigure>,
     pub missed_offline: Option<u64>,
     pub false_online_time: Option<DurationFigure>,
@@ -1474,6 +1504,7 @@ impl LinkFigures {
                 .then(|| self.false_offline as f64 / episodes as f64),
             devices_false_offline: self.wills.then_some(self.devices_false_offline),
             takeovers: self.takeovers,
+            reason_codes: self.reason_codes.clone(),
             stale_offline_time: self.wills.then(|| hist(&self.stale)),
             missed_offline: (self.deaths > 0).then_some(self.missed),
             false_online_time: self.wills.then(|| hist(&self.false_online)),
@@ -1508,6 +1539,7 @@ fn figures(
         first_attempt_delay: l.first_attempt_delay,
         flaps: (device_hours > 0.0).then(|| c.flaps as f64 / device_hours),
         takeovers: (c.devices > 0).then_some(l.takeovers),
+        reason_codes: l.reason_codes.clone(),
         true_offline: l.true_offline,
         false_offline: l.false_offline,
         false_offline_rate: l.false_offline_rate,
@@ -1527,6 +1559,12 @@ fn figures(
         false_online_time: l.false_online_time,
         offline_unobserved: l.offline_unobserved,
     }
+}
+
+/// The key a reason code is counted under: packet and code in hex
+/// (`PUBACK 0x97`).
+pub fn reason_key(packet: &str, code: u8) -> String {
+    format!("{packet} 0x{code:02X}")
 }
 
 #[cfg(test)]

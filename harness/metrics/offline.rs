@@ -26,7 +26,9 @@
 //!   already show offline. Broker faults are no deaths here: the broker
 //!   cannot report while it is down or frozen. Overlapping causes are one
 //!   death, starting at the first.
-//!   `W` = 1.5 × keepalive + `settle` (keepalive "off" counts as 0).
+//!   `W` = 1.5 × keepalive + `settle` (keepalive "off" counts as 0), plus
+//!   an MQTT 5 will's delay interval: the broker holds such a will back
+//!   that long on purpose, so a report within it is the will working.
 //!   * The first `offline` in `[death, death + W]` is a `broker_detect_time`
 //!     sample (`t_offline − t_death`).
 //!   * None, while the observer was down at some point of that window: the
@@ -74,12 +76,14 @@ pub struct OfflineParams {
     pub settle: Duration,
     /// The device has a will (a status topic).
     pub has_will: bool,
+    /// Its will's MQTT 5 delay interval (zero without one).
+    pub will_delay: Duration,
 }
 
 impl OfflineParams {
     /// `W`: how long after a death its offline report may take.
     pub fn detect_window(&self) -> Duration {
-        self.keepalive.unwrap_or_default().mul_f64(1.5) + self.settle
+        self.keepalive.unwrap_or_default().mul_f64(1.5) + self.will_delay + self.settle
     }
 }
 
@@ -300,6 +304,7 @@ mod tests {
             min_outage: Duration::from_secs(2),
             settle: Duration::from_secs(5),
             has_will,
+            will_delay: Duration::ZERO,
         }
     }
 
@@ -395,6 +400,24 @@ mod tests {
         assert_eq!((s.true_offline, s.false_offline), (0, 0));
         // Shown online from the crash to the end.
         assert_eq!(s.false_online, Some(d(50_000)));
+    }
+
+    #[test]
+    fn a_will_delay_widens_the_window_by_the_delay() {
+        // W = 8 s + a 6 s will delay: the will 13 s after the crash is the
+        // delayed will working, not a missed one.
+        let delayed = OfflineParams {
+            will_delay: Duration::from_secs(6),
+            ..params(true)
+        };
+        assert_eq!(delayed.detect_window(), Duration::from_secs(14));
+        let dev = Dev::new().crash(10_000, None).status(23_000, false);
+        let s = dev.figures(&[], &delayed, 60_000);
+        assert_eq!((s.deaths, s.missed), (1, 0));
+        assert_eq!(s.detect, vec![d(13_000)]);
+        // Without the delay the same report is too late.
+        let s = dev.figures(&[], &params(true), 60_000);
+        assert_eq!(s.missed, 1);
     }
 
     #[test]

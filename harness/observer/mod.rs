@@ -41,7 +41,7 @@ use tokio::time::{sleep_until, Instant};
 
 use crate::clock::{Nanos, RunClock};
 use crate::fleet::acks::{AckTracker, Expiry};
-use crate::fleet::device::qos;
+use crate::fleet::mqtt::qos4 as qos;
 use crate::history::{DeviceId, Event as HEvent, ObserverEvent, PublishOutcome, StreamId};
 use crate::payload;
 use crate::plan::Plan;

@@ -425,6 +425,7 @@ pub(super) mod tests {
             false_offline_per_device_day: None,
             devices_false_offline: None,
             takeovers: None,
+            reason_codes: Default::default(),
         }
     }
 

@@ -448,11 +448,7 @@ fn timeline_chart(r: &Report, s: &Series) -> Result<String, String> {
             .map_err(err)?;
 
         let mut legend = Vec::new();
-        let shown: Vec<&FaultRecord> = r
-            .faults
-            .iter()
-            .filter(|f| f.applied && f.started_at_s.is_some())
-            .collect();
+        let shown: Vec<&FaultRecord> = r.faults.iter().filter(|f| shaded(f)).collect();
         if !shown.is_empty() {
             let spans: Vec<(f64, f64)> = shown
                 .iter()
@@ -541,16 +537,25 @@ fn timeline_chart(r: &Report, s: &Series) -> Result<String, String> {
 /// the faults table names them.
 const MAX_FAULT_LABELS: usize = 12;
 
+/// A fault shaded on the connected-devices chart: applied, and from the
+/// timeline. A weather event falls on one device and would grey the whole
+/// chart out at fleet scale; the weather events table sums them up.
+fn shaded(f: &FaultRecord) -> bool {
+    f.applied && f.started_at_s.is_some() && f.weather.is_none()
+}
+
 fn timeline_notes(r: &Report, s: &Series) -> Vec<String> {
     let mut notes = Vec::new();
-    let shown = r
-        .faults
-        .iter()
-        .filter(|f| f.applied && f.started_at_s.is_some())
-        .count();
+    let shown = r.faults.iter().filter(|f| shaded(f)).count();
     if shown > MAX_FAULT_LABELS {
         notes.push(format!(
             "{shown} faults were applied: too many to label on the chart; the faults table below lists each with its times"
+        ));
+    }
+    let weather = r.faults.iter().filter(|f| f.weather.is_some()).count();
+    if weather > 0 {
+        notes.push(format!(
+            "{weather} field weather events, each on one device, are not shaded; the field weather events table below sums them up"
         ));
     }
     for name in s.devices.keys() {

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::{DurationFigure, Figures, Report, SloStatus, Verdict};
+use super::{signoff, DurationFigure, Figures, Report, SloStatus, Verdict};
 use crate::metrics::rate;
 
 /// `report.md`: verdict first, then which profile survived, the SLOs,
@@ -28,8 +28,8 @@ pub fn markdown(r: &Report) -> String {
         );
         errors_list(&mut o, r);
     }
-    if super::signoff::applies(r) {
-        super::signoff::markdown(&mut o, r);
+    if signoff::applies(r) {
+        signoff::markdown(&mut o, r);
     }
     survival_table(&mut o, r);
     let _ = writeln!(
@@ -108,6 +108,17 @@ pub fn markdown(r: &Report) -> String {
         );
     }
     o.push('\n');
+    for (name, f) in r
+        .profiles
+        .iter()
+        .filter(|(_, f)| !f.reason_codes.is_empty())
+    {
+        let _ = writeln!(
+            o,
+            "MQTT 5 reason codes given to {name}'s devices: {}.\n",
+            reason_codes(&f.reason_codes)
+        );
+    }
 
     let _ = writeln!(o, "## Zombie time and offline reports per profile\n");
     let _ = writeln!(
@@ -153,9 +164,13 @@ pub fn markdown(r: &Report) -> String {
     if r.faults.is_empty() {
         let _ = writeln!(o, "No faults in the timeline.\n");
     } else {
-        let _ = writeln!(o, "| # | kind | target | applied at | healed at | note |");
-        let _ = writeln!(o, "| ---: | --- | --- | ---: | ---: | --- |");
-        for f in &r.faults {
+        let listed: Vec<_> = r.faults.iter().filter(|f| signoff::listed(f)).collect();
+        let any = !listed.is_empty();
+        if any {
+            let _ = writeln!(o, "| # | kind | target | applied at | healed at | note |");
+            let _ = writeln!(o, "| ---: | --- | --- | ---: | ---: | --- |");
+        }
+        for f in listed {
             let _ = writeln!(
                 o,
                 "| {} | {} | {} | {} | {} | {} |",
@@ -171,7 +186,19 @@ pub fn markdown(r: &Report) -> String {
                 },
             );
         }
-        o.push('\n');
+        if any {
+            o.push('\n');
+        }
+        let weather = signoff::weather_rows(r);
+        if !weather.is_empty() {
+            let _ = writeln!(o, "### Field weather events\n");
+            let _ = writeln!(o, "| {} |", signoff::WEATHER_COLUMNS.join(" | "));
+            let _ = writeln!(o, "| --- | --- |{}", " ---: |".repeat(6));
+            for w in &weather {
+                let _ = writeln!(o, "| {} |", signoff::weather_cells(w).join(" | "));
+            }
+            let _ = writeln!(o, "\n{}\n", signoff::WEATHER_NOTE);
+        }
     }
 
     if r.unobserved_s > 0.0 || r.unobserved > 0 {
@@ -409,4 +436,21 @@ pub(crate) fn number(x: f64) -> String {
 /// Keep a table cell on one line.
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// MQTT 5 reason codes as a reader wants them: `DISCONNECT 0x8E session
+/// taken over × 3, PUBACK 0x97 quota exceeded × 2`.
+pub(crate) fn reason_codes(codes: &std::collections::BTreeMap<String, u64>) -> String {
+    codes
+        .iter()
+        .map(|(key, n)| {
+            let name = key
+                .rsplit_once(" 0x")
+                .and_then(|(_, hex)| u8::from_str_radix(hex, 16).ok())
+                .map(crate::fleet::mqtt::reason_name)
+                .unwrap_or("");
+            format!("{key} {name} × {n}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

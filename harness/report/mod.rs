@@ -233,6 +233,12 @@ pub struct Figures {
     /// the id), whether or not a will fired.
     #[serde(default)]
     pub takeovers: Option<u64>,
+    /// MQTT 5 reason codes the devices were given, counted by packet and
+    /// code (`"DISCONNECT 0x8E": 3`, `"PUBACK 0x97": 2`): a DISCONNECT from
+    /// the broker, and every PUBACK, PUBREC or PUBCOMP other than success.
+    /// Empty (left out) at MQTT 3.1.1, which has none.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub reason_codes: std::collections::BTreeMap<String, u64>,
     pub true_offline: Option<u64>,
     pub false_offline: Option<u64>,
     pub false_offline_rate: Option<f64>,

@@ -85,6 +85,96 @@ pub fn weather_line(r: &Report) -> String {
     line
 }
 
+/// The weather's events of one `[[weather]]` section and kind, summed up:
+/// a run of a thousand devices draws thousands, too many to list one by
+/// one in report.md and report.html (report.json keeps each).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeatherRow {
+    /// The `[[weather]]` section (0-based, as in report.json).
+    pub section: usize,
+    pub kind: &'static str,
+    pub events: usize,
+    pub applied: usize,
+    /// Distinct devices it fell on.
+    pub devices: usize,
+    /// How long the applied and healed ones were in force, seconds: min,
+    /// median, max (`None`: none healed).
+    pub in_force_s: Option<(f64, f64, f64)>,
+}
+
+/// A fault listed on its own in the faults tables: every timeline fault,
+/// and a weather event only when it failed (an error, or never applied),
+/// so no failure hides in a summary.
+pub fn listed(f: &super::FaultRecord) -> bool {
+    f.weather.is_none() || f.error.is_some() || !f.applied
+}
+
+/// The weather's events per section and kind, in that order.
+pub fn weather_rows(r: &Report) -> Vec<WeatherRow> {
+    let mut groups: BTreeMap<(usize, &'static str), Vec<&super::FaultRecord>> = BTreeMap::new();
+    for f in &r.faults {
+        if let Some(w) = f.weather {
+            groups.entry((w, f.kind.as_str())).or_default().push(f);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|((section, kind), fs)| {
+            let mut held: Vec<f64> = fs
+                .iter()
+                .filter(|f| f.applied)
+                .filter_map(|f| Some(f.healed_at_s? - f.started_at_s?))
+                .collect();
+            held.sort_by(f64::total_cmp);
+            let devices: std::collections::BTreeSet<&String> =
+                fs.iter().flat_map(|f| f.devices.iter()).collect();
+            WeatherRow {
+                section,
+                kind,
+                events: fs.len(),
+                applied: fs.iter().filter(|f| f.applied).count(),
+                devices: devices.len(),
+                in_force_s: (!held.is_empty())
+                    .then(|| (held[0], held[held.len() / 2], held[held.len() - 1])),
+            }
+        })
+        .collect()
+}
+
+/// The header of the weather events table.
+pub const WEATHER_COLUMNS: [&str; 8] = [
+    "weather",
+    "kind",
+    "events",
+    "applied",
+    "devices",
+    "in force min",
+    "median",
+    "max",
+];
+
+/// One row of it, as text.
+pub fn weather_cells(w: &WeatherRow) -> [String; 8] {
+    let s = |x: f64| format!("{x:.1} s");
+    let (lo, mid, hi) = w.in_force_s.map_or_else(
+        || ("–".into(), "–".into(), "–".into()),
+        |(a, b, c)| (s(a), s(b), s(c)),
+    );
+    [
+        format!("weather[{}]", w.section),
+        w.kind.to_string(),
+        w.events.to_string(),
+        w.applied.to_string(),
+        w.devices.to_string(),
+        lo,
+        mid,
+        hi,
+    ]
+}
+
+/// The sentence under the weather events table.
+pub const WEATHER_NOTE: &str = "Each event is in report.json (`faults`, with its `weather` section and `devices`); an event that failed or was never applied is also listed on its own above.";
+
 /// Warnings under the table: a configuration that leaves devices shown
 /// offline after they are back (stale offline beyond `settle`) cannot be
 /// reported offline again while it shows them so, so its later false
@@ -197,5 +287,75 @@ mod tests {
             .expect("the table in the page");
         assert!(at < page.find("<table id=\"survival\">").expect("survival"));
         assert!(page.contains("<td class=\"num\">0.17 % (95 % CI 0.029–0.94 %)</td>"));
+    }
+
+    #[test]
+    fn weather_events_are_summed_per_section_and_kind_and_only_failures_listed() {
+        let mut r = report();
+        let mut event =
+            |index, kind, device: &str, at: f64, held: Option<f64>, error: Option<&str>| {
+                r.faults.push(FaultRecord {
+                    index,
+                    kind,
+                    target: Some(format!("group-a.{device}")),
+                    scheduled_at_s: Some(at),
+                    requested_at_s: Some(at),
+                    started_at_s: error.is_none().then_some(at),
+                    healed_at_s: held.map(|h| at + h),
+                    applied: error.is_none(),
+                    error: error.map(str::to_string),
+                    weather: Some(0),
+                    devices: vec![device.into()],
+                });
+            };
+        event(11, FaultName::LinkDown, "a-0001", 5.0, Some(2.0), None);
+        event(12, FaultName::LinkDown, "a-0002", 6.0, Some(8.0), None);
+        event(13, FaultName::LinkDown, "a-0001", 20.0, Some(3.0), None);
+        event(14, FaultName::Cut, "a-0003", 7.0, None, Some("proxy gone"));
+        let rows = weather_rows(&r);
+        assert_eq!(
+            rows,
+            vec![
+                WeatherRow {
+                    section: 0,
+                    kind: "cut",
+                    events: 1,
+                    applied: 0,
+                    devices: 1,
+                    in_force_s: None,
+                },
+                WeatherRow {
+                    section: 0,
+                    kind: "link_down",
+                    events: 3,
+                    applied: 3,
+                    devices: 2,
+                    in_force_s: Some((2.0, 3.0, 8.0)),
+                },
+            ]
+        );
+        let md = crate::report::markdown(&r);
+        assert!(
+            md.contains("| weather[0] | link_down | 3 | 3 | 2 | 2.0 s | 3.0 s | 8.0 s |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| weather[0] | cut | 1 | 0 | 1 | – | – | – |"),
+            "{md}"
+        );
+        // The failed event is listed on its own; the applied ones are not.
+        assert!(md.contains("| 14 | cut | group-a.a-0003 |"), "{md}");
+        assert!(!md.contains("| 11 | link_down |"), "{md}");
+        let devices = r.profiles.keys().map(|p| (p.clone(), 25)).collect();
+        let page = crate::report::html(&r, &crate::report::series::series_of(&[], devices));
+        assert!(page.contains("<tr data-fault=\"14\">"), "{page}");
+        for hidden in 11..14 {
+            assert!(
+                !page.contains(&format!("<tr data-fault=\"{hidden}\">")),
+                "{page}"
+            );
+        }
+        assert!(page.contains("<table id=\"weather\">"));
+        assert!(page.contains("4 field weather events, each on one device, are not shaded"));
     }
 }

@@ -57,6 +57,7 @@ pub(crate) fn figures_with(sent: u64, lost_after_ack: u64) -> Figures {
         false_offline_per_device_day: None,
         devices_false_offline: None,
         takeovers: None,
+        reason_codes: Default::default(),
     }
 }
 
@@ -421,6 +422,7 @@ mod schema {
             f.false_offline_per_device_day = Some(0.5);
             f.devices_false_offline = Some(0.02);
             f.takeovers = Some(1);
+            f.reason_codes = [("DISCONNECT 0x8E".to_string(), 1)].into();
             f.stale_offline_time = Some(d());
             f.missed_offline = Some(0);
             f.false_online_time = Some(d());
@@ -561,12 +563,13 @@ mod schema {
     }
 
     /// Every key path of a JSON value: object keys joined by `/`, map keys of
-    /// `profiles` as `*`, array items as `[]`.
+    /// `profiles` and of `reason_codes` as `*`, array items as `[]`.
     fn instance_paths(v: &Value, at: &str, out: &mut std::collections::BTreeSet<String>) {
         match v {
             Value::Object(m) => {
                 for (k, x) in m {
-                    let k = if at == "/profiles" { "*" } else { k.as_str() };
+                    let map = at == "/profiles" || at.ends_with("/reason_codes");
+                    let k = if map { "*" } else { k.as_str() };
                     let p = format!("{at}/{k}");
                     out.insert(p.clone());
                     instance_paths(x, &p, out);

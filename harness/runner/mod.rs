@@ -777,6 +777,7 @@ async fn measure(
     parts.timeline = plan
         .faults
         .iter()
+        .filter(|f| !f.is_elsewhere())
         .cloned()
         .map(|f| {
             let t = targets.clone();

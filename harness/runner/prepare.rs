@@ -53,6 +53,7 @@ pub fn prepare(opts: &RunOptions) -> Result<(Plan, BrokerSpec, FaultsSpec, Proxy
             persistence: true,
             keepalive_zero: true,
             partition: false,
+            mqtt5: true,
         },
         BrokerSpec::Container { flavor, .. } => broker::container::capabilities(
             *flavor,
@@ -74,6 +75,12 @@ pub fn prepare(opts: &RunOptions) -> Result<(Plan, BrokerSpec, FaultsSpec, Proxy
         BrokerSpec::Attached(_) => "a container the harness did not create",
     };
     for (name, p) in &sc.profiles {
+        if p.protocol == 5 && !caps.mqtt5 {
+            return Err(at(
+                &format!("profiles.{name}.protocol"),
+                format!("protocol = 5 is not served by {broker_name} (rumqttd serves MQTT 5 only on a listener of its own); run it with --broker mosquitto or an EMQX container"),
+            ));
+        }
         if p.keepalive.is_none() && !caps.keepalive_zero {
             return Err(at(
                 &format!("profiles.{name}.keepalive"),
@@ -162,12 +169,6 @@ pub fn prepare(opts: &RunOptions) -> Result<(Plan, BrokerSpec, FaultsSpec, Proxy
                 CUT_ON_TOXIPROXY.into(),
             ));
         }
-    }
-    if !sc.weather.is_empty() && (opts.workers > 1 || opts.shard.is_some()) {
-        return Err(at(
-            "weather",
-            "[[weather]] runs in one process: its per-device faults are not split across shards (--workers, --shard) in this version".into(),
-        ));
     }
     let whole = Plan::resolve(&sc, opts.seed);
     // The open files the run needs, against what this process may hold

@@ -61,6 +61,24 @@ pub mod optional {
     }
 }
 
+/// An optional key holding a duration (absent: `None`; no `"off"`).
+pub mod optional_absent {
+    use super::*;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&format(*d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s = String::deserialize(d)?;
+        parse(&s).map(Some).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A key that must be present but may say `"off"`.
 pub mod optional_required_key {
     pub use super::optional::{deserialize, serialize};

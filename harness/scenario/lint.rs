@@ -106,6 +106,59 @@ pub fn lint(s: &Scenario) -> Vec<Lint> {
                 ),
             );
         }
+        if p.protocol == 5 {
+            use super::SessionExpiry;
+            let expiry = p
+                .session_expiry
+                .unwrap_or(SessionExpiry::After(Duration::ZERO));
+            if !p.clean_session && expiry == SessionExpiry::After(Duration::ZERO) {
+                push(
+                    "session_present",
+                    "protocol 5 with clean_session = false but no session_expiry: MQTT 5's                      session expiry is 0 then, so the session ends with the connection and no                      reconnect resumes it (session_present stays 0); set session_expiry"
+                        .into(),
+                );
+            }
+            if let Some(delay) = p.will.as_ref().and_then(|w| w.delay) {
+                // The broker publishes the will after the delay or when the
+                // session ends, whichever comes first (MQTT 5, 3.1.2.5).
+                match expiry.duration() {
+                    Some(e) if e.is_zero() => push(
+                        "false_offline",
+                        format!(
+                            "will delay {} with session_expiry 0: the session ends with the \
+                             connection, so the broker publishes the will at once and every \
+                             blip is still reported offline (false_offline); set a \
+                             session_expiry of at least the delay",
+                            human(delay)
+                        ),
+                    ),
+                    Some(e) if e < delay => push(
+                        "false_offline",
+                        format!(
+                            "will delay {} is longer than session_expiry {}: the will fires \
+                             when the session ends, after {} (false_offline for blips longer \
+                             than that)",
+                            human(delay),
+                            human(e),
+                            human(e)
+                        ),
+                    ),
+                    _ => {}
+                }
+                if p.clean_session {
+                    push(
+                        "false_offline",
+                        format!(
+                            "will delay {} with clean_session = true: a reconnect with clean \
+                             start ends the waiting session, and the broker publishes its will \
+                             then, so a blip is reported offline just as the device is back \
+                             (false_offline); set clean_session = false",
+                            human(delay)
+                        ),
+                    );
+                }
+            }
+        }
         if !p.ack.wait {
             push(
                 "silent_loss",
@@ -380,6 +433,42 @@ mod tests {
             .qos
             .insert("telemetry".into(), 1);
         assert_eq!(lints_of(&s, "good"), vec![]);
+    }
+
+    #[test]
+    fn an_mqtt5_will_delay_without_a_session_to_wait_in_lints_false_offline() {
+        use crate::scenario::SessionExpiry;
+        let mut s = base();
+        let p = s.profiles.get_mut("good").unwrap();
+        p.protocol = 5;
+        p.clean_session = false;
+        p.session_expiry = Some(SessionExpiry::After(secs(3600)));
+        p.will.as_mut().unwrap().delay = Some(secs(30));
+        assert_eq!(lints_of(&s, "good"), vec![]);
+        // Session expiry 0 (absent): the will fires at once.
+        s.profiles.get_mut("good").unwrap().session_expiry = None;
+        let l = lints_of(&s, "good");
+        assert_eq!(l.len(), 2, "{l:#?}");
+        assert!(l
+            .iter()
+            .any(|(f, m)| f == "session_present" && m.contains("no session_expiry")));
+        assert!(l
+            .iter()
+            .any(|(f, m)| f == "false_offline" && m.contains("at once")));
+        // Expiry shorter than the delay: the will fires at the session's end.
+        let p = s.profiles.get_mut("good").unwrap();
+        p.session_expiry = Some(SessionExpiry::After(secs(10)));
+        only_lint(
+            &s,
+            "good",
+            "false_offline",
+            "longer than session_expiry 10s",
+        );
+        // Clean start ends the waiting session at the reconnect.
+        let p = s.profiles.get_mut("good").unwrap();
+        p.session_expiry = Some(SessionExpiry::Never);
+        p.clean_session = true;
+        only_lint(&s, "good", "false_offline", "clean_session = true");
     }
 
     #[test]

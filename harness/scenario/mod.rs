@@ -179,6 +179,73 @@ pub struct Profile {
     /// rumqttc's in-flight window (outgoing QoS ≥ 1 publishes not yet acked).
     #[serde(default = "default_inflight")]
     pub inflight: u16,
+    /// The MQTT protocol level: 4 (MQTT 3.1.1, the default) or 5.
+    #[serde(default = "default_protocol", skip_serializing_if = "is_protocol_4")]
+    pub protocol: u8,
+    /// MQTT 5: how long the broker keeps the session after the connection
+    /// ends (whole seconds; `"never"` for 0xFFFFFFFF, kept for good). Absent:
+    /// 0, the session ends with the connection, whatever `clean_session`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_expiry: Option<SessionExpiry>,
+    /// MQTT 5: the Receive Maximum the client announces (QoS ≥ 1 publishes
+    /// the broker may have unacknowledged towards it; absent: 65 535).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receive_maximum: Option<u16>,
+}
+
+fn default_protocol() -> u8 {
+    4
+}
+
+fn is_protocol_4(p: &u8) -> bool {
+    *p == 4
+}
+
+/// MQTT 5's Session Expiry Interval: seconds, or kept for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionExpiry {
+    After(Duration),
+    Never,
+}
+
+impl SessionExpiry {
+    /// The property's value: whole seconds, 0xFFFFFFFF for never.
+    /// Validation keeps `After` in whole seconds below that.
+    pub fn seconds(self) -> u32 {
+        match self {
+            SessionExpiry::After(d) => d.as_secs().min(u64::from(u32::MAX - 1)) as u32,
+            SessionExpiry::Never => u32::MAX,
+        }
+    }
+
+    /// How long the session outlives its connection (`None`: for good).
+    pub fn duration(self) -> Option<Duration> {
+        match self {
+            SessionExpiry::After(d) => Some(d),
+            SessionExpiry::Never => None,
+        }
+    }
+}
+
+impl Serialize for SessionExpiry {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            SessionExpiry::After(d) => s.serialize_str(&duration::format(*d)),
+            SessionExpiry::Never => s.serialize_str("never"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SessionExpiry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim() == "never" {
+            return Ok(SessionExpiry::Never);
+        }
+        duration::parse(&s)
+            .map(SessionExpiry::After)
+            .map_err(|e| serde::de::Error::custom(format!("{e} (or \"never\")")))
+    }
 }
 
 fn default_true() -> bool {
@@ -289,6 +356,15 @@ pub struct Will {
     pub qos: u8,
     #[serde(default)]
     pub retain: bool,
+    /// MQTT 5's Will Delay Interval (whole seconds): the broker publishes
+    /// the will only if the device is still away this long after its
+    /// connection ended (or at once when its session ends first).
+    #[serde(
+        default,
+        with = "duration::optional_absent",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub delay: Option<Duration>,
 }
 
 fn default_offline() -> String {

@@ -284,6 +284,82 @@ impl Checker {
         }
     }
 
+    /// `protocol`, and the MQTT 5 settings only a protocol 5 profile has.
+    fn mqtt5(&mut self, p: &Profile, at: &dyn Fn(&str) -> String) {
+        if p.protocol != 4 && p.protocol != 5 {
+            self.err(
+                at("protocol"),
+                format!(
+                    "protocol {} is not an MQTT level this harness speaks: 4 (MQTT 3.1.1) or 5",
+                    p.protocol
+                ),
+            );
+            return;
+        }
+        let whole_seconds = |this: &mut Self, field: &str, what: &str, d: Duration| {
+            if d.subsec_nanos() != 0 {
+                this.err(
+                    at(field),
+                    format!(
+                        "{what} {} must be whole seconds (MQTT 5 sends it in seconds)",
+                        human(d)
+                    ),
+                );
+            } else if d.as_secs() >= u64::from(u32::MAX) {
+                this.err(
+                    at(field),
+                    format!("{what} {} is above MQTT 5's 32-bit field; write \"never\" to keep it for good", human(d)),
+                );
+            }
+        };
+        let v5_only = |this: &mut Self, field: &str| {
+            this.err(
+                at(field),
+                format!(
+                    "{field} is an MQTT 5 property: set protocol = 5 in this profile, or remove it"
+                ),
+            );
+        };
+        if p.protocol == 4 {
+            if p.session_expiry.is_some() {
+                v5_only(self, "session_expiry");
+            }
+            if p.receive_maximum.is_some() {
+                v5_only(self, "receive_maximum");
+            }
+            if p.will.as_ref().is_some_and(|w| w.delay.is_some()) {
+                v5_only(self, "will.delay");
+            }
+            return;
+        }
+        match p.keepalive {
+            None => self.err(
+                at("keepalive"),
+                "keepalive \"off\" cannot be sent at protocol 5: rumqttc's MQTT 5 client takes no keepalive below 5 s",
+            ),
+            Some(k) if k < Duration::from_secs(5) => self.err(
+                at("keepalive"),
+                format!(
+                    "keepalive {} is below 5s, the least rumqttc's MQTT 5 client takes (it panics below)",
+                    human(k)
+                ),
+            ),
+            Some(_) => {}
+        }
+        if let Some(crate::scenario::SessionExpiry::After(d)) = p.session_expiry {
+            whole_seconds(self, "session_expiry", "session_expiry", d);
+        }
+        if p.receive_maximum == Some(0) {
+            self.err(
+                at("receive_maximum"),
+                "receive_maximum must be in 1..=65535 (MQTT 5 forbids 0)",
+            );
+        }
+        if let Some(d) = p.will.as_ref().and_then(|w| w.delay) {
+            whole_seconds(self, "will.delay", "will delay", d);
+        }
+    }
+
     fn profile(&mut self, s: &Scenario, name: &str, p: &Profile) {
         let at = |field: &str| format!("profiles.{}.{field}", path_key(name));
         let here = format!("profiles.{}", path_key(name));
@@ -401,6 +477,7 @@ impl Checker {
         if p.inflight == 0 {
             self.err(at("inflight"), "inflight must be in 1..=65535");
         }
+        self.mqtt5(p, &at);
         if let ClientIdStrategy::Fixed(id) = &p.client_id {
             if id.is_empty() {
                 self.err(at("client_id"), "a fixed client id must not be empty");
@@ -1208,6 +1285,16 @@ impl Checker {
                 Some(t) => vec![t.as_str()],
                 None => groups.keys().copied().collect(),
             };
+            if w.from >= s.duration {
+                self.err(
+                    at("from"),
+                    format!(
+                        "the weather would begin at {}, not before the end of the run ({})",
+                        human(w.from),
+                        human(s.duration)
+                    ),
+                );
+            }
             let kinds = w.kinds();
             if kinds.is_empty() {
                 self.err(
@@ -1423,6 +1510,43 @@ lost_after_ack = "= 0"
     fn clean(s: &Scenario) {
         let issues = check(s);
         assert!(issues.is_empty(), "{issues:#?}");
+    }
+
+    #[test]
+    fn mqtt5_settings_need_protocol_5_and_its_bounds() {
+        use crate::scenario::SessionExpiry;
+        let mut s = base();
+        s.profiles.get_mut("good").unwrap().receive_maximum = Some(10);
+        only_issue(&s, "profiles.good.receive_maximum", "set protocol = 5");
+        let mut s = base();
+        s.profiles.get_mut("good").unwrap().protocol = 3;
+        only_issue(&s, "profiles.good.protocol", "4 (MQTT 3.1.1) or 5");
+        let mut s = base();
+        let p = s.profiles.get_mut("good").unwrap();
+        p.protocol = 5;
+        p.clean_session = false;
+        p.session_expiry = Some(SessionExpiry::After(secs(60)));
+        p.will.as_mut().unwrap().delay = Some(secs(30));
+        clean(&s);
+        s.profiles
+            .get_mut("good")
+            .unwrap()
+            .will
+            .as_mut()
+            .unwrap()
+            .delay = Some(ms(1500));
+        only_issue(&s, "profiles.good.will.delay", "whole seconds");
+        let mut s = base();
+        let p = s.profiles.get_mut("good").unwrap();
+        p.protocol = 5;
+        p.receive_maximum = Some(0);
+        only_issue(&s, "profiles.good.receive_maximum", "forbids 0");
+        let mut s = base();
+        let p = s.profiles.get_mut("good").unwrap();
+        p.protocol = 5;
+        p.keepalive = Some(secs(4));
+        p.ping_timeout = Some(secs(1));
+        only_issue(&s, "profiles.good.keepalive", "below 5s");
     }
 
     pub(in crate::scenario) fn fault(

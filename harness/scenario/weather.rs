@@ -7,6 +7,7 @@
 //! ```toml
 //! [[weather]]
 //! target = "field"                                  # default: every group
+//! from = "30s"                                      # default: from the start
 //! blip = { per_hour = 2.0, duration = "2s..8s" }    # link down
 //! silent_drop = { per_hour = 0.5, duration = "40s..2m" }   # blackhole
 //! latency_spike = { per_hour = 1.0, duration = "5s..20s", latency = "3s" }
@@ -44,6 +45,15 @@ pub struct Weather {
     /// The group whose devices get this weather; `None`: every group.
     #[serde(default)]
     pub target: Option<String>,
+    /// The weather begins this long into the run (default: at once), e.g.
+    /// once the fleet's connection ramp is over: an event that falls on a
+    /// device still connecting for the first time shows nothing.
+    #[serde(
+        default,
+        with = "duration::required_or_zero",
+        skip_serializing_if = "Duration::is_zero"
+    )]
+    pub from: Duration,
     /// The link goes down (connections closed, new ones refused).
     #[serde(default)]
     pub blip: Option<Spell>,
@@ -260,7 +270,7 @@ pub fn expand(w: &Weather, seed: u64, section: usize, device: u64, run: Duration
             continue;
         }
         let mean_gap_s = 3600.0 / per_hour;
-        let mut t = 0.0f64;
+        let mut t = w.from.as_secs_f64();
         loop {
             // Exponential gap: −ln(U) × mean, U in (0, 1].
             let u: f64 = 1.0 - rng.random::<f64>();

@@ -65,6 +65,7 @@ fn figures(delivered: u64) -> Figures {
         false_offline_per_device_day: None,
         devices_false_offline: None,
         takeovers: None,
+        reason_codes: Default::default(),
     }
 }
 

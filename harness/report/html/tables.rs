@@ -300,6 +300,18 @@ pub(super) fn connection_table(o: &mut String, r: &Report) {
         o.push_str("</tr>\n");
     }
     o.push_str("</tbody>\n</table>\n");
+    for (name, f) in r
+        .profiles
+        .iter()
+        .filter(|(_, f)| !f.reason_codes.is_empty())
+    {
+        let _ = writeln!(
+            o,
+            "<p class=\"reason-codes\">MQTT 5 reason codes given to {}'s devices: {}.</p>",
+            escape(name),
+            escape(&crate::report::markdown::reason_codes(&f.reason_codes))
+        );
+    }
 }
 
 pub(super) fn offline_table(o: &mut String, r: &Report) {
@@ -388,11 +400,51 @@ pub(super) fn faults_table(o: &mut String, r: &Report) {
         o,
         "<p class=\"meta\">Times on the run clock, as the fault backend confirmed them (not as scheduled).</p>"
     );
+    let listed: Vec<_> = r
+        .faults
+        .iter()
+        .filter(|f| crate::report::signoff::listed(f))
+        .collect();
+    if !listed.is_empty() {
+        fault_rows(o, &listed);
+    }
+    weather_events(o, r);
+}
+
+/// The weather's events per section and kind (each is in report.json).
+fn weather_events(o: &mut String, r: &Report) {
+    use crate::report::signoff::{weather_cells, weather_rows, WEATHER_COLUMNS, WEATHER_NOTE};
+    let rows = weather_rows(r);
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "<h3>Field weather events</h3>");
+    let _ = write!(o, "<table id=\"weather\">\n<thead><tr>");
+    for c in WEATHER_COLUMNS {
+        let _ = write!(o, "<th>{}</th>", escape(c));
+    }
+    let _ = writeln!(o, "</tr></thead>\n<tbody>");
+    for w in &rows {
+        let _ = write!(o, "<tr>");
+        for (i, c) in weather_cells(w).iter().enumerate() {
+            let class = if i >= 2 { " class=\"num\"" } else { "" };
+            let _ = write!(o, "<td{class}>{}</td>", escape(c));
+        }
+        let _ = writeln!(o, "</tr>");
+    }
+    let _ = writeln!(
+        o,
+        "</tbody>\n</table>\n<p class=\"meta\">{}</p>",
+        escape(WEATHER_NOTE)
+    );
+}
+
+fn fault_rows(o: &mut String, faults: &[&crate::report::FaultRecord]) {
     let _ = writeln!(
         o,
         "<table id=\"faults\">\n<thead><tr><th>#</th><th>kind</th><th>target</th><th>applied at</th><th>healed at</th><th>in force</th><th>note</th></tr></thead>\n<tbody>"
     );
-    for f in &r.faults {
+    for f in faults {
         let note = match (&f.error, f.applied) {
             (Some(e), _) => format!("error: {e}"),
             (None, false) => "not applied".into(),
