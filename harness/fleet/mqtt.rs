@@ -49,15 +49,16 @@ impl Client {
         topic: &str,
         qos: u8,
         retain: bool,
-        payload: impl Into<Bytes>,
+        payload: impl Into<Vec<u8>>,
     ) -> Result<(), Refused> {
-        let payload: Bytes = payload.into();
+        // Moved, never copied: both clients take the buffer as it is.
+        let payload: Vec<u8> = payload.into();
         match self {
             Client::V4(c) => c
-                .try_publish(topic, qos4(qos), retain, payload.to_vec())
+                .try_publish(topic, qos4(qos), retain, payload)
                 .map_err(|_| Refused),
             Client::V5(c) => c
-                .try_publish(topic, qos5(qos), retain, payload)
+                .try_publish(topic, qos5(qos), retain, Bytes::from(payload))
                 .map_err(|_| Refused),
         }
     }
