@@ -316,19 +316,17 @@ impl Link {
             Ok(0) => true,
             Ok(n) => {
                 self.up_bytes.received.add(n as u64);
-                if !self.half_open {
-                    if self.up.is_passthrough() && self.to_server.is_empty() {
-                        if !forward(
-                            self.server.as_ref(),
-                            &mut self.to_server,
-                            &self.up_bytes.sent,
-                            &buf[..n],
-                        ) {
-                            self.close_server();
-                        }
-                    } else {
-                        self.up.push(Bytes::copy_from_slice(&buf[..n]), now);
-                    }
+                if !self.half_open
+                    && !relay(
+                        &mut self.up,
+                        self.server.as_ref(),
+                        &mut self.to_server,
+                        &self.up_bytes.sent,
+                        &buf[..n],
+                        now,
+                    )
+                {
+                    self.close_server();
                 }
                 false
             }
@@ -358,19 +356,17 @@ impl Link {
             Ok(0) => true,
             Ok(n) => {
                 self.down_bytes.received.add(n as u64);
-                if !self.half_open {
-                    if self.down.is_passthrough() && self.to_client.is_empty() {
-                        if !forward(
-                            self.client.as_ref(),
-                            &mut self.to_client,
-                            &self.down_bytes.sent,
-                            &buf[..n],
-                        ) {
-                            self.close_client();
-                        }
-                    } else {
-                        self.down.push(Bytes::copy_from_slice(&buf[..n]), now);
-                    }
+                if !self.half_open
+                    && !relay(
+                        &mut self.down,
+                        self.client.as_ref(),
+                        &mut self.to_client,
+                        &self.down_bytes.sent,
+                        &buf[..n],
+                        now,
+                    )
+                {
+                    self.close_client();
                 }
                 false
             }
@@ -414,6 +410,24 @@ impl Link {
         self.server_eof = true;
         self.down.push_eof(Instant::now());
     }
+}
+
+/// Hand what one direction read on: straight to the other socket while no
+/// toxic acts and nothing waits (see [`forward`]), else into the pipeline.
+/// False when the socket failed.
+fn relay(
+    pipe: &mut Pipeline,
+    sock: Option<&TcpStream>,
+    queue: &mut VecDeque<Out>,
+    sent: &Counter,
+    data: &[u8],
+    now: Instant,
+) -> bool {
+    if pipe.is_passthrough() && queue.is_empty() {
+        return forward(sock, queue, sent, data);
+    }
+    pipe.push(Bytes::copy_from_slice(data), now);
+    true
 }
 
 /// The fast path of a direction with no toxic and nothing queued: write
