@@ -318,35 +318,31 @@ fn wire4(e: rumqttc::Event) -> Wire {
     }
 }
 
-/// MQTT 5's PUBACK / PUBREC reason codes (they share one list).
-fn puback_code(r: &r5::mqttbytes::v5::PubAckReason) -> u8 {
-    use r5::mqttbytes::v5::PubAckReason::*;
-    match r {
-        Success => 0x00,
-        NoMatchingSubscribers => 0x10,
-        UnspecifiedError => 0x80,
-        ImplementationSpecificError => 0x83,
-        NotAuthorized => 0x87,
-        TopicNameInvalid => 0x90,
-        PacketIdentifierInUse => 0x91,
-        QuotaExceeded => 0x97,
-        PayloadFormatInvalid => 0x99,
-    }
+/// MQTT 5's PUBACK and PUBREC reason codes: the specification gives both
+/// packets one list; rumqttc has an enum for each.
+macro_rules! publish_reason_code {
+    ($reason:ident, $r:expr) => {{
+        use r5::mqttbytes::v5::$reason::*;
+        match $r {
+            Success => 0x00,
+            NoMatchingSubscribers => 0x10,
+            UnspecifiedError => 0x80,
+            ImplementationSpecificError => 0x83,
+            NotAuthorized => 0x87,
+            TopicNameInvalid => 0x90,
+            PacketIdentifierInUse => 0x91,
+            QuotaExceeded => 0x97,
+            PayloadFormatInvalid => 0x99,
+        }
+    }};
 }
 
-fn pubrec_code(r: &r5::mqttbytes::v5::PubRecReason) -> u8 {
-    use r5::mqttbytes::v5::PubRecReason::*;
-    match r {
-        Success => 0x00,
-        NoMatchingSubscribers => 0x10,
-        UnspecifiedError => 0x80,
-        ImplementationSpecificError => 0x83,
-        NotAuthorized => 0x87,
-        TopicNameInvalid => 0x90,
-        PacketIdentifierInUse => 0x91,
-        QuotaExceeded => 0x97,
-        PayloadFormatInvalid => 0x99,
-    }
+fn puback_code(r: r5::mqttbytes::v5::PubAckReason) -> u8 {
+    publish_reason_code!(PubAckReason, r)
+}
+
+fn pubrec_code(r: r5::mqttbytes::v5::PubRecReason) -> u8 {
+    publish_reason_code!(PubRecReason, r)
 }
 
 fn wire5(e: r5::Event) -> Wire {
@@ -361,13 +357,13 @@ fn wire5(e: r5::Event) -> Wire {
         Event::Incoming(Incoming::PubAck(a)) => Wire::Acked {
             pkid: a.pkid,
             packet: AckPacket::PubAck,
-            reason: puback_code(&a.reason),
+            reason: puback_code(a.reason),
         },
         // A PUBREC that refuses ends the QoS 2 flow (no PUBREL follows).
-        Event::Incoming(Incoming::PubRec(r)) if pubrec_code(&r.reason) >= 0x80 => Wire::Acked {
+        Event::Incoming(Incoming::PubRec(r)) if pubrec_code(r.reason) >= 0x80 => Wire::Acked {
             pkid: r.pkid,
             packet: AckPacket::PubRec,
-            reason: pubrec_code(&r.reason),
+            reason: pubrec_code(r.reason),
         },
         Event::Incoming(Incoming::PubComp(c)) => Wire::Acked {
             pkid: c.pkid,
@@ -501,9 +497,13 @@ mod tests {
     #[test]
     fn reason_codes_keep_their_values_and_names() {
         use r5::mqttbytes::v5::PubAckReason;
-        assert_eq!(puback_code(&PubAckReason::QuotaExceeded), 0x97);
-        assert_eq!(puback_code(&PubAckReason::NotAuthorized), 0x87);
-        assert_eq!(puback_code(&PubAckReason::NoMatchingSubscribers), 0x10);
+        assert_eq!(puback_code(PubAckReason::QuotaExceeded), 0x97);
+        assert_eq!(puback_code(PubAckReason::NotAuthorized), 0x87);
+        assert_eq!(puback_code(PubAckReason::NoMatchingSubscribers), 0x10);
+        assert_eq!(
+            pubrec_code(r5::mqttbytes::v5::PubRecReason::QuotaExceeded),
+            0x97
+        );
         assert_eq!(reason_name(0x8E), "session taken over");
         assert_eq!(reason_name(0x8D), "keep alive timeout");
         assert_eq!(reason_name(0x97), "quota exceeded");
