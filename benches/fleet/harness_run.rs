@@ -108,9 +108,11 @@ pub fn steady_p99(bin: &Path, out: &Path, duration: Duration) -> Result<Option<u
         .stderr(std::process::Stdio::null())
         .status()
         .map_err(|e| format!("{}: {e}", bin.display()))?;
-    // Exit 1 and 3 are verdicts (fail; error, e.g. schedule lag in the
-    // window): the window's report is written all the same.
-    if !matches!(status.code(), Some(0 | 1 | 3)) {
+    // Every verdict writes the window's report, a failing or an erroneous
+    // one (e.g. schedule lag in the window) too.
+    use mqtt_chaos::runner::exit::{BREACH, ENVIRONMENT, PASS};
+    let verdict = [PASS, BREACH, ENVIRONMENT].map(i32::from);
+    if !status.code().is_some_and(|c| verdict.contains(&c)) {
         return Err(format!(
             "mqtt-chaos report --from {from}s --to {to}s: {status}"
         ));
