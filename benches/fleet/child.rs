@@ -91,30 +91,28 @@ impl Proc {
         deadline: Instant,
         mut on_tick: impl FnMut(&Proc),
     ) -> Result<Cost, String> {
-        loop {
-            if crate::interrupted() {
-                return Err(format!("interrupted while {} ran", self.name));
-            }
-            if self.ended() {
-                let cpu = procfs::cpu(self.pid()).unwrap_or_default();
-                let status = self
-                    .child
-                    .wait()
-                    .map_err(|e| format!("wait for {}: {e}", self.name))?;
-                self.reaped = true;
-                return Ok(Cost {
-                    status,
-                    cpu,
-                    peak_rss_kib: self.peak_rss_kib,
-                });
-            }
+        let mut costs = wait_all(std::slice::from_mut(self), deadline, |ps| on_tick(&ps[0]))?;
+        Ok(costs.remove(0))
+    }
+
+    /// Its cost when it has ended (reaped now), else None after sampling
+    /// its peak RSS.
+    fn reap_if_ended(&mut self) -> Result<Option<Cost>, String> {
+        if !self.ended() {
             self.sample();
-            if Instant::now() >= deadline {
-                return Err(format!("{} did not end within its deadline", self.name));
-            }
-            on_tick(self);
-            std::thread::sleep(TICK);
+            return Ok(None);
         }
+        let cpu = procfs::cpu(self.pid()).unwrap_or_default();
+        let status = self
+            .child
+            .wait()
+            .map_err(|e| format!("wait for {}: {e}", self.name))?;
+        self.reaped = true;
+        Ok(Some(Cost {
+            status,
+            cpu,
+            peak_rss_kib: self.peak_rss_kib,
+        }))
     }
 
     /// Stop the child now (SIGTERM, then SIGKILL after the grace period)
@@ -149,4 +147,47 @@ impl Drop for Proc {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Wait until every child ends by itself, at most until `deadline`, each
+/// sampled every [`TICK`] while it runs (so none of their peaks is
+/// missed); their costs in order. `on_tick` as in [`Proc::wait`].
+pub fn wait_all(
+    procs: &mut [Proc],
+    deadline: Instant,
+    mut on_tick: impl FnMut(&[Proc]),
+) -> Result<Vec<Cost>, String> {
+    let mut costs: Vec<Option<Cost>> = vec![None; procs.len()];
+    loop {
+        if crate::interrupted() {
+            return Err(format!("interrupted while {} ran", running(procs, &costs)));
+        }
+        for (p, c) in procs.iter_mut().zip(costs.iter_mut()) {
+            if c.is_none() {
+                *c = p.reap_if_ended()?;
+            }
+        }
+        if costs.iter().all(Option::is_some) {
+            return Ok(costs.into_iter().flatten().collect());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{} did not end within its deadline",
+                running(procs, &costs)
+            ));
+        }
+        on_tick(procs);
+        std::thread::sleep(TICK);
+    }
+}
+
+/// The names of the children still running, for messages.
+fn running(procs: &[Proc], costs: &[Option<Cost>]) -> String {
+    procs
+        .iter()
+        .zip(costs)
+        .filter(|(_, c)| c.is_none())
+        .map(|(p, _)| p.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -108,14 +108,36 @@ pub fn steady_p99(bin: &Path, out: &Path, duration: Duration) -> Result<Option<u
         .stderr(std::process::Stdio::null())
         .status()
         .map_err(|e| format!("{}: {e}", bin.display()))?;
-    // Every verdict writes the window's report, a failing or an erroneous
-    // one (e.g. schedule lag in the window) too.
-    use mqtt_chaos::runner::exit::{BREACH, ENVIRONMENT, PASS};
-    let verdict = [PASS, BREACH, ENVIRONMENT].map(i32::from);
-    if !status.code().is_some_and(|c| verdict.contains(&c)) {
+    if !verdict_exit(status) {
         return Err(format!(
             "mqtt-chaos report --from {from}s --to {to}s: {status}"
         ));
     }
     Ok(read_report(&out.join(format!("window-{from}s-{to}s")))?.e2e_p99_us)
+}
+
+/// `mqtt-chaos merge SHARD_DIR… --out OUT`: the shards of one harness run
+/// (`--brokers K`) folded into one run directory with its reports.
+pub fn merge(bin: &Path, shards: &[std::path::PathBuf], out: &Path) -> Result<(), String> {
+    let status = std::process::Command::new(bin)
+        .arg("merge")
+        .args(shards)
+        .arg("--out")
+        .arg(out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("{}: {e}", bin.display()))?;
+    if !verdict_exit(status) {
+        return Err(format!("mqtt-chaos merge {}: {status}", out.display()));
+    }
+    Ok(())
+}
+
+/// An exit code that is a verdict (pass, fail, error): the reports are
+/// written, a failing or an erroneous one (e.g. schedule lag) too.
+fn verdict_exit(status: std::process::ExitStatus) -> bool {
+    use mqtt_chaos::runner::exit::{BREACH, ENVIRONMENT, PASS};
+    status
+        .code()
+        .is_some_and(|c| [PASS, BREACH, ENVIRONMENT].map(i32::from).contains(&c))
 }

@@ -6,12 +6,14 @@
 //! cargo bench --bench fleet -- --devices 1000,5000 [--duration 60s] [--rate 1]
 //!                              [--qos 1] [--payload 128] [--keep DIR]
 //! cargo bench --bench fleet -- --idle --devices 10000 --hold 10m
+//! cargo bench --bench fleet -- --idle --devices 30000 --brokers 2
 //! ```
 //!
 //! # Map
 //!
-//! * [`broker`]: the one Mosquitto of the whole bench (own config, free port
-//!   on 127.0.0.1, no limits that drop messages).
+//! * [`broker`]: the Mosquitto of the whole bench (own config, free port
+//!   on 127.0.0.1, no limits that drop messages); one per shard with
+//!   `--brokers K`.
 //! * [`bare`]: the baseline: N rumqttc clients and one subscriber, as a
 //!   process of its own (this binary re-executed with `--bare`).
 //! * [`harness_run`]: the harness's run of the same load: the scenario
@@ -75,6 +77,13 @@ struct Args {
     /// How long --idle holds the fleet.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     hold: Duration,
+    /// Brokers, one Mosquitto each. With K > 1 each fleet runs as K
+    /// processes, process i holding the devices of index k mod K = i
+    /// against broker i (the harness as `run --shard i/K`, its shards
+    /// merged after): past one broker's open-file limit, the harness side
+    /// goes on.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
+    brokers: u32,
     /// Keep the scenarios, reports and logs in this directory (default: a
     /// temp dir, removed at the end).
     #[arg(long)]
@@ -249,97 +258,164 @@ impl Fleet {
 
 struct Ctx<'a> {
     args: &'a Args,
-    broker: &'a Broker,
+    brokers: &'a [Broker],
     work: &'a Path,
     harness_bin: &'a Path,
 }
 
+/// The devices of shard `i` of `k` among `n` (those of index j mod k = i).
+fn share(n: u32, i: u32, k: u32) -> u32 {
+    n / k + u32::from(i < n % k)
+}
+
+/// How far ahead of now the shards of one harness run start together:
+/// time for each process to start and prepare.
+const SHARD_LEAD: Duration = Duration::from_secs(10);
+
 /// Run one fleet of `n` devices for `duration` (publishing, or holding
-/// with --idle); what it cost, counted, and its connected devices over time.
+/// with --idle) as `procs` processes, process i against broker i; what it
+/// cost (summed over the processes), counted, and its connected devices
+/// over time.
 fn phase(
     ctx: &Ctx,
     fleet: Fleet,
     n: u32,
+    procs: u32,
     duration: Duration,
 ) -> Result<(Measured, Timeline), String> {
-    let left = ctx.broker.wait_empty(Duration::from_secs(30));
-    if left > 0 {
-        eprintln!("fleet bench: {left} connections still open at the broker before this phase");
+    let brokers = &ctx.brokers[..procs as usize];
+    for b in brokers {
+        let left = b.wait_empty(Duration::from_secs(30));
+        if left > 0 {
+            eprintln!(
+                "fleet bench: {left} connections still open at the broker on port {} before this phase",
+                b.port
+            );
+        }
     }
     let args = ctx.args;
     let tag = format!(
-        "{}-{n}{}",
+        "{}-{n}{}{}",
         fleet.name(),
-        if args.idle { "-idle" } else { "" }
+        if args.idle { "-idle" } else { "" },
+        if procs > 1 {
+            format!("-x{procs}")
+        } else {
+            String::new()
+        }
     );
-    let log =
-        std::fs::File::create(ctx.work.join(format!("{tag}.log"))).map_err(|e| e.to_string())?;
-    let stdout_path = ctx.work.join(format!("{tag}.out"));
-    let stdout = std::fs::File::create(&stdout_path).map_err(|e| e.to_string())?;
     let out_dir = ctx.work.join(&tag);
-    let mut cmd;
-    let deadline;
-    match fleet {
-        Fleet::Bare => {
-            cmd = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
-            cmd.arg("--bare")
-                .arg(format!("--devices={n}"))
-                .arg(format!("--port={}", ctx.broker.port))
-                .arg(format!("--rate={}", args.rate))
-                .arg(format!("--qos={}", args.qos))
-                .arg(format!("--payload={}", args.payload))
-                .arg(format!("--keepalive={}ms", keepalive(args).as_millis()));
-            if args.idle {
-                cmd.arg("--idle")
-                    .arg(format!("--hold={}ms", duration.as_millis()));
-            } else {
-                cmd.arg(format!("--duration={}ms", duration.as_millis()));
-            }
-            deadline = duration + harness_run::DRAIN + Duration::from_secs(60);
-        }
-        Fleet::Harness => {
-            let load = harness_run::Load {
-                devices: n,
-                rate: (!args.idle).then_some(args.rate),
-                qos: args.qos,
-                payload: args.payload,
-                keepalive: keepalive(args),
-                duration,
-            };
-            let scenario = ctx.work.join(format!("{tag}.toml"));
-            std::fs::write(&scenario, harness_run::scenario_text(&load))
-                .map_err(|e| e.to_string())?;
-            cmd = Command::new(ctx.harness_bin);
-            cmd.arg("run")
-                .arg(&scenario)
-                .arg("--broker")
-                .arg(format!("tcp://127.0.0.1:{}", ctx.broker.port))
-                .arg("--quiet")
-                .arg("--out")
-                .arg(&out_dir);
-            // Its own teardown is bounded by 180 s.
-            deadline = duration + harness_run::DRAIN + Duration::from_secs(240);
-        }
+    let scenario = ctx.work.join(format!("{tag}.toml"));
+    if fleet == Fleet::Harness {
+        let load = harness_run::Load {
+            devices: n,
+            rate: (!args.idle).then_some(args.rate),
+            qos: args.qos,
+            payload: args.payload,
+            keepalive: keepalive(args),
+            duration,
+        };
+        std::fs::write(&scenario, harness_run::scenario_text(&load)).map_err(|e| e.to_string())?;
     }
-    cmd.stdin(Stdio::null()).stdout(stdout).stderr(log);
+    let start_at = std::time::SystemTime::now() + SHARD_LEAD;
+    let start_at_ms = start_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_millis();
+    let deadline = duration
+        + harness_run::DRAIN
+        + if fleet == Fleet::Bare {
+            Duration::from_secs(60)
+        } else {
+            // Its own teardown is bounded by 180 s.
+            Duration::from_secs(240) + SHARD_LEAD
+        };
     eprintln!(
-        "fleet bench: {} fleet, {n} devices, {}",
+        "fleet bench: {} fleet, {n} devices{}, {}",
         fleet.name(),
+        if procs > 1 {
+            format!(" in {procs} processes, one broker each")
+        } else {
+            String::new()
+        },
         humantime::format_duration(duration)
     );
-    let mosquitto_before = ctx.broker.cpu();
+    let mosquitto_before: Vec<Duration> = brokers.iter().map(Broker::cpu).collect();
     let started = Instant::now();
-    let mut p = Proc::spawn(fleet.name(), &mut cmd, Duration::from_secs(60))?;
+    let mut children = Vec::new();
+    let mut stdout_paths = Vec::new();
+    let mut logs = Vec::new();
+    let mut shard_dirs = Vec::new();
+    for (i, b) in brokers.iter().enumerate() {
+        let i = i as u32;
+        let name = if procs > 1 {
+            format!("{}-{i}", fleet.name())
+        } else {
+            fleet.name().to_string()
+        };
+        let log_path = ctx.work.join(format!("{tag}{}.log", suffix(i, procs)));
+        let stdout_path = ctx.work.join(format!("{tag}{}.out", suffix(i, procs)));
+        let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+        let stdout = std::fs::File::create(&stdout_path).map_err(|e| e.to_string())?;
+        let mut cmd;
+        match fleet {
+            Fleet::Bare => {
+                cmd = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
+                cmd.arg("--bare")
+                    .arg(format!("--devices={}", share(n, i, procs)))
+                    .arg(format!("--port={}", b.port))
+                    .arg(format!("--rate={}", args.rate))
+                    .arg(format!("--qos={}", args.qos))
+                    .arg(format!("--payload={}", args.payload))
+                    .arg(format!("--keepalive={}ms", keepalive(args).as_millis()));
+                if args.idle {
+                    cmd.arg("--idle")
+                        .arg(format!("--hold={}ms", duration.as_millis()));
+                } else {
+                    cmd.arg(format!("--duration={}ms", duration.as_millis()));
+                }
+            }
+            Fleet::Harness => {
+                let dir = if procs > 1 {
+                    out_dir.join(format!("shard-{i}"))
+                } else {
+                    out_dir.clone()
+                };
+                cmd = Command::new(ctx.harness_bin);
+                cmd.arg("run")
+                    .arg(&scenario)
+                    .arg("--broker")
+                    .arg(format!("tcp://127.0.0.1:{}", b.port))
+                    .arg("--quiet")
+                    .arg("--out")
+                    .arg(&dir);
+                if procs > 1 {
+                    cmd.arg(format!("--shard={i}/{procs}"))
+                        .arg(format!("--start-at={start_at_ms}"));
+                }
+                shard_dirs.push(dir);
+            }
+        }
+        cmd.stdin(Stdio::null()).stdout(stdout).stderr(log);
+        children.push(Proc::spawn(&name, &mut cmd, Duration::from_secs(60))?);
+        stdout_paths.push(stdout_path);
+        logs.push(log_path);
+    }
     let mut timeline = Timeline::new();
-    let every = (duration / 10).clamp(Duration::from_secs(5), Duration::from_secs(60));
+    let every = (duration / 20).clamp(Duration::from_secs(5), Duration::from_secs(30));
     let mut next = started + every;
-    let port = ctx.broker.port;
     let own = fleet.own_connections();
-    let cost = p.wait(started + deadline, |p| {
+    let costs = child::wait_all(&mut children, started + deadline, |ps| {
         if args.idle && Instant::now() >= next {
             next += every;
-            let c = procfs::established(port).saturating_sub(own);
-            let rss = procfs::rss_kib(p.pid()).unwrap_or(0);
+            let c = brokers
+                .iter()
+                .map(|b| procfs::established(b.port).saturating_sub(own))
+                .sum::<usize>();
+            let rss: u64 = ps
+                .iter()
+                .map(|p| procfs::rss_kib(p.pid()).unwrap_or(0))
+                .sum();
             let t = started.elapsed().as_secs();
             eprintln!(
                 "  t={t}s connected={c}/{n} rss={:.1} MiB",
@@ -348,39 +424,51 @@ fn phase(
             timeline.push((t, c));
         }
     })?;
-    let mosquitto_cpu = ctx.broker.cpu().saturating_sub(mosquitto_before);
+    let mosquitto_cpu = brokers
+        .iter()
+        .zip(&mosquitto_before)
+        .map(|(b, before)| b.cpu().saturating_sub(*before))
+        .sum();
     let mut m = Measured {
-        cpu: cost.cpu,
-        peak_rss_kib: cost.peak_rss_kib,
+        cpu: costs.iter().map(|c| c.cpu).sum(),
+        peak_rss_kib: costs.iter().map(|c| c.peak_rss_kib).sum(),
         mosquitto_cpu,
         ..Measured::default()
     };
     match fleet {
         Fleet::Bare => {
-            if !cost.status.success() {
-                return Err(format!(
-                    "the bare fleet failed ({}; see {})",
-                    cost.status,
-                    ctx.work.join(format!("{tag}.log")).display()
-                ));
+            for ((cost, stdout_path), log) in costs.iter().zip(&stdout_paths).zip(&logs) {
+                if !cost.status.success() {
+                    return Err(format!(
+                        "the bare fleet failed ({}; see {})",
+                        cost.status,
+                        log.display()
+                    ));
+                }
+                let text = std::fs::read_to_string(stdout_path).map_err(|e| e.to_string())?;
+                let r: bare::BareReport = serde_json::from_str(text.trim())
+                    .map_err(|e| format!("the bare fleet's report: {e}: {text}"))?;
+                if r.connection_errors > 0 {
+                    eprintln!("  bare fleet: {} connection errors", r.connection_errors);
+                }
+                m.sent += r.sent;
+                m.delivered += r.delivered;
+                // A p99 of several processes is not their sum: the worst
+                // of them stands for the fleet.
+                m.e2e_p99_us = m.e2e_p99_us.max(r.e2e_p99_us);
+                m.steady_p99_us = m.steady_p99_us.max(r.steady_p99_us);
             }
-            let text = std::fs::read_to_string(&stdout_path).map_err(|e| e.to_string())?;
-            let r: bare::BareReport = serde_json::from_str(text.trim())
-                .map_err(|e| format!("the bare fleet's report: {e}: {text}"))?;
-            if r.connection_errors > 0 {
-                eprintln!("  bare fleet: {} connection errors", r.connection_errors);
-            }
-            m.sent = r.sent;
-            m.delivered = r.delivered;
-            m.e2e_p99_us = r.e2e_p99_us;
-            m.steady_p99_us = r.steady_p99_us;
         }
         Fleet::Harness => {
+            if procs > 1 {
+                harness_run::merge(ctx.harness_bin, &shard_dirs, &out_dir)?;
+            }
             let f = harness_run::read_report(&out_dir).map_err(|e| {
+                let status: Vec<String> = costs.iter().map(|c| c.status.to_string()).collect();
                 format!(
                     "{e} (harness exit {}; see {})",
-                    cost.status,
-                    ctx.work.join(format!("{tag}.log")).display()
+                    status.join(", "),
+                    logs[0].display()
                 )
             })?;
             m.sent = f.sent;
@@ -404,6 +492,15 @@ fn phase(
     Ok((m, timeline))
 }
 
+/// The file name suffix of process i of a phase of `procs`.
+fn suffix(i: u32, procs: u32) -> String {
+    if procs > 1 {
+        format!("-{i}")
+    } else {
+        String::new()
+    }
+}
+
 /// The 1-device runs standing for each process without devices.
 const BASELINE_DURATION: Duration = Duration::from_secs(10);
 
@@ -419,39 +516,52 @@ fn bench(args: &Args) -> Result<(), String> {
         None => WorkDir::Temp(tempfile::tempdir().map_err(|e| e.to_string())?),
     };
     let harness_bin = harness_binary(work.path())?;
-    let broker = Broker::start(work.path())?;
-    eprintln!(
-        "fleet bench: {} on 127.0.0.1:{} (pid {}), work dir {}",
-        broker.version,
-        broker.port,
-        broker.proc.pid(),
-        work.path().display()
-    );
+    let mut brokers = Vec::new();
+    for i in 0..args.brokers {
+        let dir = if i == 0 {
+            work.path().to_path_buf()
+        } else {
+            let d = work.path().join(format!("broker-{i}"));
+            std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+            d
+        };
+        let b = Broker::start(&dir)?;
+        eprintln!(
+            "fleet bench: {} on 127.0.0.1:{} (pid {}), work dir {}",
+            b.version,
+            b.port,
+            b.proc.pid(),
+            work.path().display()
+        );
+        brokers.push(b);
+    }
     let ctx = Ctx {
         args,
-        broker: &broker,
+        brokers: &brokers,
         work: work.path(),
         harness_bin: &harness_bin,
     };
-    let base_bare = phase(&ctx, Fleet::Bare, 1, BASELINE_DURATION)?.0;
-    let base_harness = phase(&ctx, Fleet::Harness, 1, BASELINE_DURATION)?.0;
+    let base_bare = phase(&ctx, Fleet::Bare, 1, 1, BASELINE_DURATION)?.0;
+    let base_harness = phase(&ctx, Fleet::Harness, 1, 1, BASELINE_DURATION)?.0;
     let run_for = if args.idle { args.hold } else { args.duration };
     let mut rows = Vec::new();
     let mut timelines = Vec::new();
     for &n in &args.devices {
-        let (bare, bare_t) = phase(&ctx, Fleet::Bare, n, run_for)?;
-        let (harness, harness_t) = phase(&ctx, Fleet::Harness, n, run_for)?;
+        let (bare, bare_t) = phase(&ctx, Fleet::Bare, n, args.brokers, run_for)?;
+        let (harness, harness_t) = phase(&ctx, Fleet::Harness, n, args.brokers, run_for)?;
         rows.push(Row {
             devices: n,
             harness_rss_per_device: table::rss_per_device_kib(
                 harness.peak_rss_kib,
                 base_harness.peak_rss_kib,
                 n,
+                args.brokers,
             ),
             bare_rss_per_device: table::rss_per_device_kib(
                 bare.peak_rss_kib,
                 base_bare.peak_rss_kib,
                 n,
+                args.brokers,
             ),
             harness,
             bare,
@@ -460,8 +570,16 @@ fn bench(args: &Args) -> Result<(), String> {
     }
     println!();
     println!(
-        "{}, 127.0.0.1; {} per device, QoS {}, {} B payload, keepalive {}, {} per fleet",
-        broker.version,
+        "{}{}, 127.0.0.1; {} per device, QoS {}, {} B payload, keepalive {}, {} per fleet",
+        brokers[0].version,
+        if args.brokers > 1 {
+            format!(
+                " × {} (each fleet in {0} processes, one broker each)",
+                args.brokers
+            )
+        } else {
+            String::new()
+        },
         if args.idle {
             "idle".to_string()
         } else {
@@ -473,15 +591,16 @@ fn bench(args: &Args) -> Result<(), String> {
         humantime::format_duration(run_for)
     );
     println!(
-        "CPU µs/msg = the process's utime + stime (all threads, whole run) / messages \
-         delivered; RSS/device = (VmHWM − VmHWM of a 1-device run) / (N − 1); the 1-device \
+        "CPU µs/msg = the processes' utime + stime (all threads, whole run) / messages \
+         delivered; RSS/device = (VmHWM summed − K × VmHWM of a 1-device run) / (N − K) for \
+         K processes; the 1-device \
          runs: harness {:.1} MiB, bare {:.1} MiB.",
         base_harness.peak_rss_kib as f64 / 1024.0,
         base_bare.peak_rss_kib as f64 / 1024.0
     );
     println!();
     if args.idle {
-        print!("{}", table::markdown_idle(&rows, &timelines));
+        print!("{}", table::markdown_idle(&rows, &timelines, run_for));
     } else {
         print!("{}", table::markdown(&rows));
         println!();

@@ -39,10 +39,13 @@ fn per_msg(cpu: Duration, delivered: u64) -> Option<f64> {
     (delivered > 0).then(|| cpu.as_secs_f64() * 1e6 / delivered as f64)
 }
 
-/// RSS per device: (VmHWM with N devices − VmHWM with 1 device) / (N − 1),
-/// KiB; the 1-device run stands for the process with no devices.
-pub fn rss_per_device_kib(peak_kib: u64, one_device_kib: u64, n: u32) -> Option<f64> {
-    (n > 1).then(|| (peak_kib as f64 - one_device_kib as f64) / f64::from(n - 1))
+/// RSS per device of N devices in K processes: (the processes' VmHWM
+/// summed − K × VmHWM with 1 device) / (N − K), KiB; the 1-device run
+/// stands for a process with no devices.
+pub fn rss_per_device_kib(peak_kib: u64, one_device_kib: u64, n: u32, procs: u32) -> Option<f64> {
+    (n > procs).then(|| {
+        (peak_kib as f64 - f64::from(procs) * one_device_kib as f64) / f64::from(n - procs)
+    })
 }
 
 /// One row of the table.
@@ -105,26 +108,46 @@ fn ms(us: Option<u64>) -> String {
 /// Connected devices over an idle phase: (seconds since its start, count).
 pub type Timeline = Vec<(u64, usize)>;
 
+/// When the whole fleet was first connected (seconds into the phase), and
+/// the fewest connected from then over 90 % of the hold (the rest is the
+/// end of the hold and the teardown, when devices leave on purpose).
+/// `None`: never all connected.
+pub fn held(t: &Timeline, devices: usize, hold: Duration) -> Option<(u64, usize)> {
+    let (from, _) = *t.iter().find(|(_, c)| *c >= devices)?;
+    let until = from + hold.as_secs() * 9 / 10;
+    let fewest = t
+        .iter()
+        .filter(|(at, _)| (from..=until).contains(at))
+        .map(|(_, c)| *c)
+        .min()?;
+    Some((from, fewest))
+}
+
 /// The idle tables: per size, what holding the fleet cost each process,
 /// then the connected devices over time, side by side.
-pub fn markdown_idle(rows: &[Row], timelines: &[(u32, Timeline, Timeline)]) -> String {
+pub fn markdown_idle(
+    rows: &[Row],
+    timelines: &[(u32, Timeline, Timeline)],
+    hold: Duration,
+) -> String {
     let mut s = String::from(
-        "| devices | fleet | connected (min over the last 90 %) | RSS/device | CPU s | Mosquitto CPU s |\n\
-         | ---: | --- | ---: | ---: | ---: | ---: |\n",
+        "| devices | fleet | all connected at | held (min over 90 % of the hold from then) | RSS/device | CPU s | Mosquitto CPU s |\n\
+         | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for (r, (_, bare_t, harness_t)) in rows.iter().zip(timelines) {
         for (name, m, rss, t) in [
             ("harness", &r.harness, r.harness_rss_per_device, harness_t),
             ("bare", &r.bare, r.bare_rss_per_device, bare_t),
         ] {
-            let held = t
-                .iter()
-                .skip(t.len() / 10)
-                .map(|(_, c)| *c)
-                .min()
-                .map_or("—".to_string(), |c| format!("{c}/{}", r.devices));
+            let (at, held) = match held(t, r.devices as usize, hold) {
+                Some((at, c)) => (format!("{at} s"), format!("{c}/{}", r.devices)),
+                None => {
+                    let most = t.iter().map(|(_, c)| *c).max().unwrap_or(0);
+                    ("never".into(), format!("at most {most}/{}", r.devices))
+                }
+            };
             s.push_str(&format!(
-                "| {} | {name} | {held} | {} KiB | {:.1} | {:.1} |\n",
+                "| {} | {name} | {at} | {held} | {} KiB | {:.1} | {:.1} |\n",
                 r.devices,
                 num(rss, 1),
                 m.cpu.as_secs_f64(),
