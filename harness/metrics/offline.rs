@@ -13,9 +13,11 @@
 //! * **Unreachable** (ground truth): crashed, or hit by a fault whose
 //!   [`Effect`](super::connection::Effect) is not `Degraded` — link down or
 //!   blackhole, broker down or paused. Overlapping causes are one span.
-//! * `true_offline`: an unreachable span that contains a crash, or lasts at
-//!   least `min_outage` (one scenario-wide setting, the same for every
-//!   profile; default 30 s), began before the episode closed
+//! * `true_offline`: an unreachable span that lasts at least `min_outage`
+//!   (one scenario-wide setting, the same for every profile; default 30 s;
+//!   a crash counts by its length, so a reboot shorter than that is a blip,
+//!   while a device still dead at the end is dead for good), began before
+//!   the episode closed
 //!   and ended no earlier than the detection window `W` before it opened
 //!   (a report that arrives late, e.g. the will of a half-open connection
 //!   published at the takeover, still reports that outage).
@@ -37,7 +39,11 @@
 //!   * None, and the device was killed (crash) or its link stayed gone for
 //!     the whole window: `missed_offline`, and censored in
 //!     `broker_detect_time`. A link outage shorter than `W` that the broker
-//!     never reported is neither: nobody can say a report was due.
+//!     never reported is neither: nobody can say a report was due. Nor is
+//!     a crash of a device with a delayed will that was back before
+//!     `settle` after the delay: a reconnect within the delay cancels the
+//!     will (MQTT 5), so no report was due. With a plain will every crash
+//!     is judged: the broker learns of it at once.
 //!   * A death less than `W` before the run's end without a report is not
 //!     judged.
 //!   * A death is stamped when the harness confirmed it (a crashed task is
@@ -138,8 +144,14 @@ pub fn device_figures(
     }
 
     for &(o0, o1) in &episodes {
+        // A crash counts by its length as any outage (a reboot shorter
+        // than min_outage is a blip); one still dead at the end is a death
+        // for good, however little of it the run saw.
         let explained = unreachable.iter().any(|&(u0, u1, dead)| {
-            (dead || u1.saturating_since(u0) >= p.min_outage) && u0 <= o1 && u1.plus(window) >= o0
+            let for_good = dead && u1 >= end;
+            (for_good || u1.saturating_since(u0) >= p.min_outage)
+                && u0 <= o1
+                && u1.plus(window) >= o0
         });
         if explained {
             out.true_offline += 1;
@@ -257,7 +269,16 @@ fn deaths(
         }
         out.deaths += 1;
         let due = start.plus(window);
-        let qualifies = crash || stop.saturating_since(start) >= window;
+        // A crash is judged when its will was due while the device was
+        // still dead: at once for a plain will; for a delayed one only a
+        // device still dead `settle` after the delay (one back before its
+        // delay ran out cancels its will, as MQTT 5 says).
+        let dead_for = stop.saturating_since(start);
+        let qualifies = if crash {
+            p.will_delay.is_zero() || stop >= end || dead_for >= p.will_delay + p.settle
+        } else {
+            dead_for >= window
+        };
         if !p.has_will {
             if qualifies {
                 out.missed += 1;
@@ -418,6 +439,61 @@ mod tests {
         // Without the delay the same report is too late.
         let s = dev.figures(&[], &params(true), 60_000);
         assert_eq!(s.missed, 1);
+    }
+
+    #[test]
+    fn a_reboot_back_before_its_delayed_will_was_due_is_not_judged() {
+        // Will delay 6 s, settle 5 s: a device back 4 s or 10 s after its
+        // crash cancelled its will; one back after 12 s did not.
+        let delayed = OfflineParams {
+            will_delay: Duration::from_secs(6),
+            ..params(true)
+        };
+        for back in [14_000, 20_000] {
+            let dev = Dev::new().crash(10_000, Some(back)).connack(back + 100);
+            let s = dev.figures(&[], &delayed, 60_000);
+            assert_eq!(
+                (s.deaths, s.missed, s.detect_censored),
+                (1, 0, 0),
+                "back at {back}"
+            );
+        }
+        let dev = Dev::new().crash(10_000, Some(22_000)).connack(22_100);
+        let s = dev.figures(&[], &delayed, 60_000);
+        assert_eq!((s.deaths, s.missed, s.detect_censored), (1, 1, 1));
+        // A plain will is due at once: the same 4 s reboot unreported is
+        // missed.
+        let dev = Dev::new().crash(10_000, Some(14_000)).connack(14_100);
+        let s = dev.figures(&[], &params(true), 60_000);
+        assert_eq!((s.deaths, s.missed), (1, 1));
+    }
+
+    #[test]
+    fn a_reboot_shorter_than_min_outage_reported_is_false_and_a_death_for_good_true() {
+        // min_outage 30 s: a 3 s and a 20 s reboot reported at once are
+        // blips; a 40 s one and one dead at the end (10 s before it) are
+        // true.
+        let p = OfflineParams {
+            min_outage: Duration::from_secs(30),
+            ..params(true)
+        };
+        let rebooted = |back: u64| {
+            Dev::new()
+                .crash(10_000, Some(back))
+                .status(10_040, false)
+                .connack(back + 100)
+                .status(back + 120, true)
+                .figures(&[], &p, 120_000)
+        };
+        for back in [13_000, 30_000] {
+            let s = rebooted(back);
+            assert_eq!((s.true_offline, s.false_offline), (0, 1), "back at {back}");
+        }
+        let s = rebooted(50_000);
+        assert_eq!((s.true_offline, s.false_offline), (1, 0));
+        let dev = Dev::new().crash(110_000, None).status(110_040, false);
+        let s = dev.figures(&[], &p, 120_000);
+        assert_eq!((s.true_offline, s.false_offline), (1, 0));
     }
 
     #[test]
