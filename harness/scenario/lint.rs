@@ -114,7 +114,9 @@ pub fn lint(s: &Scenario) -> Vec<Lint> {
             if !p.clean_session && expiry == SessionExpiry::After(Duration::ZERO) {
                 push(
                     "session_present",
-                    "protocol 5 with clean_session = false but no session_expiry: MQTT 5's                      session expiry is 0 then, so the session ends with the connection and no                      reconnect resumes it (session_present stays 0); set session_expiry"
+                    "protocol 5 with clean_session = false but no session_expiry: MQTT 5's \
+                     session expiry is 0 then, so the session ends with the connection and no \
+                     reconnect resumes it (session_present stays 0); set session_expiry"
                         .into(),
                 );
             }
@@ -379,12 +381,18 @@ mod tests {
     use crate::scenario::validate::tests::{base, fault, ms, secs};
     use crate::scenario::{Reconnect, StreamSel, Will};
 
+    /// The lints of `profile`; each message one line of prose (no line
+    /// break or run of spaces left by a string continued without `\`).
     fn lints_of(s: &Scenario, profile: &str) -> Vec<(String, String)> {
-        lint(s)
+        let l: Vec<(String, String)> = lint(s)
             .into_iter()
             .filter(|l| l.profile == profile)
             .map(|l| (l.figure, l.message))
-            .collect()
+            .collect();
+        for (_, m) in &l {
+            assert!(!m.contains("  ") && !m.contains('\n'), "{m:?}");
+        }
+        l
     }
 
     #[track_caller]
