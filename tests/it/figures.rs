@@ -259,9 +259,12 @@ stream = "upstream""#;
 }
 
 async fn stale_without_republish(b: &str) {
+    // 3 s dead ≥ min_outage (2 s): the will reports a true outage (the dead
+    // span runs from the confirmed kill to the restart, a little under the
+    // scheduled duration, so 2 s would be a blip).
     let tl = r#"[[timeline]]
 at = "3s"
-duration = "2s"
+duration = "3s"
 kind = "device_crash"
 devices = 1"#;
     let text =
