@@ -331,8 +331,9 @@ async fn the_seed_claim_scenario_shortened_gives_its_table_with_intervals() {
         "{v5}\n{rec}"
     );
     // Not its missed_offline: Mosquitto 2.0.11 publishes delayed wills
-    // late under load (README, MQTT 5 profiles), so some deaths go
-    // unreported within the window (23 of 25 in one run).
+    // late or never once several are pending (README, MQTT 5 profiles;
+    // scripts/will-delay-check.py shows it with mosquitto_sub alone), so
+    // some deaths go unreported within the window.
     assert_eq!(v5["lost_after_ack"], 0, "{v5}");
 
     // report.md opens with the table, and says why the wrong rate flatters.
