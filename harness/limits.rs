@@ -536,16 +536,51 @@ pub fn check_memory(devices: u64, available: u64) -> Result<(), String> {
 /// Refuse more connections to the broker's one address than there are
 /// ephemeral ports to connect from (`ports`: the size of
 /// `net.ipv4.ip_local_port_range`; every connection to one address needs a
-/// port of its own, through the embedded proxy too, whose upstream
-/// connections go to the broker).
-pub fn check_ports(connections: u64, ports: u64) -> Result<(), String> {
-    if connections <= ports {
+/// port of its own from its local address). `direct` connections go from
+/// the kernel's choice of local address (127.0.0.1 towards a loopback
+/// broker); the embedded proxy's `proxied` upstream connections go from
+/// `sources` in turn (`--source-addresses`), or from the kernel's choice
+/// when there are none.
+pub fn check_ports(
+    direct: u64,
+    proxied: u64,
+    sources: &[std::net::IpAddr],
+    ports: u64,
+) -> Result<(), String> {
+    let default_ip: std::net::IpAddr = std::net::Ipv4Addr::LOCALHOST.into();
+    let k = sources.len() as u64;
+    // (local address, connections from it), the busiest first.
+    let mut loads: Vec<(String, u64)> = Vec::new();
+    if k == 0 {
+        loads.push(("the kernel's choice".into(), direct + proxied));
+    } else {
+        let share = proxied.div_ceil(k);
+        let mut kernel = direct;
+        for ip in sources {
+            if *ip == default_ip {
+                kernel += share;
+            } else {
+                loads.push((ip.to_string(), share));
+            }
+        }
+        loads.push(("the kernel's choice".into(), kernel));
+    }
+    loads.sort_by_key(|l| std::cmp::Reverse(l.1));
+    let (from, busiest) = &loads[0];
+    if *busiest <= ports {
         return Ok(());
     }
+    let total = direct + proxied;
+    let hint = if k == 0 && proxied > 0 {
+        "; --source-addresses 127.0.0.2-127.0.0.9 spreads the fault proxies' upstream connections over more local addresses"
+    } else {
+        ""
+    };
     Err(format!(
-        "this run opens about {connections} connections to the broker's address, but this machine \
-         has {ports} ephemeral ports to open them from (net.ipv4.ip_local_port_range): run fewer \
-         devices here, or put shards on several machines (--shard I/N)"
+        "this run opens about {total} connections to the broker's address, {busiest} of them from \
+         one local address ({from}), but this machine has {ports} ephemeral ports to open them \
+         from (net.ipv4.ip_local_port_range): run fewer devices here, or put shards on several \
+         machines (--shard I/N){hint}"
     ))
 }
 
@@ -693,12 +728,29 @@ mod tests {
 
     #[test]
     fn connections_beyond_the_ephemeral_ports_are_refused() {
-        assert_eq!(check_ports(28_232, 28_232), Ok(()));
-        let m = check_ports(36_002, 28_232).unwrap_err();
+        assert_eq!(check_ports(28_232, 0, &[], 28_232), Ok(()));
+        let m = check_ports(6_002, 30_000, &[], 28_232).unwrap_err();
         assert!(
             m.contains("36002 connections") && m.contains("28232 ephemeral ports"),
             "{m}"
         );
+        assert!(m.contains("--source-addresses"), "{m}");
+        // Two source addresses take 15 000 proxied connections each.
+        let two: Vec<std::net::IpAddr> =
+            vec!["127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap()];
+        assert_eq!(check_ports(6_002, 30_000, &two, 28_232), Ok(()));
+        // Direct connections cannot be spread: the kernel picks their address.
+        let m = check_ports(30_000, 10, &two, 28_232).unwrap_err();
+        assert!(
+            m.contains("30000 of them from one local address (the kernel's choice)"),
+            "{m}"
+        );
+        assert!(!m.contains("--source-addresses 127"), "{m}");
+        // 127.0.0.1 listed shares its ports with the direct connections.
+        let with_default: Vec<std::net::IpAddr> =
+            vec!["127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap()];
+        let m = check_ports(20_000, 20_000, &with_default, 28_232).unwrap_err();
+        assert!(m.contains("30000 of them"), "{m}");
         // 32768-60999 here.
         assert!(ephemeral_ports().is_some_and(|n| n > 1000));
     }

@@ -40,6 +40,11 @@ struct ProxyArgs {
     /// An existing Docker network for toxiproxy-container to join.
     #[arg(long)]
     docker_network: Option<String>,
+    /// Local addresses the embedded fault engine opens its upstream
+    /// connections from, in turn: A,B,... or A-B (e.g. 127.0.0.2-127.0.0.9).
+    /// Each adds one ephemeral port range towards the broker's address.
+    #[arg(long, value_name = "ADDRESSES")]
+    source_addresses: Option<String>,
 }
 
 impl From<ProxyArgs> for runner::ProxyOptions {
@@ -48,6 +53,7 @@ impl From<ProxyArgs> for runner::ProxyOptions {
             upstream: a.proxy_upstream,
             ports: a.proxy_ports,
             network: a.docker_network,
+            sources: a.source_addresses,
         }
     }
 }
@@ -171,6 +177,10 @@ enum Command {
         /// confirmation by a wide margin.
         #[arg(long, value_parser = parse_duration)]
         answer_delay: Option<Duration>,
+        /// Local addresses to open upstream connections from, in turn
+        /// (A,B,... or A-B), as `run --source-addresses`.
+        #[arg(long, value_name = "ADDRESSES")]
+        source_addresses: Option<String>,
     },
     /// Run the embedded broker (rumqttd) in this process; used by the harness.
     #[command(hide = true)]
@@ -415,20 +425,30 @@ fn main() -> ExitCode {
             seed,
             proxy_metrics,
             answer_delay,
+            source_addresses,
         } => {
             use mqtt_chaos::fault::engine::{api::ApiServer, Engine};
             let rt = match runtime() {
                 Ok(rt) => rt,
                 Err(code) => return code,
             };
+            let sources = match source_addresses.as_deref().map(runner::parse_sources) {
+                None => Vec::new(),
+                Some(Ok(s)) => s,
+                Some(Err(e)) => {
+                    eprintln!("proxy-server: --source-addresses: {e}");
+                    return ExitCode::from(exit::USAGE);
+                }
+            };
             rt.block_on(async {
-                let server = match ApiServer::bind(Engine::new(seed), listen).await {
-                    Ok(s) => s.proxy_metrics(proxy_metrics).answer_delay(answer_delay),
-                    Err(e) => {
-                        eprintln!("proxy-server: {e}");
-                        return ExitCode::from(exit::ENVIRONMENT);
-                    }
-                };
+                let server =
+                    match ApiServer::bind(Engine::with_sources(seed, sources), listen).await {
+                        Ok(s) => s.proxy_metrics(proxy_metrics).answer_delay(answer_delay),
+                        Err(e) => {
+                            eprintln!("proxy-server: {e}");
+                            return ExitCode::from(exit::ENVIRONMENT);
+                        }
+                    };
                 println!("listening on {}", server.local_addr());
                 let _ = std::io::Write::flush(&mut std::io::stdout());
                 server.serve().await;

@@ -59,7 +59,7 @@ use crate::scenario::{self, ScenarioError};
 pub use outdir::{OutDirError, RunDir};
 pub use prepare::prepare;
 pub use signals::{Shutdown, Stop};
-pub use specs::{BrokerSpec, FaultsSpec, ProxyOptions, ProxySetup};
+pub use specs::{parse_sources, BrokerSpec, FaultsSpec, ProxyOptions, ProxySetup, MAX_SOURCES};
 pub use timeline::{toxic_of, within, BROKER_DEADLINE, BROKER_START_DEADLINE, CALL_DEADLINE};
 
 use timeline::Targets;
@@ -541,7 +541,10 @@ async fn start(
     drop(b);
 
     let (links, placement): (Arc<dyn LinkFaults>, Placement) = match faults_spec {
-        FaultsSpec::Embedded => (Arc::new(Engine::new(plan.seed)), Placement::host()),
+        FaultsSpec::Embedded => (
+            Arc::new(Engine::with_sources(plan.seed, proxy_setup.sources.clone())),
+            Placement::host(),
+        ),
         FaultsSpec::Toxiproxy(url) => {
             let client = Toxiproxy::new(url).map_err(|e| RunError::Usage(e.to_string()))?;
             let placement = match &proxy_setup.ports {

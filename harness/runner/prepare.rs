@@ -195,12 +195,6 @@ pub fn prepare(opts: &RunOptions) -> Result<(Plan, BrokerSpec, FaultsSpec, Proxy
     if let Some(available) = crate::limits::mem_available() {
         crate::limits::check_memory(size.devices, available).map_err(RunError::Usage)?;
     }
-    if let Some(ports) = crate::limits::ephemeral_ports() {
-        // The shards of `--workers` share this machine's ports (shard 0,
-        // which checks, holds the whole count).
-        let here = if opts.workers > 1 { &whole_size } else { &size };
-        crate::limits::check_ports(here.connections, ports).map_err(RunError::Usage)?;
-    }
     let proxies = proxy_setup(
         opts,
         &sc,
@@ -209,6 +203,14 @@ pub fn prepare(opts: &RunOptions) -> Result<(Plan, BrokerSpec, FaultsSpec, Proxy
         &faults_spec,
         plan.linked_groups().len(),
     )?;
+    if let Some(ports) = crate::limits::ephemeral_ports() {
+        // The shards of `--workers` share this machine's ports (shard 0,
+        // which checks, holds the whole count).
+        let here = if opts.workers > 1 { &whole_size } else { &size };
+        let proxied = here.proxied_connections.min(here.connections);
+        crate::limits::check_ports(here.connections - proxied, proxied, &proxies.sources, ports)
+            .map_err(RunError::Usage)?;
+    }
     Ok((plan, broker_spec, faults_spec, proxies))
 }
 
@@ -290,6 +292,23 @@ fn proxy_setup(
             ));
         }
         setup.network = Some(n.0.clone());
+    }
+    if let Some(list) = &opts.proxy.sources {
+        let flag = |m: String| RunError::Usage(format!("--source-addresses: {m}"));
+        if faults != &FaultsSpec::Embedded {
+            return Err(flag("source addresses apply to the embedded fault engine (--faults embedded); Toxiproxy opens its upstream connections from the address its host picks".into()));
+        }
+        let sources = super::specs::parse_sources(list).map_err(flag)?;
+        for ip in &sources {
+            // Bindable here, so that no device is cut off by an upstream
+            // connection that cannot be opened.
+            std::net::TcpListener::bind((*ip, 0)).map_err(|e| {
+                flag(format!(
+                    "cannot open a connection from {ip} on this machine: {e}"
+                ))
+            })?;
+        }
+        setup.sources = sources;
     }
     if let FaultsSpec::ToxiproxyContainer(_) = faults {
         let published = fault::container::PROXY_PORTS.count();

@@ -139,6 +139,9 @@ impl Workers {
             if let Some(n) = &opts.proxy.network {
                 cmd.arg("--docker-network").arg(n);
             }
+            if let Some(a) = &opts.proxy.sources {
+                cmd.arg("--source-addresses").arg(a);
+            }
             cmd.stdin(Stdio::null())
                 .stdout(Stdio::from(log))
                 .stderr(Stdio::from(err))

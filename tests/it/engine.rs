@@ -1080,3 +1080,31 @@ mod api {
         task.abort();
     }
 }
+
+#[tokio::test]
+async fn upstream_connections_are_opened_from_the_source_addresses_in_turn() {
+    let server = TcpListener::bind(loopback()).await.unwrap();
+    let sources: Vec<std::net::IpAddr> =
+        vec!["127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap()];
+    let engine = Engine::with_sources(7, sources.clone());
+    let up = server.local_addr().unwrap().to_string();
+    let proxy = engine.create_proxy("src", loopback(), &up).await.unwrap();
+    let mut seen = Vec::new();
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut client = TcpStream::connect(proxy.listen).await.unwrap();
+        let (mut s, peer) = timeout(SOON, server.accept())
+            .await
+            .expect("the proxy connects upstream")
+            .unwrap();
+        // The link relays from that address.
+        assert!(one_way(&mut client, &mut s, b"hi").await < SOON);
+        seen.push(peer.ip());
+        held.push((client, s));
+    }
+    assert_eq!(
+        seen,
+        vec![sources[0], sources[1], sources[0], sources[1]],
+        "upstream peers, in accept order"
+    );
+}

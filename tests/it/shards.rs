@@ -299,3 +299,103 @@ fn ten_thousand_devices_run_without_running_out_of_files() {
     assert_eq!(totals(&r, "delivered"), sent);
     assert_eq!(totals(&r, "lost_unacked"), 0);
 }
+
+/// The embedded proxy opens its upstream connections from the source
+/// addresses in turn (each is one more ephemeral port range towards the
+/// broker); devices without link faults connect straight, from the
+/// kernel's choice. Mosquitto logs the address of every connection.
+#[test]
+fn proxied_connections_come_from_the_source_addresses_and_nothing_is_lost() {
+    let Some(binary) = support::mosquitto() else {
+        return;
+    };
+    let m = OwnMosquitto::start(binary, "", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let s = write(dir.path(), "s.toml", &scenario(""));
+    let out = dir.path().join("run");
+    let o = mqtt_chaos(&[
+        "run",
+        s.to_str().unwrap(),
+        "--broker",
+        &m.spec(),
+        "--quiet",
+        "--source-addresses",
+        "127.0.0.2-127.0.0.3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", said(&o));
+    let r = report(&out);
+    assert_eq!(totals(&r, "delivered"), totals(&r, "sent"), "{r}");
+    assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+    let log = m.log();
+    let from = |ip: &str, prefix: &str| {
+        log.lines()
+            .filter(|l| l.contains(&format!("New client connected from {ip}:")))
+            .filter(|l| l.contains(&format!(" as {prefix}")))
+            .count()
+    };
+    // Fleet a (group g1, link fault) through the proxy: three first
+    // connections and three after the link_down, from both addresses in
+    // turn (exactly 3 and 3 unless a connection was accepted and dropped
+    // before its CONNECT, which takes its turn unlogged).
+    let (two, three) = (from("127.0.0.2", "a-"), from("127.0.0.3", "a-"));
+    assert!(
+        two >= 1 && three >= 1 && two + three >= 6,
+        "{two} + {three}\n{log}"
+    );
+    assert_eq!(from("127.0.0.1", "a-"), 0, "{log}");
+    // Fleet b (g2, no link fault) straight to the broker.
+    assert_eq!(
+        from("127.0.0.2", "b-") + from("127.0.0.3", "b-"),
+        0,
+        "{log}"
+    );
+    assert!(from("127.0.0.1", "b-") >= 3, "{log}");
+}
+
+#[test]
+fn source_addresses_that_cannot_be_used_are_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = write(dir.path(), "s.toml", &scenario(""));
+    let s = s.to_str().unwrap();
+    // 192.0.2.1 (TEST-NET-1) is no address of this machine: binding it
+    // fails locally, nothing is sent.
+    for (addresses, faults, expect) in [
+        (
+            "192.0.2.1",
+            "embedded",
+            "cannot open a connection from 192.0.2.1",
+        ),
+        (
+            "127.0.0.2,127.0.0.2",
+            "embedded",
+            "127.0.0.2 is listed twice",
+        ),
+        (
+            "127.0.0.x",
+            "embedded",
+            "\"127.0.0.x\" is not an IP address",
+        ),
+        (
+            "127.0.0.2",
+            "toxiproxy=http://127.0.0.1:9",
+            "apply to the embedded fault engine",
+        ),
+    ] {
+        let o = mqtt_chaos(&[
+            "validate",
+            s,
+            "--faults",
+            faults,
+            "--source-addresses",
+            addresses,
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{}", said(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("--source-addresses") && err.contains(expect),
+            "{addresses}: {err}"
+        );
+    }
+}

@@ -375,6 +375,7 @@ async fn a_blackhole_and_a_link_down_through_a_toxiproxy_container() {
         upstream: Some(format!("{broker_name}:1883")),
         ports: None,
         network: Some(net.0.clone()),
+        sources: None,
     };
     let r = run_with_proxy(
         &two_faults("via-toxiproxy-container"),
@@ -507,6 +508,7 @@ async fn blackhole_link_down_broker_restart_and_pause_through_docker_compose_wit
         upstream: Some("emqx:1883".into()),
         ports: Some(format!("{first}-{last}")),
         network: None,
+        sources: None,
     };
     // The broker's restart and pause go through Docker on the compose
     // service's container.

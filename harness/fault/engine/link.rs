@@ -9,13 +9,14 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 
 use super::counters::{Counter, Series};
@@ -38,6 +39,9 @@ pub(crate) struct LinkWiring {
     pub live: Arc<watch::Sender<usize>>,
     pub seed: u64,
     pub bytes: (Arc<Series>, Arc<Series>),
+    /// The local address to open the upstream connection from (`None`: the
+    /// kernel's choice).
+    pub source: Option<IpAddr>,
 }
 
 /// Decrements the live count however the link ends.
@@ -67,7 +71,7 @@ enum Out {
 pub(crate) async fn run(client: TcpStream, upstream: String, mut w: LinkWiring) {
     let _live = Live::new(w.live.clone());
     let server = tokio::select! {
-        r = TcpStream::connect(upstream.as_str()) => r,
+        r = connect(upstream.as_str(), w.source) => r,
         _ = w.close.changed() => return,
     };
     let server = match server {
@@ -87,6 +91,31 @@ pub(crate) async fn run(client: TcpStream, upstream: String, mut w: LinkWiring) 
         series.received.add(0);
         series.sent.add(0);
     }
+}
+
+/// Connect to `upstream` (`host:port`), from `source` when one is given:
+/// bound to it (port 0: any free port of that address) before connecting,
+/// to the first of the upstream's addresses of the same family.
+async fn connect(upstream: &str, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    let Some(source) = source else {
+        return TcpStream::connect(upstream).await;
+    };
+    let to = tokio::net::lookup_host(upstream)
+        .await?
+        .find(|a| a.is_ipv4() == source.is_ipv4())
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                format!("{upstream} has no address of the family of the source address {source}"),
+            )
+        })?;
+    let socket = if source.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(to).await
 }
 
 struct Link {

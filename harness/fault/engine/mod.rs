@@ -26,8 +26,8 @@ mod proxy;
 mod toxics;
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -100,6 +100,28 @@ struct Inner {
     seed: u64,
     proxies: Mutex<HashMap<String, Arc<Proxy>>>,
     bytes: Arc<ByteMetrics>,
+    sources: Arc<Sources>,
+}
+
+/// The local addresses the upstream connections are opened from, taken in
+/// turn (empty: the kernel picks, as Toxiproxy does). Every local address
+/// has its own ephemeral port range towards one destination, so K of them
+/// open K times as many connections to one broker address.
+#[derive(Debug, Default)]
+pub(crate) struct Sources {
+    addrs: Vec<IpAddr>,
+    next: AtomicUsize,
+}
+
+impl Sources {
+    /// The address for the next upstream connection.
+    pub(crate) fn pick(&self) -> Option<IpAddr> {
+        if self.addrs.is_empty() {
+            return None;
+        }
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        Some(self.addrs[n % self.addrs.len()])
+    }
 }
 
 impl Drop for Inner {
@@ -123,11 +145,22 @@ impl Engine {
     /// An engine without proxies. `seed` drives the toxicity rolls, jitter
     /// and slicing of every connection, so a run replays.
     pub fn new(seed: u64) -> Engine {
+        Engine::with_sources(seed, Vec::new())
+    }
+
+    /// An engine whose upstream connections are opened from `sources` in
+    /// turn (bound before connecting), so that one broker address takes
+    /// more connections than one local address has ephemeral ports.
+    pub fn with_sources(seed: u64, sources: Vec<IpAddr>) -> Engine {
         Engine {
             inner: Arc::new(Inner {
                 seed,
                 proxies: Mutex::new(HashMap::new()),
                 bytes: Arc::new(ByteMetrics::default()),
+                sources: Arc::new(Sources {
+                    addrs: sources,
+                    next: AtomicUsize::new(0),
+                }),
             }),
         }
     }
@@ -199,6 +232,7 @@ impl Engine {
             upstream,
             proxy_seed(self.inner.seed, name),
             self.inner.bytes.clone(),
+            self.inner.sources.clone(),
         );
         if enabled {
             proxy.enable()?;

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::counters::ByteMetrics;
 use super::link::{self, LinkWiring};
-use super::{Chain, ToxicEntry, Toxics};
+use super::{Chain, Sources, ToxicEntry, Toxics};
 use crate::fault::{FaultError, ProxyInfo, Stream};
 
 pub(crate) struct Proxy {
@@ -31,6 +31,8 @@ pub(crate) struct Proxy {
     seed: u64,
     next_link: AtomicU64,
     bytes: Arc<ByteMetrics>,
+    /// The engine's local addresses for upstream connections.
+    sources: Arc<Sources>,
     state: Mutex<State>,
 }
 
@@ -70,6 +72,7 @@ impl Proxy {
         upstream: &str,
         seed: u64,
         bytes: Arc<ByteMetrics>,
+        sources: Arc<Sources>,
     ) -> Arc<Proxy> {
         Arc::new(Proxy {
             name: name.to_owned(),
@@ -85,6 +88,7 @@ impl Proxy {
             seed,
             next_link: AtomicU64::new(0),
             bytes,
+            sources,
             state: Mutex::new(State {
                 enabled: false,
                 listener: None,
@@ -240,6 +244,7 @@ impl Proxy {
             // A different, repeatable random stream per connection.
             seed: self.seed ^ (n.wrapping_add(1)).wrapping_mul(0x9E37_79B9_7F4A_7C15),
             bytes,
+            source: self.sources.pick(),
         };
         (wiring, upstream)
     }
