@@ -838,6 +838,7 @@ fn slos_pass_fail_or_stay_unknown_and_unknown_fails_the_verdict() {
         op,
         limit,
         text: figure.to_string(),
+        expect_breach: false,
     };
     let mut ev = start_all();
     ev.extend([

@@ -469,6 +469,7 @@ pub(super) mod tests {
             op: SloOp::Eq,
             limit: 0.0,
             text: "lost_after_ack = \"= 0\"".into(),
+            expect_breach: false,
         }
     }
 

@@ -97,6 +97,14 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.total th, tr.total td { font-weight: bold; background: #fafafa; }
 td.fail { color: #b3261e; font-weight: bold; }
 td.unknown { color: #8a5a00; font-weight: bold; }
+td.pass { color: #1b7f3b; }
+td.expected { color: #555; }
+#answer h2 { margin-top: .6em; }
+#answer ul { list-style: none; padding-left: 0; font-size: 1.15em; }
+#answer li { margin: .3em 0; padding: .3em .6em; border-left: .35em solid #999; }
+#answer li.pass { border-color: #1b7f3b; background: #e8f5ec; font-weight: bold; }
+#answer li.fail { border-color: #b3261e; background: #fbeaea; font-weight: bold; }
+#answer li.expected { border-color: #999; background: #f5f5f5; }
 figure { margin: 1.2em 0; }
 figcaption { color: #444; font-size: .92em; max-width: 60em; }
 ul.notes { color: #444; font-size: .92em; margin-top: .3em; }
@@ -122,6 +130,7 @@ pub fn html(r: &Report, s: &Series) -> String {
         "<h1>mqtt-chaos: <code>{}</code></h1>",
         escape(&r.scenario)
     );
+    answer(&mut o, r);
     let _ = writeln!(
         o,
         "<p><span class=\"verdict {}\" id=\"verdict\">{verdict}</span></p>",
@@ -226,9 +235,53 @@ pub fn html(r: &Report, s: &Series) -> String {
     o
 }
 
+/// The answer first, coloured: safe to ship in green, a mistake that did
+/// not behave as expected in red, known-bad baselines as expected neutral.
+fn answer(o: &mut String, r: &Report) {
+    let lines = crate::report::survival::answer(r);
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "<section id=\"answer\">\n<h2>Which configuration is safe to ship?</h2>\n<ul>"
+    );
+    for l in &lines {
+        let class = if l.starts_with("Safe to ship") {
+            "pass"
+        } else if l.starts_with("Known-bad, as expected") || l.starts_with("Not judged") {
+            "expected"
+        } else {
+            "fail"
+        };
+        let _ = writeln!(o, "<li class=\"{class}\">{}</li>", escape(l));
+    }
+    let _ = writeln!(o, "</ul>\n</section>");
+}
+
 fn verdict_sentence(r: &Report) -> String {
     if r.slo.is_empty() {
         return "No SLOs were set: the verdict checks nothing.".into();
+    }
+    let expected_breaches = r
+        .slo
+        .iter()
+        .filter(|s| s.expected == crate::report::Expected::Breach)
+        .count();
+    if expected_breaches > 0 && r.verdict != Verdict::Error {
+        let unexpected = r.slo.iter().filter(|s| !s.as_expected()).count();
+        return if unexpected == 0 {
+            format!(
+                "All {} SLOs came out as expected: {} held, and the {expected_breaches} on the figures of known-bad profiles were breached, as they must be.",
+                r.slo.len(),
+                r.slo.len() - expected_breaches
+            )
+        } else {
+            format!(
+                "{unexpected} of {} SLOs did not come out as expected ({expected_breaches} are on figures known-bad profiles must fail on; an unchecked SLO counts as a breach, and never as the expected failure).",
+                r.slo.len()
+            )
+        };
     }
     let failed = r.slo.iter().filter(|s| s.status == SloStatus::Fail).count();
     let unknown = r

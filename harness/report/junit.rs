@@ -1,21 +1,26 @@
 //! `junit.xml`: the SLOs of a [`Report`] as JUnit test cases, for CI systems
 //! that show test results (GitLab, Jenkins, GitHub test reporters).
 //!
-//! One `<testsuite name="mqtt-chaos <scenario>">`, one `<testcase>` per SLO:
-//! `classname` is the SLO's profile (or `all` for the totals), `name` the
-//! objective (`lost_after_ack = 0`). A failed SLO carries a `<failure>` with
-//! observed vs limit; an unknown one too (unknown counts as a breach), with a
-//! message saying the figure was not measured. A report without SLOs gives
-//! one passing test case, `no SLOs stated`. A run in `error` (METRICS.md,
-//! Verdicts) has one more test case, `run health`, with one `<error>`
-//! element per incident (cause, time, what), and the suites count them in
-//! `errors`, so a CI that reads JUnit shows the run as broken, not green.
-//! Pure: reads only the report.
+//! One `<testsuite>` per profile (`mqtt-chaos <scenario>: <profile>`), one
+//! for the SLOs on all profiles together (`…: all`), each with the run's
+//! time, and one `<testcase>` per SLO: `classname` is the profile (or
+//! `all`), `name` the objective (`lost_after_ack = 0`), `time` the run's
+//! duration (every objective was measured over the whole run). A failed
+//! SLO carries a `<failure>` with the observed value and the limit in their
+//! units and what the figure means; an unknown one too (unknown counts as a
+//! breach), saying the figure was not measured. An SLO on a figure a
+//! known-bad profile must fail on (`expect = { fail = [...] }`) passes when
+//! it was breached (a `<system-out>` says so) and fails when it held or was
+//! not measured. A report without SLOs gives one passing test case, `no
+//! SLOs stated`. A run in `error` (METRICS.md, Verdicts) has one more
+//! suite, `…: harness`, whose `run health` case has one `<error>` element
+//! per incident (cause, time, what), and the counts include them, so a CI
+//! that reads JUnit shows the run as broken, not green. Pure: reads only
+//! the report.
 
 use std::fmt::Write as _;
 
-use super::slo::show;
-use super::{Report, SloResult, SloStatus};
+use super::{Expected, Report, SloResult, SloStatus};
 
 /// The name of the one test case of a report without SLOs.
 pub const NO_SLOS: &str = "no SLOs stated";
@@ -24,47 +29,52 @@ pub const RUN_HEALTH: &str = "run health";
 
 /// The JUnit XML of a report.
 pub fn junit(r: &Report) -> String {
-    let failures = r.slo.iter().filter(|s| s.breached()).count();
+    let failures = r.slo.iter().filter(|s| !s.as_expected()).count();
     let errors = r.errors.len();
     let tests = r.slo.len().max(1) + usize::from(errors > 0);
-    let suite = format!("mqtt-chaos {}", r.scenario);
+    let run = format!("mqtt-chaos {}", r.scenario);
+    let time = r.duration_s;
     let mut o = String::new();
     o.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         o,
-        "<testsuites name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{:.3}\">",
-        escape(&suite),
-        r.duration_s,
+        "<testsuites name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{time:.3}\">",
+        escape(&run),
     );
-    let _ = writeln!(
-        o,
-        "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"0\" time=\"{:.3}\" timestamp=\"{}\">",
-        escape(&suite),
-        r.duration_s,
-        escape(&r.started_at),
-    );
-    o.push_str("    <properties>\n");
-    for (name, value) in [
-        ("seed", r.seed.to_string()),
-        ("verdict", r.verdict.as_str().to_string()),
-        ("devices", r.devices.to_string()),
-        ("harness", r.versions.harness.clone()),
-        ("broker", r.versions.broker.clone()),
-        ("faults", r.versions.faults.clone()),
-    ] {
+    let properties = |o: &mut String| {
+        o.push_str("    <properties>\n");
+        for (name, value) in [
+            ("seed", r.seed.to_string()),
+            ("verdict", r.verdict.as_str().to_string()),
+            ("devices", r.devices.to_string()),
+            ("duration_s", format!("{time:.3}")),
+            ("harness", r.versions.harness.clone()),
+            ("broker", r.versions.broker.clone()),
+            ("faults", r.versions.faults.clone()),
+        ] {
+            let _ = writeln!(
+                o,
+                "      <property name=\"{name}\" value=\"{}\"/>",
+                escape(&value)
+            );
+        }
+        o.push_str("    </properties>\n");
+    };
+    let open_suite = |o: &mut String, name: &str, tests: usize, failures: usize, errors: usize| {
         let _ = writeln!(
             o,
-            "      <property name=\"{name}\" value=\"{}\"/>",
-            escape(&value)
+            "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"0\" time=\"{time:.3}\" timestamp=\"{}\">",
+            escape(&format!("{run}: {name}")),
+            escape(&r.started_at),
         );
-    }
-    o.push_str("    </properties>\n");
+        properties(o);
+    };
     if errors > 0 {
+        open_suite(&mut o, "harness", 1, 0, errors);
         let _ = writeln!(
             o,
-            "    <testcase classname=\"harness\" name=\"{}\" time=\"{:.3}\">",
+            "    <testcase classname=\"harness\" name=\"{}\" time=\"{time:.3}\">",
             escape(RUN_HEALTH),
-            r.duration_s
         );
         for e in &r.errors {
             let message = match e.at_s {
@@ -78,45 +88,135 @@ pub fn junit(r: &Report) -> String {
                 m = escape(&message)
             );
         }
-        o.push_str("    </testcase>\n");
+        o.push_str("    </testcase>\n  </testsuite>\n");
     }
     if r.slo.is_empty() {
+        open_suite(&mut o, "all", 1, 0, 0);
         let _ = writeln!(
             o,
-            "    <testcase classname=\"all\" name=\"{}\" time=\"0\"/>",
+            "    <testcase classname=\"all\" name=\"{}\" time=\"{time:.3}\"/>",
             escape(NO_SLOS)
         );
+        o.push_str("  </testsuite>\n");
     }
+    // Suites in order of first appearance: the totals, then each profile.
+    let mut scopes: Vec<&str> = Vec::new();
     for s in &r.slo {
-        let class = s.profile.as_deref().unwrap_or("all");
-        let name = objective(s);
-        match failure(s) {
-            None => {
-                let _ = writeln!(
-                    o,
-                    "    <testcase classname=\"{}\" name=\"{}\" time=\"0\"/>",
-                    escape(class),
-                    escape(&name)
-                );
-            }
-            Some((kind, message)) => {
-                let _ = writeln!(
-                    o,
-                    "    <testcase classname=\"{}\" name=\"{}\" time=\"0\">",
-                    escape(class),
-                    escape(&name)
-                );
-                let _ = writeln!(
-                    o,
-                    "      <failure type=\"{kind}\" message=\"{m}\">{m}</failure>",
-                    m = escape(&message)
-                );
-                o.push_str("    </testcase>\n");
-            }
+        let scope = s.profile.as_deref().unwrap_or("all");
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
         }
     }
-    o.push_str("  </testsuite>\n</testsuites>\n");
+    scopes.sort_by_key(|s| *s != "all");
+    for scope in scopes {
+        let mine: Vec<&SloResult> = r
+            .slo
+            .iter()
+            .filter(|s| s.profile.as_deref().unwrap_or("all") == scope)
+            .collect();
+        let failed = mine.iter().filter(|s| !s.as_expected()).count();
+        open_suite(&mut o, scope, mine.len(), failed, 0);
+        for s in mine {
+            testcase(&mut o, s, scope, time);
+        }
+        o.push_str("  </testsuite>\n");
+    }
+    o.push_str("</testsuites>\n");
     o
+}
+
+fn testcase(o: &mut String, s: &SloResult, class: &str, time: f64) {
+    let name = objective(s);
+    let head = format!(
+        "    <testcase classname=\"{}\" name=\"{}\" time=\"{time:.3}\"",
+        escape(class),
+        escape(&name)
+    );
+    match (failure(s), s.expected) {
+        (None, Expected::Hold) => {
+            let _ = writeln!(o, "{head}/>");
+        }
+        (Some((_, message)), Expected::Breach) if s.status == SloStatus::Fail => {
+            let _ = writeln!(
+                o,
+                "{head}>\n      <system-out>{}</system-out>\n    </testcase>",
+                escape(&format!("known-bad profile, failed as expected: {message}"))
+            );
+        }
+        (Some((kind, message)), Expected::Hold) => {
+            let _ = writeln!(
+                o,
+                "{head}>\n      <failure type=\"{kind}\" message=\"{m}\">{m}</failure>\n    </testcase>",
+                m = escape(&message)
+            );
+        }
+        (f, Expected::Breach) => {
+            // Held, or not measured: the mistake the profile stands for
+            // did not show.
+            let message = match f {
+                Some((_, m)) => format!(
+                    "expected to fail (known-bad profile), but the mistake was not shown: {m}"
+                ),
+                None => format!(
+                    "expected to fail (known-bad profile), but it held: {}",
+                    held(s)
+                ),
+            };
+            let _ = writeln!(
+                o,
+                "{head}>\n      <failure type=\"expected_breach\" message=\"{m}\">{m}</failure>\n    </testcase>",
+                m = escape(&message)
+            );
+        }
+    }
+}
+
+/// `zombie_undetected: observed 0 episodes, limit = 0 (profile p)`.
+fn held(s: &SloResult) -> String {
+    let scope = match &s.profile {
+        Some(p) => format!("profile {p}"),
+        None => "all devices".to_string(),
+    };
+    format!(
+        "{}: observed {}, limit {} ({scope})",
+        objective_figure(s),
+        s.observed.map_or("null".into(), |v| with_unit(s, v)),
+        s.limit
+    )
+}
+
+/// A value with its unit ([`super::slo::show_with_unit`]).
+fn with_unit(s: &SloResult, v: f64) -> String {
+    super::slo::show_with_unit(&s.figure, s.stat.as_deref(), v)
+}
+
+/// What a breach of `figure` usually means about the client configuration
+/// (METRICS.md), for the failure text.
+pub fn hint(figure: &str) -> Option<&'static str> {
+    let commands = figure.starts_with("commands.");
+    let name = figure.strip_prefix("commands.").unwrap_or(figure);
+    Some(match name {
+        "lost_after_ack" if commands => "the broker acknowledged commands the device never received: typically a clean session without resubscribing after a reconnect",
+        "lost_after_ack" => "the broker acknowledged messages that never reached the subscribers",
+        "lost_unacked" => "messages the client gave up on without an acknowledgement (ack timeout, retries exhausted, or the client died with them in flight)",
+        "silent_loss" => "the application was told \"sent\" without waiting for the acknowledgement and the message never arrived (publish without waiting for the ack)",
+        "lost_qos0" => "QoS 0 messages lost: QoS 0 is not retried across a broken connection",
+        "duplicates" => "extra receptions: retries of QoS 1 messages whose ack was lost, as QoS 1 allows",
+        "reordered" => "messages received out of their publish order",
+        "downgraded" => "messages delivered at a lower QoS than published (the subscription's QoS caps it)",
+        "zombie_undetected" => "a client that never noticed its dead connection: no ping timeout, or a keepalive too long for the outage",
+        "zombie_time" => "how long a client believed it was connected while nothing got through: keepalive and ping timeout decide it",
+        "false_offline" | "false_offline_rate" | "devices_false_offline" | "false_offline_per_device_day" => "offline reports for devices that were back within min_outage: a will without delay reports every short blip",
+        "missed_offline" => "devices that died without the monitoring seeing them offline: no will, a QoS 0 will, or a will not retained",
+        "stale_offline_time" => "how long a device was shown offline after it was back: no retained \"online\" republished after connect",
+        "false_online_time" => "how long a dead device was still shown online",
+        "flaps" => "connections torn down again and again: typically two clients sharing one client id",
+        "takeovers" => "sessions taken over by another connection with the same client id",
+        "first_attempt_delay" | "reconnect_after_heal" | "outage_seen_by_client" | "resume_time" => "reconnect timing: the backoff's initial and maximum delays decide it",
+        "broker_detect_time" => "how long the broker took to notice a dead client: keepalive × 1.5 on most brokers",
+        "e2e_latency" | "ack_latency" => "latency from the intended send time: a slow broker, retries, or QoS 2's extra round trip",
+        _ => return None,
+    })
 }
 
 /// Write `junit.xml`.
@@ -142,14 +242,15 @@ fn failure(s: &SloResult) -> Option<(&'static str, String)> {
         Some(p) => format!("profile {p}"),
         None => "all devices".to_string(),
     };
+    let why = hint(&s.figure).map_or(String::new(), |h| format!("; {h}"));
     match (s.status, s.observed) {
         (SloStatus::Pass, _) => None,
         (SloStatus::Fail, Some(v)) => Some((
             "breach",
             format!(
-                "{}: observed {}, limit {} ({scope})",
+                "{}: observed {}, limit {} ({scope}){why}",
                 objective_figure(s),
-                show(&s.figure, s.stat.as_deref(), v),
+                with_unit(s, v),
                 s.limit
             ),
         )),
@@ -223,7 +324,7 @@ mod tests {
             let tag = tag.trim_end_matches('/');
             let (name, attrs) = tag.split_once(' ').unwrap_or((tag, ""));
             assert!(
-                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric()),
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
                 "element name {name:?}"
             );
             if open.is_empty() {
@@ -302,6 +403,7 @@ mod tests {
             op,
             limit,
             text: String::new(),
+            expect_breach: false,
         }
     }
 
@@ -310,12 +412,16 @@ mod tests {
         let xml = junit(&report());
         let es = parse(&xml);
         let suite = named(&es, "testsuite")[0];
-        assert_eq!(attr(suite, "name"), "mqtt-chaos quickstart");
+        assert_eq!(attr(suite, "name"), "mqtt-chaos quickstart: all");
         assert_eq!(attr(suite, "tests"), "1");
         assert_eq!(attr(suite, "failures"), "0");
         let cases = named(&es, "testcase");
         assert_eq!(cases.len(), 1);
         assert_eq!(attr(cases[0], "classname"), "all");
+        // Measured over the whole run.
+        let run = format!("{:.3}", report().duration_s);
+        assert_eq!(attr(cases[0], "time"), run);
+        assert_eq!(attr(suite, "time"), run);
         assert_eq!(attr(cases[0], "name"), "lost_after_ack = 0");
         assert!(named(&es, "failure").is_empty(), "{xml}");
     }
@@ -341,9 +447,21 @@ mod tests {
         assert_eq!(r.verdict, Verdict::Fail);
         let xml = junit(&r);
         let es = parse(&xml);
-        let suite = named(&es, "testsuite")[0];
-        assert_eq!(attr(suite, "tests"), "2");
-        assert_eq!(attr(suite, "failures"), "2");
+        let all = named(&es, "testsuites")[0];
+        assert_eq!((attr(all, "tests"), attr(all, "failures")), ("2", "2"));
+        // One suite per profile, in the order of their SLOs.
+        let suites = named(&es, "testsuite");
+        let names: Vec<&str> = suites.iter().map(|s| attr(s, "name")).collect();
+        assert_eq!(
+            names,
+            [
+                "mqtt-chaos quickstart: weak",
+                "mqtt-chaos quickstart: recommended"
+            ]
+        );
+        for s in &suites {
+            assert_eq!((attr(s, "tests"), attr(s, "failures")), ("1", "1"));
+        }
         let cases = named(&es, "testcase");
         assert_eq!(attr(cases[0], "classname"), "weak");
         assert_eq!(attr(cases[0], "name"), "lost_after_ack = 0");
@@ -354,11 +472,11 @@ mod tests {
         assert_eq!(attr(failures[0], "type"), "breach");
         assert_eq!(
             attr(failures[0], "message"),
-            "lost_after_ack: observed 3, limit = 0 (profile weak)"
+            "lost_after_ack: observed 3 messages, limit = 0 (profile weak); the broker acknowledged messages that never reached the subscribers"
         );
         assert_eq!(
             attr(failures[1], "message"),
-            "reconnect_after_heal.p99: observed 3.00 s, limit <= 2.00 s (profile recommended)"
+            "reconnect_after_heal.p99: observed 3.00 s, limit <= 2.00 s (profile recommended); reconnect timing: the backoff's initial and maximum delays decide it"
         );
     }
 
@@ -372,9 +490,15 @@ mod tests {
         ]);
         let xml = junit(&r);
         let es = parse(&xml);
-        let suite = named(&es, "testsuite")[0];
-        assert_eq!(attr(suite, "tests"), "3");
-        assert_eq!(attr(suite, "failures"), "2");
+        let all = named(&es, "testsuites")[0];
+        assert_eq!((attr(all, "tests"), attr(all, "failures")), ("3", "2"));
+        let suites = named(&es, "testsuite");
+        assert_eq!(attr(suites[0], "name"), "mqtt-chaos quickstart: all");
+        assert_eq!(
+            (attr(suites[0], "tests"), attr(suites[0], "failures")),
+            ("2", "1")
+        );
+        assert_eq!(attr(suites[1], "name"), "mqtt-chaos quickstart: nobody");
         let failures = named(&es, "failure");
         assert_eq!(failures.len(), 2);
         for f in &failures {
@@ -387,6 +511,45 @@ mod tests {
         }
         assert!(attr(failures[0], "message").starts_with("broker_detect_time: "));
         assert!(attr(failures[1], "message").contains("profile nobody"));
+    }
+
+    #[test]
+    fn an_slo_a_known_bad_profile_must_breach_passes_when_breached_and_fails_when_held() {
+        let mut r = report();
+        r.profiles
+            .get_mut("weak")
+            .expect("weak")
+            .telemetry
+            .lost_after_ack = 3;
+        let breach = |s: Slo| Slo {
+            expect_breach: true,
+            ..s
+        };
+        r.check(&[
+            breach(slo(Some("weak"), "lost_after_ack", None, SloOp::Eq, 0.0)),
+            breach(slo(Some("weak"), "duplicates", None, SloOp::Le, 1e9)),
+        ]);
+        let xml = junit(&r);
+        let es = parse(&xml);
+        let all = named(&es, "testsuites")[0];
+        assert_eq!(
+            (attr(all, "tests"), attr(all, "failures")),
+            ("2", "1"),
+            "{xml}"
+        );
+        let failures = named(&es, "failure");
+        assert_eq!(failures.len(), 1, "{xml}");
+        assert_eq!(attr(failures[0], "type"), "expected_breach");
+        assert!(
+            attr(failures[0], "message").starts_with(
+                "expected to fail (known-bad profile), but it held: duplicates: observed 0 messages"
+            ),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<system-out>known-bad profile, failed as expected: lost_after_ack: observed 3 messages"),
+            "{xml}"
+        );
     }
 
     #[test]
@@ -415,7 +578,7 @@ mod tests {
         let es = parse(&xml);
         assert_eq!(
             attr(named(&es, "testsuite")[0], "name"),
-            format!("mqtt-chaos {nasty}")
+            format!("mqtt-chaos {nasty}: {nasty}")
         );
         assert_eq!(attr(named(&es, "testcase")[0], "classname"), nasty);
         let broker = named(&es, "property")

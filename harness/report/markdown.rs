@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::{signoff, DurationFigure, Figures, Report, SloStatus, Verdict};
+use super::{signoff, DurationFigure, Expected, Figures, Report, SloStatus, Verdict};
 use crate::metrics::rate;
 
 /// `report.md`: verdict first, then which profile survived, the SLOs,
@@ -28,6 +28,7 @@ pub fn markdown(r: &Report) -> String {
         );
         errors_list(&mut o, r);
     }
+    answer(&mut o, r);
     if signoff::applies(r) {
         signoff::markdown(&mut o, r);
     }
@@ -51,10 +52,15 @@ pub fn markdown(r: &Report) -> String {
         let _ = writeln!(o, "| result | SLO | profile | observed |");
         let _ = writeln!(o, "| --- | --- | --- | --- |");
         for s in &r.slo {
-            let result = match s.status {
-                SloStatus::Pass => "pass",
-                SloStatus::Fail => "**FAIL**",
-                SloStatus::Unknown => "**UNKNOWN** (counts as a breach)",
+            let result = match (s.expected, s.status) {
+                (Expected::Hold, SloStatus::Pass) => "pass",
+                (Expected::Hold, SloStatus::Fail) => "**FAIL**",
+                (Expected::Hold, SloStatus::Unknown) => "**UNKNOWN** (counts as a breach)",
+                (Expected::Breach, SloStatus::Fail) => "fail, as expected (known-bad)",
+                (Expected::Breach, SloStatus::Pass) => "**HELD**, expected to fail",
+                (Expected::Breach, SloStatus::Unknown) => {
+                    "**UNKNOWN** (expected to fail: the mistake was not shown)"
+                }
             };
             let name = match &s.stat {
                 Some(stat) => format!("{}.{stat}", s.figure),
@@ -231,6 +237,19 @@ fn errors_list(o: &mut String, r: &Report) {
 
 /// The first table: which configuration survives, one row per profile
 /// ([`super::survival`]), then the SLOs no row answers.
+/// The answer first: which configuration is safe to ship, in plain words.
+fn answer(o: &mut String, r: &Report) {
+    let lines = super::survival::answer(r);
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "## Which configuration is safe to ship?\n");
+    for l in &lines {
+        let _ = writeln!(o, "- {}", cell(l));
+    }
+    o.push('\n');
+}
+
 fn survival_table(o: &mut String, r: &Report) {
     use super::survival::{self, COLUMNS};
     let _ = writeln!(o, "## Which configuration survives?\n");
@@ -241,8 +260,8 @@ fn survival_table(o: &mut String, r: &Report) {
         let _ = writeln!(o, "| {} |", COLUMNS.join(" | "));
         let _ = writeln!(
             o,
-            "| --- | --- | --- |{}",
-            " ---: |".repeat(COLUMNS.len() - 3)
+            "| --- | --- | --- | --- |{}",
+            " ---: |".repeat(COLUMNS.len() - 4)
         );
         for row in &rows {
             let cells: Vec<String> = survival::cells(row).iter().map(|c| cell(c)).collect();
@@ -251,7 +270,7 @@ fn survival_table(o: &mut String, r: &Report) {
         o.push('\n');
         let _ = writeln!(
             o,
-            "A profile survives when every SLO stated for it (`PROFILE.FIGURE` in the scenario) passed; an SLO that could not be measured counts as a breach.\n"
+            "A profile survives when every SLO stated for it (`PROFILE.FIGURE` in the scenario) passed; an SLO that could not be measured counts as a breach. A known-bad profile (`expect = {{ fail = [...] }}`) is as expected when the SLOs on its named figures were measured and breached and the rest held.\n"
         );
     }
     let overall = survival::overall(r);
@@ -325,6 +344,11 @@ pub fn summary(r: &Report) -> String {
         secs(r.duration_s),
         r.devices
     );
+    // The answer right under the verdict: safe to ship, known-bad as
+    // expected, not judged.
+    for l in super::survival::answer(r) {
+        let _ = writeln!(o, "  {l}");
+    }
     for (name, f) in rows(r) {
         let m = &f.telemetry;
         let _ = writeln!(
@@ -358,7 +382,7 @@ pub fn summary(r: &Report) -> String {
         };
         let _ = writeln!(
             o,
-            "  SLO {:<7} {}{name} {} (observed {})",
+            "  SLO {:<7} {}{name} {} (observed {}){}",
             match s.status {
                 SloStatus::Pass => "pass",
                 SloStatus::Fail => "FAIL",
@@ -373,6 +397,11 @@ pub fn summary(r: &Report) -> String {
                 s.stat.as_deref(),
                 v
             )),
+            match (s.expected, s.as_expected()) {
+                (Expected::Hold, _) => "",
+                (Expected::Breach, true) => " — known-bad, as expected",
+                (Expected::Breach, false) => " — expected to FAIL",
+            },
         );
     }
     let applied = r.faults.iter().filter(|f| f.applied).count();

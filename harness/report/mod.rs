@@ -48,7 +48,7 @@ pub use junit::{junit, write_junit};
 pub use markdown::{markdown, summary};
 pub use rebuild::{incomplete, rebuild, rebuild_with_series};
 pub use series::{Series, SeriesBuilder};
-pub use slo::{Slo, SloOp, SloResult, SloStatus};
+pub use slo::{Expected, Slo, SloOp, SloResult, SloStatus};
 pub use survival::{survival, SurvivalRow};
 
 /// The report format version; bump on any incompatible change.
@@ -81,7 +81,11 @@ pub enum ReportError {
 
 /// METRICS.md, Verdicts: `pass` when every SLO held; `fail` when one was
 /// breached or could not be measured; `error` when the run cannot vouch for
-/// its figures (any entry in `errors`), whatever the SLOs say.
+/// its figures (any entry in `errors`), whatever the SLOs say. A profile
+/// marked `expect = { fail = [...] }` (a known-bad baseline) turns its SLOs
+/// on the named figures around: they must be measured and breached, so
+/// `pass` reads "every profile behaved as expected" and a scenario of
+/// mistakes can gate CI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
@@ -335,7 +339,7 @@ impl Report {
     pub fn settle_verdict(&mut self) {
         self.verdict = if !self.errors.is_empty() {
             Verdict::Error
-        } else if self.slo.iter().any(SloResult::breached) {
+        } else if self.slo.iter().any(|s| !s.as_expected()) {
             Verdict::Fail
         } else {
             Verdict::Pass

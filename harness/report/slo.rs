@@ -48,12 +48,35 @@ pub struct SloResult {
     /// Why an objective holds or is unknown without an observed value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// What the scenario expects of it: `hold` (default), or `breach` for
+    /// an SLO on the figure a known-bad profile must fail on.
+    #[serde(default)]
+    pub expected: Expected,
+}
+
+/// The outcome an SLO is expected to have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expected {
+    #[default]
+    Hold,
+    Breach,
 }
 
 impl SloResult {
     /// Fail and unknown both breach.
     pub fn breached(&self) -> bool {
         self.status != SloStatus::Pass
+    }
+
+    /// Whether it came out as the scenario expects: an SLO to hold passed,
+    /// an SLO to breach was measured and failed (an unknown value shows no
+    /// mistake, so it is not the expected failure either).
+    pub fn as_expected(&self) -> bool {
+        match self.expected {
+            Expected::Hold => self.status == SloStatus::Pass,
+            Expected::Breach => self.status == SloStatus::Fail,
+        }
     }
 }
 
@@ -103,6 +126,11 @@ pub fn evaluate(
                 },
                 status,
                 note,
+                expected: if slo.expect_breach {
+                    Expected::Breach
+                } else {
+                    Expected::Hold
+                },
             }
         })
         .collect()
@@ -123,6 +151,35 @@ pub fn show_limit(figure: &str, stat: Option<&str>, limit: f64) -> String {
         return format!("{pct} %");
     }
     show(figure, stat, limit)
+}
+
+/// A value with its unit: durations and shares carry theirs already;
+/// counts get what they count (`12 messages`, `3.20 flaps per device-hour`).
+pub fn show_with_unit(figure: &str, stat: Option<&str>, value: f64) -> String {
+    let shown = show(figure, stat, value);
+    match unit(figure, stat) {
+        Some(u) => format!("{shown} {u}"),
+        None => shown,
+    }
+}
+
+/// What a count figure counts (`None`: the shown value has its unit).
+pub fn unit(figure: &str, stat: Option<&str>) -> Option<&'static str> {
+    use crate::scenario::slo::{figure_kind, FigureKind};
+    let name = figure.strip_prefix("commands.").unwrap_or(figure);
+    match figure_kind(figure)? {
+        FigureKind::Duration if stat == Some("count") => Some("samples"),
+        FigureKind::Duration | FigureKind::Rate => None,
+        FigureKind::Count => Some(match name {
+            "true_offline" | "false_offline" | "missed_offline" => "offline reports",
+            "flaps" => "flaps per device-hour",
+            "takeovers" => "takeovers",
+            "false_offline_per_device_day" => "false offline reports per device-day",
+            "reconnect_attempts" => "reconnect attempts",
+            "zombie_undetected" => "zombie episodes never detected",
+            _ => "messages",
+        }),
+    }
 }
 
 /// A value of `figure` (with `stat`) for people: durations as `12.3 ms`,

@@ -12,8 +12,7 @@
 
 use serde::Serialize;
 
-use super::slo::show;
-use super::{DurationFigure, Figures, Report, SloResult, SloStatus};
+use super::{DurationFigure, Expected, Figures, Report, SloResult, SloStatus};
 
 /// Whether a profile survived the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -119,7 +118,32 @@ pub struct SurvivalRow {
     /// The breached ones: `figure[.stat] <limit> (observed …)`, in the
     /// scenario's key order.
     pub breached: Vec<String>,
+    /// The figures a known-bad profile is expected to fail on (`figure` or
+    /// `figure.stat`, from its SLOs marked `breach`); empty: it is expected
+    /// to pass.
+    pub expected_fail: Vec<String>,
+    /// Every SLO of the profile came out as expected (vacuous without SLOs).
+    pub as_expected: bool,
     pub figures: KeyFigures,
+}
+
+impl SurvivalRow {
+    /// A configuration the run shows fit to ship: expected to pass, it has
+    /// SLOs and every one held.
+    pub fn safe(&self) -> bool {
+        self.expected_fail.is_empty() && self.survival == Survival::Pass
+    }
+
+    /// "expected PASS" or "expected FAIL on zombie_undetected".
+    pub fn expectation(&self) -> String {
+        if self.survival == Survival::NoSlo {
+            "no SLO: not judged".into()
+        } else if self.expected_fail.is_empty() {
+            "PASS".into()
+        } else {
+            format!("FAIL on {}", self.expected_fail.join(", "))
+        }
+    }
 }
 
 /// One row per profile of the report, in name order.
@@ -137,8 +161,17 @@ pub fn survival(r: &Report) -> Vec<SurvivalRow> {
                 .filter(|s| s.breached())
                 .map(|s| describe(s))
                 .collect();
+            let mut expected_fail: Vec<String> = Vec::new();
+            for s in mine.iter().filter(|s| s.expected == Expected::Breach) {
+                let n = slo_name(s);
+                if !expected_fail.contains(&n) {
+                    expected_fail.push(n);
+                }
+            }
             SurvivalRow {
                 profile: name.clone(),
+                as_expected: mine.iter().all(|s| s.as_expected()),
+                expected_fail,
                 survival: match (mine.len(), breached.len()) {
                     (0, _) => Survival::NoSlo,
                     (_, 0) => Survival::Pass,
@@ -165,15 +198,133 @@ pub fn overall(r: &Report) -> Vec<&SloResult> {
         .collect()
 }
 
-/// `lost_qos0 = 0 (observed 12)`, `zombie_time.max <= 40.00 s (unknown: not measured)`.
-pub fn describe(s: &SloResult) -> String {
-    let name = match &s.stat {
+/// `zombie_time.max`, `commands.lost_after_ack`.
+pub fn slo_name(s: &SloResult) -> String {
+    match &s.stat {
         Some(stat) => format!("{}.{stat}", s.figure),
         None => s.figure.clone(),
+    }
+}
+
+/// The answer a stakeholder reads first: which configurations the run
+/// shows safe to ship, which known-bad ones failed where they should, and
+/// what did not behave as expected, in plain sentences (Markdown-free, so
+/// every renderer can use them). Empty only for a report without profiles.
+pub fn answer(r: &Report) -> Vec<String> {
+    use super::Verdict;
+    let rows = survival(r);
+    let mut out = Vec::new();
+    if r.verdict == Verdict::Error {
+        out.push(format!(
+            "No configuration can be judged: the run is in error ({} incident{} in the harness or its environment), so its figures cannot vouch for any client configuration.",
+            r.errors.len(),
+            if r.errors.len() == 1 { "" } else { "s" }
+        ));
+        return out;
+    }
+    let names = |v: Vec<&SurvivalRow>| -> String {
+        v.iter()
+            .map(|r| r.profile.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     };
+    let safe: Vec<&SurvivalRow> = rows.iter().filter(|r| r.safe()).collect();
+    let unsafe_: Vec<&SurvivalRow> = rows
+        .iter()
+        .filter(|r| r.expected_fail.is_empty() && r.survival == Survival::Fail)
+        .collect();
+    if !safe.is_empty() {
+        out.push(format!(
+            "Safe to ship: {} (every SLO held).",
+            names(safe.clone())
+        ));
+    }
+    for row in &unsafe_ {
+        out.push(format!(
+            "Not safe to ship: {} breached {}.",
+            row.profile,
+            row.breached.join("; ")
+        ));
+    }
+    if safe.is_empty() && unsafe_.is_empty() {
+        out.push(
+            "No configuration expected to pass was judged: the run names none safe to ship.".into(),
+        );
+    }
+    for row in rows.iter().filter(|r| !r.expected_fail.is_empty()) {
+        if row.as_expected {
+            out.push(format!(
+                "Known-bad, as expected: {} failed on {}.",
+                row.profile,
+                row.expected_fail.join(", ")
+            ));
+        } else {
+            let held: Vec<String> = r
+                .slo
+                .iter()
+                .filter(|s| s.profile.as_deref() == Some(row.profile.as_str()))
+                .filter(|s| !s.as_expected())
+                .map(|s| match s.expected {
+                    Expected::Breach => {
+                        format!("{} did not fail ({})", slo_name(s), describe_observed(s))
+                    }
+                    Expected::Hold => format!("{} breached too", describe(s)),
+                })
+                .collect();
+            out.push(format!(
+                "Known-bad, NOT as expected: {} (expected to fail on {}): {}.",
+                row.profile,
+                row.expected_fail.join(", "),
+                held.join("; ")
+            ));
+        }
+    }
+    let unjudged: Vec<&SurvivalRow> = rows
+        .iter()
+        .filter(|r| r.survival == Survival::NoSlo)
+        .collect();
+    if !unjudged.is_empty() {
+        out.push(format!(
+            "Not judged (no SLO names {}): {}.",
+            if unjudged.len() == 1 { "it" } else { "them" },
+            names(unjudged)
+        ));
+    }
+    let overall_bad: Vec<String> = overall(r)
+        .into_iter()
+        .filter(|s| !s.as_expected())
+        .map(describe)
+        .collect();
+    if !overall_bad.is_empty() {
+        out.push(format!(
+            "Breached on all profiles together: {}.",
+            overall_bad.join("; ")
+        ));
+    }
+    out
+}
+
+fn describe_observed(s: &SloResult) -> String {
+    match (s.status, s.observed) {
+        (SloStatus::Unknown, _) | (_, None) => "not measured".to_string(),
+        (_, Some(v)) => format!(
+            "{} {}, observed {}",
+            slo_name(s),
+            s.limit,
+            super::slo::show_with_unit(&s.figure, s.stat.as_deref(), v)
+        ),
+    }
+}
+
+/// `lost_qos0 = 0 (observed 12)`, `zombie_time.max <= 40.00 s (unknown: not measured)`.
+pub fn describe(s: &SloResult) -> String {
+    let name = slo_name(s);
     let observed = match (s.status, s.observed) {
         (SloStatus::Unknown, _) | (_, None) => "unknown: not measured".to_string(),
-        (_, Some(v)) => format!("observed {}", show(&s.figure, s.stat.as_deref(), v)),
+        (_, Some(v)) => format!(
+            "observed {}",
+            super::slo::show_with_unit(&s.figure, s.stat.as_deref(), v)
+        ),
     };
     format!("{name} {} ({observed})", s.limit)
 }
@@ -181,6 +332,7 @@ pub fn describe(s: &SloResult) -> String {
 /// The table's column names.
 pub const COLUMNS: &[&str] = &[
     "profile",
+    "expected",
     "survives",
     "breached SLOs",
     "lost_after_ack",
@@ -204,6 +356,11 @@ pub fn cells(row: &SurvivalRow) -> Vec<String> {
     let count = |c: Option<u64>| c.map_or("–".to_string(), |n| n.to_string());
     vec![
         row.profile.clone(),
+        match row.survival {
+            Survival::NoSlo => row.expectation(),
+            _ if row.as_expected => format!("{}: as expected", row.expectation()),
+            _ => format!("{}: NOT as expected", row.expectation()),
+        },
         match row.survival {
             Survival::NoSlo => "no SLO".into(),
             s => format!(

@@ -122,6 +122,7 @@ pub(crate) fn report() -> Report {
             op: SloOp::Eq,
             limit: 0.0,
             text: "lost_after_ack = \"= 0\"".into(),
+            expect_breach: false,
         },
         Slo {
             profile: Some("recommended".into()),
@@ -130,6 +131,7 @@ pub(crate) fn report() -> Report {
             op: SloOp::Le,
             limit: 15e6,
             text: "\"recommended.reconnect_after_heal.p99\" = \"<= 15s\"".into(),
+            expect_breach: false,
         },
         Slo {
             profile: None,
@@ -138,6 +140,7 @@ pub(crate) fn report() -> Report {
             op: SloOp::Ge,
             limit: 20.0,
             text: "commands.delivered >= 20".into(),
+            expect_breach: false,
         },
     ]);
     r
@@ -444,6 +447,7 @@ mod schema {
                 op: SloOp::Eq,
                 limit: 0.0,
                 text: "nobody.flaps = \"= 0\"".into(),
+                expect_breach: false,
             },
             Slo {
                 profile: Some("weak".into()),
@@ -452,6 +456,7 @@ mod schema {
                 op: SloOp::Le,
                 limit: 5e6,
                 text: "\"weak.zombie_time.p99\" = \"<= 5s\"".into(),
+                expect_breach: false,
             },
             // No offline report of `recommended`: holds, with a note.
             Slo {
@@ -461,6 +466,7 @@ mod schema {
                 op: SloOp::Le,
                 limit: 0.005,
                 text: "false_offline_rate = \"<= 0.5%\"".into(),
+                expect_breach: false,
             },
         ]);
         r.faults.push(FaultRecord {

@@ -191,6 +191,109 @@ pub struct Profile {
     /// the broker may have unacknowledged towards it; absent: 65 535).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receive_maximum: Option<u16>,
+    /// What the profile is for: `"pass"` (the default: a configuration to
+    /// ship, every SLO on it must hold) or `{ fail = ["zombie_undetected"] }`
+    /// (a known-bad baseline: each named figure's SLOs must be breached, the
+    /// rest must hold). The run passes when every profile behaves as
+    /// expected.
+    #[serde(
+        default,
+        with = "expect_serde",
+        skip_serializing_if = "Expect::is_pass"
+    )]
+    pub expect: Expect,
+}
+
+/// What a profile is expected to show ([`Profile::expect`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Expect {
+    /// Every SLO on the profile holds.
+    #[default]
+    Pass,
+    /// The SLOs on these figures (`figure`, `figure.stat` or
+    /// `commands.figure`, as the profile's `[slo]` keys write them) are
+    /// breached: the mistake shows where it should.
+    Fail(Vec<String>),
+}
+
+impl Expect {
+    pub fn is_pass(&self) -> bool {
+        matches!(self, Expect::Pass)
+    }
+
+    /// The named figures of an expected failure (empty for `Pass`).
+    pub fn failing(&self) -> &[String] {
+        match self {
+            Expect::Pass => &[],
+            Expect::Fail(f) => f,
+        }
+    }
+
+    /// Whether an SLO of this profile on `figure` (with `stat`) is expected
+    /// to be breached: its figure is named with or without the statistic.
+    pub fn breaches(&self, figure: &str, stat: Option<&str>) -> bool {
+        self.failing()
+            .iter()
+            .any(|named| named == figure || stat.is_some_and(|s| *named == format!("{figure}.{s}")))
+    }
+}
+
+mod expect_serde {
+    //! `expect = "pass"` or `expect = { fail = ["figure", …] }`, with a
+    //! message that shows the table form when `"fail"` is written alone.
+    use super::Expect;
+    use serde::de::{self, MapAccess, Visitor};
+    use serde::{Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Expect, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Fail<'a> {
+            fail: &'a [String],
+        }
+        match v {
+            Expect::Pass => "pass".serialize(s),
+            Expect::Fail(f) => Fail { fail: f }.serialize(s),
+        }
+    }
+
+    struct PassOrFail;
+
+    impl<'de> Visitor<'de> for PassOrFail {
+        type Value = Expect;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("\"pass\" or a table { fail = [\"figure\", …] }")
+        }
+
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            match s.trim() {
+                "pass" => Ok(Expect::Pass),
+                "fail" => Err(E::custom(
+                    "name the figure(s) the mistake must show: expect = { fail = [\"zombie_undetected\"] }",
+                )),
+                other => Err(E::custom(format!(
+                    "expected \"pass\" or {{ fail = [\"figure\", …] }}, found \"{other}\""
+                ))),
+            }
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut fail: Option<Vec<String>> = None;
+            while let Some(key) = map.next_key::<String>()? {
+                if key != "fail" {
+                    return Err(de::Error::custom(format!(
+                        "unknown field `{key}` of expect; the one field is `fail` (the figures the mistake must show)"
+                    )));
+                }
+                fail = Some(map.next_value()?);
+            }
+            Ok(Expect::Fail(fail.unwrap_or_default()))
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Expect, D::Error> {
+        d.deserialize_any(PassOrFail)
+    }
 }
 
 fn default_protocol() -> u8 {

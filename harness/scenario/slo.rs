@@ -168,6 +168,9 @@ pub struct Slo {
     pub limit: f64,
     /// The limit as written (`"<= 15s"`), for the report.
     pub text: String,
+    /// Its profile is a known-bad baseline expected to breach it
+    /// ([`super::Expect`]).
+    pub expect_breach: bool,
 }
 
 impl Slo {
@@ -202,6 +205,7 @@ pub fn parse(key: &str, limit: &str, profiles: &[&str]) -> Result<Slo, SloError>
         op,
         limit: limit_value,
         text: limit.trim().to_string(),
+        expect_breach: false,
     })
 }
 
@@ -211,6 +215,14 @@ pub fn slos(s: &Scenario) -> Vec<Slo> {
     s.slo
         .iter()
         .filter_map(|(k, v)| parse(k, v, &profiles).ok())
+        .map(|mut o| {
+            o.expect_breach = o
+                .profile
+                .as_ref()
+                .and_then(|p| s.profiles.get(p))
+                .is_some_and(|p| p.expect.breaches(&o.figure, o.stat.as_deref()));
+            o
+        })
         .collect()
 }
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 use super::backend::{BrokerSpec, FaultsSpec};
 use super::duration::format as human;
 use super::slo::{self, SloError};
-use super::{weather, ClientIdStrategy, FaultKind, FaultSpec, Fleet, Profile, Scenario};
+use super::{weather, ClientIdStrategy, Expect, FaultKind, FaultSpec, Fleet, Profile, Scenario};
 use crate::limits::{
     flap_cycles, has_user_info, quote, redact_url, RunSize, MAX_ACK_RETRIES, MAX_ADDRESS_BYTES,
     MAX_DEVICES, MAX_DURATION, MAX_FLAP_PHASES, MAX_FLEETS, MAX_FLOWS_PER_FLEET, MAX_INTERVALS,
@@ -1244,9 +1244,42 @@ impl Checker {
 
     fn slo(&mut self, s: &Scenario) {
         let profiles: Vec<&str> = s.profiles.keys().map(String::as_str).collect();
+        let mut parsed = Vec::new();
         for (key, limit) in &s.slo {
-            if let Err(SloError::Key(m) | SloError::Limit(m)) = slo::parse(key, limit, &profiles) {
-                self.err(format!("slo.{}", path_key(key)), m);
+            match slo::parse(key, limit, &profiles) {
+                Ok(o) => parsed.push(o),
+                Err(SloError::Key(m) | SloError::Limit(m)) => {
+                    self.err(format!("slo.{}", path_key(key)), m)
+                }
+            }
+        }
+        // A known-bad profile names figures that an SLO of its own checks:
+        // an expected failure nothing measures would pass by default.
+        for (name, p) in &s.profiles {
+            let at = format!("profiles.{}.expect", path_key(name));
+            let Expect::Fail(figures) = &p.expect else {
+                continue;
+            };
+            if figures.is_empty() {
+                self.err(
+                    &at,
+                    "expect = { fail = [...] } names no figure: list the figures the mistake must show (e.g. [\"zombie_undetected\"])",
+                );
+            }
+            for f in figures {
+                let one = Expect::Fail(vec![f.clone()]);
+                let measured = parsed.iter().any(|o| {
+                    o.profile.as_deref() == Some(name.as_str())
+                        && one.breaches(&o.figure, o.stat.as_deref())
+                });
+                if !measured {
+                    self.err(
+                        &at,
+                        format!(
+                            "{name} is expected to fail on {f}, but no SLO of {name} checks it: add [slo] \"{name}.{f}\" = \"...\" (the limit the mistake breaks)"
+                        ),
+                    );
+                }
             }
         }
     }

@@ -77,6 +77,7 @@ fn slos() -> Vec<Slo> {
         op: SloOp::Eq,
         limit: 0.0,
         text: "lost_after_ack = \"= 0\"".into(),
+        expect_breach: false,
     }]
 }
 

@@ -98,7 +98,7 @@ fn a_toml_syntax_error_is_located_and_names_its_key() {
 fn an_unknown_field_is_located_at_its_key() {
     assert_eq!(
         shown(&with_line(8, "keepalive_timeout = 3")),
-        ["s.toml:8:1: profiles.recommended.keepalive_timeout: unknown field `keepalive_timeout`, expected one of `keepalive`, `ping_timeout`, `connect_timeout`, `reconnect`, `clean_session`, `resubscribe`, `client_id`, `will`, `online_republish`, `qos`, `ack`, `inflight`, `protocol`, `session_expiry`, `receive_maximum`"]
+        ["s.toml:8:1: profiles.recommended.keepalive_timeout: unknown field `keepalive_timeout`, expected one of `keepalive`, `ping_timeout`, `connect_timeout`, `reconnect`, `clean_session`, `resubscribe`, `client_id`, `will`, `online_republish`, `qos`, `ack`, `inflight`, `protocol`, `session_expiry`, `receive_maximum`, `expect`"]
     );
     // A key that the entry's fault kind does not take.
     assert_eq!(
@@ -112,6 +112,48 @@ fn an_unknown_field_is_located_at_its_key() {
     assert_eq!(
         shown(&text(&v)),
         ["s.toml:20:1: timeline[0].latency: unknown field `latency` for kind `half_open`, expected one of `at`, `duration`, `kind`, `target`"]
+    );
+}
+
+#[test]
+fn a_known_bad_profile_names_the_figures_its_own_slos_check() {
+    // Expected to fail on a figure one of its SLOs checks: valid, and that
+    // SLO is the one turned around.
+    let mut v = GOOD.to_vec();
+    v[7] = r#"expect = { fail = ["zombie_time.max"] }"#;
+    v.push(r#""recommended.zombie_time.max" = "<= 10s""#);
+    v.push(r#""recommended.flaps" = "= 0""#);
+    let s = load_str(Path::new("s.toml"), &text(&v)).unwrap();
+    let objectives = slos(&s);
+    let by = |f: &str| objectives.iter().find(|o| o.figure == f).unwrap();
+    assert!(by("zombie_time").expect_breach);
+    assert!(!by("flaps").expect_breach && !by("lost_after_ack").expect_breach);
+    // Named without a statistic, the figure covers every statistic.
+    v[7] = r#"expect = { fail = ["zombie_time"] }"#;
+    let s = load_str(Path::new("s.toml"), &text(&v)).unwrap();
+    assert!(slos(&s)
+        .iter()
+        .any(|o| o.figure == "zombie_time" && o.expect_breach));
+
+    // A figure no SLO of the profile checks.
+    v[7] = r#"expect = { fail = ["missed_offline"] }"#;
+    assert_eq!(
+        shown(&text(&v)),
+        ["s.toml:8:10: profiles.recommended.expect: recommended is expected to fail on missed_offline, but no SLO of recommended checks it: add [slo] \"recommended.missed_offline\" = \"...\" (the limit the mistake breaks)"]
+    );
+    // "fail" alone, an empty list, an unknown key.
+    assert_eq!(
+        shown(&with_line(8, r#"expect = "fail""#)),
+        ["s.toml:8:10: profiles.recommended.expect: name the figure(s) the mistake must show: expect = { fail = [\"zombie_undetected\"] }"]
+    );
+    let e = shown(&with_line(8, r#"expect = { fail = [] }"#));
+    assert!(e[0].contains("names no figure"), "{e:?}");
+    let e = shown(&with_line(8, r#"expect = { fails = ["flaps"] }"#));
+    assert!(e[0].contains("unknown field `fails` of expect"), "{e:?}");
+    let e = shown(&with_line(8, r#"expect = "maybe""#));
+    assert!(
+        e[0].contains(r#"expected "pass" or { fail = ["figure", …] }, found "maybe""#),
+        "{e:?}"
     );
 }
 

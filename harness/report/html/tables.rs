@@ -129,17 +129,27 @@ pub(super) fn survival_table(o: &mut String, r: &Report) {
         let _ = writeln!(o, "</tr></thead>\n<tbody>");
         for row in &rows {
             let class = match row.survival {
+                Survival::Fail if !row.expected_fail.is_empty() && row.as_expected => "expected",
+                Survival::Pass if !row.expected_fail.is_empty() => "fail",
                 Survival::Pass => "pass",
                 Survival::Fail => "fail",
                 Survival::NoSlo => "unknown",
+            };
+            let expected_class = match (row.survival, row.as_expected) {
+                (Survival::NoSlo, _) => "unknown",
+                (_, true) => "pass",
+                (_, false) => "fail",
             };
             let _ = write!(o, "<tr data-profile=\"{}\">", escape(&row.profile));
             for (i, c) in survival::cells(row).iter().enumerate() {
                 match i {
                     1 => {
+                        let _ = write!(o, "<td class=\"{expected_class}\">{}</td>", escape(c));
+                    }
+                    2 => {
                         let _ = write!(o, "<td class=\"{class}\">{}</td>", escape(c));
                     }
-                    0 | 2 => {
+                    0 | 3 => {
                         let _ = write!(o, "<td>{}</td>", escape(c));
                     }
                     _ => {
