@@ -23,6 +23,10 @@ pub struct StreamPlan {
     pub topic: String,
     /// The QoS the profile asks for (fleet's, or the profile's override).
     pub qos: u8,
+    /// The QoS its receiver subscribes at: the collector for telemetry
+    /// (`collector_qos`), the device for a command (the profile's
+    /// `subscribe_qos`, else `qos`).
+    pub sub_qos: u8,
     /// Messages per second.
     pub rate: f64,
     pub payload_size: usize,
@@ -196,28 +200,49 @@ impl Plan {
                     group: &group,
                     fleet: &fleet.name,
                 };
-                let resolve =
-                    |k: usize, name: &str, topic: &str, qos: u8, rate: f64, size: usize| {
-                        StreamPlan {
-                            id: k as StreamId,
-                            name: name.to_string(),
-                            topic: vars.apply(topic, name),
-                            qos: profile.qos.get(name).copied().unwrap_or(qos),
-                            rate,
-                            payload_size: size,
-                        }
-                    };
+                let resolve = |k: usize,
+                               name: &str,
+                               topic: &str,
+                               qos: u8,
+                               rate: f64,
+                               size: usize,
+                               sub_qos: Option<u8>| {
+                    let qos = profile.qos.get(name).copied().unwrap_or(qos);
+                    StreamPlan {
+                        id: k as StreamId,
+                        name: name.to_string(),
+                        topic: vars.apply(topic, name),
+                        qos,
+                        sub_qos: sub_qos.unwrap_or(qos),
+                        rate,
+                        payload_size: size,
+                    }
+                };
                 let streams = fleet
                     .streams
                     .iter()
                     .enumerate()
-                    .map(|(k, s)| resolve(k, &s.name, &s.topic, s.qos, s.rate, s.payload_size))
+                    .map(|(k, s)| {
+                        let collector = s.collector_qos.unwrap_or(crate::scenario::COLLECTOR_QOS);
+                        resolve(
+                            k,
+                            &s.name,
+                            &s.topic,
+                            s.qos,
+                            s.rate,
+                            s.payload_size,
+                            Some(collector),
+                        )
+                    })
                     .collect();
                 let commands = fleet
                     .commands
                     .iter()
                     .enumerate()
-                    .map(|(k, c)| resolve(k, &c.name, &c.topic, c.qos, c.rate, c.payload_size))
+                    .map(|(k, c)| {
+                        let sub = profile.subscribe_qos.get(&c.name).copied();
+                        resolve(k, &c.name, &c.topic, c.qos, c.rate, c.payload_size, sub)
+                    })
                     .collect();
                 let client_id = match &profile.client_id {
                     ClientIdStrategy::Unique => name.clone(),

@@ -49,6 +49,8 @@ mod session;
 mod shards;
 #[path = "it/signoff.rs"]
 mod signoff;
+#[path = "it/subscription.rs"]
+mod subscription;
 #[path = "it/toxi_container.rs"]
 mod toxi_container;
 #[path = "it/toxiproxy.rs"]

@@ -193,7 +193,7 @@ pub async fn run(
                             && (!subscribed_once || (!session_present && profile.resubscribe));
                         if must_subscribe {
                             let filters: Vec<(String, u8)> =
-                                device.commands.iter().map(|c| (c.topic.clone(), c.qos)).collect();
+                                device.commands.iter().map(|c| (c.topic.clone(), c.sub_qos)).collect();
                             if client.try_subscribe_many(&filters).is_ok() {
                                 subscribed_once = true;
                                 pending_sub = true;
@@ -227,7 +227,7 @@ pub async fn run(
                     Ok(Wire::SubAck { pkid, granted }) => {
                         if sub_pkid == Some(pkid) {
                             for (k, granted) in granted.into_iter().enumerate() {
-                                let asked = device.commands.get(k).map_or(0, |c| c.qos);
+                                let asked = device.commands.get(k).map_or(0, |c| c.sub_qos);
                                 out.emit(DeviceEvent::Subscribed { stream: k as StreamId, asked, granted }).await;
                             }
                         }

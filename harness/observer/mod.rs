@@ -175,7 +175,7 @@ impl Observer {
                     if seen.insert(s.topic.clone()) {
                         filters.push(SubscribeFilter::new(
                             s.topic.clone(),
-                            rumqttc::QoS::ExactlyOnce,
+                            crate::fleet::mqtt::qos4(s.sub_qos),
                         ));
                     }
                 }
@@ -185,7 +185,8 @@ impl Observer {
                 for s in &f.streams {
                     let p = pattern(&s.topic);
                     if seen.insert(p.clone()) {
-                        filters.push(SubscribeFilter::new(p, rumqttc::QoS::ExactlyOnce));
+                        let qos = s.collector_qos.unwrap_or(crate::scenario::COLLECTOR_QOS);
+                        filters.push(SubscribeFilter::new(p, crate::fleet::mqtt::qos4(qos)));
                     }
                 }
             }

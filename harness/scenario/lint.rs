@@ -52,6 +52,21 @@ pub fn lint(s: &Scenario) -> Vec<Lint> {
         let devices: u64 = fleets.iter().map(|f| u64::from(f.count)).sum();
         let groups: Vec<&str> = fleets.iter().map(|f| f.group()).collect();
 
+        for (name, qos) in &commands {
+            if let Some(sub) = p.subscribe_qos.get(*name).filter(|s| *s < qos) {
+                push(
+                    "commands.downgraded",
+                    format!(
+                        "the devices subscribe to {name} at QoS {sub}, below the QoS {qos} it is published at: the broker delivers it at QoS {sub} (commands.downgraded){}",
+                        if *sub == 0 {
+                            ", and a command in flight when a link breaks is lost for good (commands.lost_after_ack)"
+                        } else {
+                            ""
+                        }
+                    ),
+                );
+            }
+        }
         match (p.keepalive, p.ping_timeout) {
             (None, _) => push(
                 "zombie_time",
@@ -410,6 +425,27 @@ mod tests {
     #[test]
     fn a_careful_profile_has_no_lints() {
         assert_eq!(lint(&base()), vec![]);
+    }
+
+    #[test]
+    fn subscribing_to_a_command_below_its_qos_lints_downgraded() {
+        let mut s = base();
+        let c = s.fleets[0].commands[0].clone();
+        let p = s.profiles.get_mut("good").unwrap();
+        p.subscribe_qos.insert(c.name.clone(), c.qos);
+        assert_eq!(lints_of(&s, "good"), vec![], "the same QoS is fine");
+        s.fleets[0].commands[0].qos = 2;
+        s.profiles
+            .get_mut("good")
+            .unwrap()
+            .subscribe_qos
+            .insert(c.name.clone(), 0);
+        only_lint(
+            &s,
+            "good",
+            "commands.downgraded",
+            "at QoS 0, below the QoS 2",
+        );
     }
 
     #[test]

@@ -174,6 +174,12 @@ pub struct Profile {
     /// Per-stream QoS, overriding the fleet's stream QoS by stream name.
     #[serde(default)]
     pub qos: BTreeMap<String, u8>,
+    /// Per command, by name: the QoS the device subscribes to it at
+    /// (default: the command's QoS). Lower than the QoS the backend
+    /// publishes at, the broker delivers at the lower one (`downgraded`,
+    /// and a QoS 0 subscription loses commands across a broken link).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub subscribe_qos: BTreeMap<String, u8>,
     #[serde(default)]
     pub ack: AckPolicy,
     /// rumqttc's in-flight window (outgoing QoS ≥ 1 publishes not yet acked).
@@ -541,7 +547,18 @@ pub struct StreamSpec {
     /// Bytes per payload, header included (padded; never truncated).
     #[serde(default = "default_payload_size")]
     pub payload_size: usize,
+    /// The QoS the harness's collector subscribes to the stream at: 2 (the
+    /// default: every message arrives at the QoS it was published at) or 1
+    /// (QoS 2 telemetry arrives at QoS 1: `downgraded`, the backend side of
+    /// "subscribe at a lower QoS than you publish"). Never 0: a QoS 0
+    /// delivery to the collector could lose messages the report would
+    /// charge to the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collector_qos: Option<u8>,
 }
+
+/// The collector's QoS when a stream sets none.
+pub const COLLECTOR_QOS: u8 = 2;
 
 fn default_qos1() -> u8 {
     1

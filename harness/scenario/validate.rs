@@ -511,6 +511,29 @@ impl Checker {
             );
         }
         let users: Vec<&Fleet> = s.fleets.iter().filter(|f| f.profile == name).collect();
+        for (key, q) in &p.subscribe_qos {
+            let field = format!(
+                "profiles.{}.subscribe_qos.{}",
+                path_key(name),
+                path_key(key)
+            );
+            if *q > 2 {
+                self.err(&field, format!("subscribe_qos {q} must be 0, 1 or 2"));
+            }
+            if !users
+                .iter()
+                .any(|f| f.commands.iter().any(|x| &x.name == key))
+            {
+                self.err(
+                    &field,
+                    format!(
+                        "\"{}\" names no command of the fleets using profile \"{}\" (devices subscribe to commands only; the collector's QoS is a stream's collector_qos)",
+                        quote(key),
+                        quote(name)
+                    ),
+                );
+            }
+        }
         for (key, q) in &p.qos {
             let field = format!("profiles.{}.qos.{}", path_key(name), path_key(key));
             if *q > 2 {
@@ -557,6 +580,8 @@ impl Checker {
 
     fn fleets(&mut self, s: &Scenario) {
         let mut seen: HashMap<&str, usize> = HashMap::new();
+        // The collector's filters over all fleets: (where first, QoS).
+        let mut collector_filters: HashMap<String, (String, u8)> = HashMap::new();
         for (i, f) in s.fleets.iter().enumerate() {
             let at = |field: &str| format!("fleets[{i}].{field}");
             if !self.name_len(at("name"), "fleet name", &f.name) {
@@ -635,6 +660,30 @@ impl Checker {
                         x.payload_size,
                     )
                 }));
+            for (j, x) in f.streams.iter().enumerate() {
+                if let Some(q) = x.collector_qos {
+                    if q != 1 && q != 2 {
+                        self.err(
+                            format!("fleets[{i}].streams[{j}].collector_qos"),
+                            format!("collector_qos {q} must be 1 or 2: at QoS 0 the broker may drop what it sends the collector, a loss the report would charge to the client"),
+                        );
+                    }
+                }
+                let pattern = crate::observer::pattern(&x.topic);
+                let qos = x.collector_qos.unwrap_or(crate::scenario::COLLECTOR_QOS);
+                match collector_filters.get(&pattern) {
+                    Some((other, q)) if *q != qos => self.err(
+                        format!("fleets[{i}].streams[{j}].collector_qos"),
+                        format!(
+                            "the collector subscribes to {pattern} once, and {other} asks for QoS {q} on it: give both the same collector_qos"
+                        ),
+                    ),
+                    Some(_) => {}
+                    None => {
+                        collector_filters.insert(pattern, (format!("fleets[{i}].streams[{j}]"), qos));
+                    }
+                }
+            }
             for (base, name, topic, qos, rate, size) in flows {
                 if name.trim().is_empty() {
                     self.err(format!("{base}.name"), "name must not be empty");
@@ -1820,6 +1869,57 @@ lost_after_ack = "= 0"
     }
 
     #[test]
+    fn subscription_qos_is_checked_for_devices_and_the_collector() {
+        let mut s = base();
+        let cmd = s.fleets[0].commands[0].name.clone();
+        fn good(s: &mut Scenario) -> &mut Profile {
+            s.profiles.get_mut("good").unwrap()
+        }
+        good(&mut s).subscribe_qos.insert(cmd.clone(), 1);
+        assert_eq!(check(&s), vec![]);
+        good(&mut s).subscribe_qos.insert(cmd.clone(), 3);
+        only_issue(
+            &s,
+            &format!("profiles.good.subscribe_qos.{cmd}"),
+            "must be 0, 1 or 2",
+        );
+        let mut s = base();
+        let stream = s.fleets[0].streams[0].name.clone();
+        s.profiles
+            .get_mut("good")
+            .unwrap()
+            .subscribe_qos
+            .insert(stream.clone(), 1);
+        only_issue(
+            &s,
+            &format!("profiles.good.subscribe_qos.{stream}"),
+            "names no command",
+        );
+        // base() has two fleets whose streams the collector reads through
+        // one filter (t/+/+): one QoS for both.
+        let mut s = base();
+        assert_eq!(
+            crate::observer::pattern(&s.fleets[0].streams[0].topic),
+            crate::observer::pattern(&s.fleets[1].streams[0].topic)
+        );
+        for f in &mut s.fleets {
+            for x in &mut f.streams {
+                x.collector_qos = Some(1);
+            }
+        }
+        assert_eq!(check(&s), vec![]);
+        s.fleets[1].streams[0].collector_qos = Some(2);
+        only_issue(
+            &s,
+            "fleets[1].streams[0].collector_qos",
+            "and fleets[0].streams[0] asks for QoS 1 on it",
+        );
+        s.fleets[1].streams[0].collector_qos = Some(1);
+        s.fleets[0].streams[0].collector_qos = Some(0);
+        has_issue(&s, "fleets[0].streams[0].collector_qos", "must be 1 or 2");
+    }
+
+    #[test]
     fn profile_qos_keys_name_a_stream_or_command_of_its_fleets() {
         let mut s = base();
         let good = s.profiles.get_mut("good").unwrap();
@@ -2262,6 +2362,7 @@ lost_after_ack = "= 0"
             qos: 1,
             rate: 1.0,
             payload_size: 1,
+            collector_qos: None,
         };
         let _ = CommandSpec {
             name: "c".into(),
