@@ -98,7 +98,7 @@ fn a_toml_syntax_error_is_located_and_names_its_key() {
 fn an_unknown_field_is_located_at_its_key() {
     assert_eq!(
         shown(&with_line(8, "keepalive_timeout = 3")),
-        ["s.toml:8:1: profiles.recommended.keepalive_timeout: unknown field `keepalive_timeout`, expected one of `keepalive`, `ping_timeout`, `connect_timeout`, `reconnect`, `clean_session`, `resubscribe`, `client_id`, `will`, `online_republish`, `qos`, `ack`, `inflight`, `protocol`, `session_expiry`, `receive_maximum`, `expect`"]
+        ["s.toml:8:1: profiles.recommended.keepalive_timeout: unknown field `keepalive_timeout`, expected one of `keepalive`, `ping_timeout`, `connect_timeout`, `reconnect`, `clean_session`, `resubscribe`, `client_id`, `will`, `online_republish`, `qos`, `subscribe_qos`, `ack`, `inflight`, `protocol`, `session_expiry`, `receive_maximum`, `expect`"]
     );
     // A key that the entry's fault kind does not take.
     assert_eq!(
