@@ -215,6 +215,13 @@ pub fn html(r: &Report, s: &Series) -> String {
         "<p class=\"meta\">lost_after_ack: the broker acknowledged the message and it never arrived (a violation). silent_loss: the application was told \"sent\" without an acknowledgement and it never arrived.</p>"
     );
     message_table(&mut o, "telemetry", "", r, |f| &f.telemetry);
+    if r.totals.telemetry.duplicates + r.totals.commands.duplicates > 0 {
+        let _ = writeln!(
+            o,
+            "<p class=\"meta\">{}</p>",
+            escape(crate::report::markdown::DUPLICATES_NOTE)
+        );
+    }
     if r.totals.commands.sent > 0 || r.totals.commands.delivered > 0 {
         let _ = writeln!(o, "<h2>Commands per profile</h2>");
         message_table(&mut o, "commands", "commands.", r, |f| &f.commands);

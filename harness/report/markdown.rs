@@ -8,6 +8,9 @@ use std::fmt::Write as _;
 use super::{signoff, DurationFigure, Expected, Figures, Report, SloStatus, Verdict};
 use crate::metrics::rate;
 
+/// What duplicates are, beside every table that counts them.
+pub(crate) const DUPLICATES_NOTE: &str = "duplicates: receptions of a message already received. Retries make them: a QoS 1 publish whose PUBACK was lost is sent again (with DUP), and a republish after the application's ack timeout is a new copy; QoS 1 allows them (at least once), so they are a cost there, not a loss, while under QoS 2 (exactly once) a duplicate is a violation.";
+
 /// `report.md`: verdict first, then which profile survived, the SLOs,
 /// per-profile figures, faults.
 pub fn markdown(r: &Report) -> String {
@@ -83,6 +86,9 @@ pub fn markdown(r: &Report) -> String {
 
     let _ = writeln!(o, "## Telemetry per profile\n");
     table(&mut o, r, |f| &f.telemetry);
+    if r.totals.telemetry.duplicates + r.totals.commands.duplicates > 0 {
+        let _ = writeln!(o, "{DUPLICATES_NOTE}\n");
+    }
     let commands_sent = r.totals.commands.sent > 0 || r.totals.commands.delivered > 0;
     if commands_sent {
         let _ = writeln!(o, "## Commands per profile\n");

@@ -667,3 +667,16 @@ mod schema {
         closed(&schema, "");
     }
 }
+
+#[test]
+fn duplicates_are_explained_where_they_are_counted() {
+    let mut r = report();
+    r.totals.telemetry.duplicates = 0;
+    r.totals.commands.duplicates = 0;
+    assert!(!markdown(&r).contains("duplicates: receptions of a message already received"));
+    r.totals.telemetry.duplicates = 588;
+    let series = crate::report::series::series_of(&[], Default::default());
+    for page in [markdown(&r), crate::report::html::html(&r, &series)] {
+        assert!(page.contains("QoS 1 allows them (at least once)"), "{page}");
+    }
+}
