@@ -9,6 +9,8 @@ mod support;
 mod bounds;
 #[path = "it/broker.rs"]
 mod broker;
+#[path = "it/browser.rs"]
+mod browser;
 #[path = "it/cli.rs"]
 mod cli;
 #[path = "it/containers.rs"]

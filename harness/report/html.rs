@@ -65,8 +65,10 @@ pub fn escape(s: &str) -> String {
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 360;
 
-/// Okabe–Ito, readable with the common colour blindnesses.
-const PROFILE_COLORS: [RGBColor; 7] = [
+/// Twelve profile colours: Okabe–Ito's seven (readable with the common
+/// colour blindnesses, its orange kept for faults), then five of Paul Tol's
+/// "muted" scheme, each distinct from the rest in hue or lightness.
+const PROFILE_COLORS: [RGBColor; 12] = [
     RGBColor(0x00, 0x72, 0xB2),
     RGBColor(0x00, 0x9E, 0x73),
     RGBColor(0xCC, 0x79, 0xA7),
@@ -74,6 +76,11 @@ const PROFILE_COLORS: [RGBColor; 7] = [
     RGBColor(0x00, 0x00, 0x00),
     RGBColor(0xE6, 0x9F, 0x00),
     RGBColor(0x8C, 0x56, 0x4B),
+    RGBColor(0x33, 0x22, 0x88),
+    RGBColor(0x99, 0x99, 0x33),
+    RGBColor(0x88, 0x22, 0x55),
+    RGBColor(0x44, 0xAA, 0x99),
+    RGBColor(0xAA, 0x44, 0x99),
 ];
 const FAULT_COLOR: RGBColor = RGBColor(0xD5, 0x5E, 0x00);
 
@@ -92,6 +99,10 @@ h2 { margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: .2em; }
 .meta { color: #555; }
 table { border-collapse: collapse; margin: .8em 0; font-size: .92em; }
 th, td { border: 1px solid #ccc; padding: .25em .6em; }
+table { display: block; max-width: 100%; overflow-x: auto; }
+th { overflow-wrap: anywhere; }
+#survival, #telemetry, #commands { font-size: .8em; }
+#survival td, #telemetry td, #commands td { padding: .2em .35em; }
 th { background: #f3f3f3; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.total th, tr.total td { font-weight: bold; background: #fafafa; }
@@ -376,8 +387,11 @@ enum Mark {
 
 /// The legend's column at the right of every chart (outside the plot, so
 /// it never hides a line).
-const LEGEND_WIDTH: u32 = 210;
+const LEGEND_WIDTH: u32 = 280;
 const LEGEND_ROW: i32 = 18;
+/// Characters of a legend entry that fit LEGEND_WIDTH at 14 px (longer
+/// ones end in `…`).
+const LEGEND_CHARS: usize = 34;
 
 /// Draw on an SVG canvas into a string: `draw` gets the plot's area and
 /// returns the legend's entries, drawn in a column at the right.
@@ -427,8 +441,11 @@ fn draw_legend(
                 .draw(&Rectangle::new([(4, y - 6), (28, y + 6)], c.filled()))
                 .map_err(err)?,
         }
-        let name = if name.chars().count() > 28 {
-            format!("{}…", name.chars().take(27).collect::<String>())
+        let name = if name.chars().count() > LEGEND_CHARS {
+            format!(
+                "{}…",
+                name.chars().take(LEGEND_CHARS - 1).collect::<String>()
+            )
         } else {
             name.clone()
         };
@@ -451,15 +468,23 @@ fn time_range(s: &Series, r: Option<&Report>) -> (f64, f64) {
     }
 }
 
-/// A run-clock tick label for an axis spanning `span` seconds.
-fn clock_label(t: f64, span: f64) -> String {
+/// The run clock's unit on an axis spanning `span` seconds: its length in
+/// seconds and its name. The time charts are drawn in it, so the axis
+/// ticks (1-2-5 steps of the coordinate) fall on round seconds, minutes or
+/// hours.
+fn clock_unit(span: f64) -> (f64, &'static str) {
     if span <= 180.0 {
-        format!("{} s", trim(t, 1))
+        (1.0, "s")
     } else if span <= 3.0 * 3600.0 {
-        format!("{} min", trim(t / 60.0, 1))
+        (60.0, "min")
     } else {
-        format!("{} h", trim(t / 3600.0, 1))
+        (3600.0, "h")
     }
+}
+
+/// A run-clock tick label, `t` in the unit of [`clock_unit`].
+fn clock_label(t: f64, unit: &str) -> String {
+    format!("{} {unit}", trim(t, 2))
 }
 
 /// `x` with at most `digits` decimals, trailing zeros dropped.
@@ -489,6 +514,9 @@ fn timeline_chart(r: &Report, s: &Series) -> Result<String, String> {
         .max(1);
     // Room above the lines for the fault labels.
     let y_top = (top_devices as f64 * 1.35).ceil() as i64 + 1;
+    // Drawn in the clock's unit (s, min or h).
+    let (u, unit) = clock_unit(span);
+    let (x0, x1) = (x0 / u, x1 / u);
     svg(|root| {
         let mut chart = ChartBuilder::on(root)
             .margin(12)
@@ -496,7 +524,7 @@ fn timeline_chart(r: &Report, s: &Series) -> Result<String, String> {
             .y_label_area_size(56)
             .build_cartesian_2d(x0..x1, 0i64..y_top)
             .map_err(err)?;
-        let fmt = |t: &f64| clock_label(*t, span);
+        let fmt = |t: &f64| clock_label(*t, unit);
         chart
             .configure_mesh()
             .x_desc("run clock")
@@ -513,8 +541,8 @@ fn timeline_chart(r: &Report, s: &Series) -> Result<String, String> {
             let spans: Vec<(f64, f64)> = shown
                 .iter()
                 .map(|f| {
-                    let a = f.started_at_s.unwrap_or(x0).clamp(x0, x1);
-                    let b = f.healed_at_s.unwrap_or(x1).clamp(x0, x1);
+                    let a = f.started_at_s.map_or(x0, |t| t / u).clamp(x0, x1);
+                    let b = f.healed_at_s.map_or(x1, |t| t / u).clamp(x0, x1);
                     (a, b.max(a))
                 })
                 .collect();
@@ -567,7 +595,7 @@ fn timeline_chart(r: &Report, s: &Series) -> Result<String, String> {
                 .iter()
                 .filter_map(|p| {
                     let v = p.profiles.get(name)?.connected?;
-                    Some((p.end_s, v as i64))
+                    Some((p.end_s / u, v as i64))
                 })
                 .collect();
             if points.is_empty() {
@@ -684,6 +712,8 @@ fn latency_chart(s: &Series) -> Result<String, String> {
     } else {
         (100.0, 1e6)
     };
+    let (u, unit) = clock_unit(span);
+    let (x0, x1) = (x0 / u, x1 / u);
     svg(|root| {
         let mut chart = ChartBuilder::on(root)
             .margin(12)
@@ -691,7 +721,7 @@ fn latency_chart(s: &Series) -> Result<String, String> {
             .y_label_area_size(72)
             .build_cartesian_2d(x0..x1, (lo..hi).log_scale())
             .map_err(err)?;
-        let xfmt = |t: &f64| clock_label(*t, span);
+        let xfmt = |t: &f64| clock_label(*t, unit);
         let yfmt = |v: &f64| micros(v.round() as u64);
         chart
             .configure_mesh()
@@ -709,7 +739,7 @@ fn latency_chart(s: &Series) -> Result<String, String> {
             let c = color(i);
             let stat = |f: fn(&super::series::LatencyStats) -> u64| {
                 segments(s.points.iter().map(|p| {
-                    let mid = (p.start_s + p.end_s) / 2.0;
+                    let mid = (p.start_s + p.end_s) / 2.0 / u;
                     let v = p.profiles.get(name).and_then(|v| v.e2e_latency);
                     (mid, v.map(|e| f(&e).max(1) as f64))
                 }))
@@ -807,6 +837,10 @@ struct Distribution {
     /// Drawn as a curve (a full histogram) or as marked points (a summary).
     curve: bool,
     note: Option<String>,
+    /// Zombie episodes never noticed before the heal: no duration to draw
+    /// (each lasted at least until the fault healed), so the legend names
+    /// them, dashed, instead of leaving the profile out.
+    censored: u64,
 }
 
 /// The curve of a histogram: quantiles up to p99.99 on the log axis, then the max.
@@ -861,6 +895,7 @@ fn reconnect_distributions(r: &Report, s: &Series) -> Vec<Distribution> {
             let Some(d) = &f.reconnect_after_heal else {
                 return Distribution {
                     profile: name.clone(),
+                    censored: 0,
                     points: vec![],
                     curve: false,
                     note: Some(format!(
@@ -872,6 +907,7 @@ fn reconnect_distributions(r: &Report, s: &Series) -> Vec<Distribution> {
             if d.count == 0 {
                 return Distribution {
                     profile: name.clone(),
+                    censored: 0,
                     points: vec![],
                     curve: false,
                     note: Some(format!("{name}: no samples{censored}")),
@@ -882,12 +918,14 @@ fn reconnect_distributions(r: &Report, s: &Series) -> Vec<Distribution> {
                 // The intervals hold the very samples the report summarises.
                 Some(h) if h.len() == d.count => Distribution {
                     profile: name.clone(),
+                    censored: 0,
                     points: histogram_points(h),
                     curve: true,
                     note,
                 },
                 _ => Distribution {
                     profile: name.clone(),
+                    censored: 0,
                     points: figure_points(d),
                     curve: false,
                     note,
@@ -904,6 +942,7 @@ fn zombie_distributions(r: &Report) -> Vec<Distribution> {
             let Some(d) = &f.zombie_time else {
                 return Distribution {
                     profile: name.clone(),
+                    censored: 0,
                     points: vec![],
                     curve: false,
                     note: Some(format!(
@@ -919,6 +958,7 @@ fn zombie_distributions(r: &Report) -> Vec<Distribution> {
             };
             Distribution {
                 profile: name.clone(),
+                censored: d.censored.unwrap_or(0),
                 points: figure_points(d),
                 curve: false,
                 note: Some(note),
@@ -962,14 +1002,24 @@ fn distribution_chart(what: &str, ds: &[Distribution]) -> Result<String, String>
             .map_err(err)?;
         let mut legend = Vec::new();
         for (i, d) in ds.iter().enumerate() {
+            let c = color(i);
+            let never = (d.censored > 0).then(|| format!("{} unnoticed", d.censored));
             if d.points.is_empty() {
+                // Only censored episodes: at least until the heal, no
+                // duration to draw; named in the legend, dashed.
+                if let Some(never) = never {
+                    legend.push((format!("{}: {never}", d.profile), Mark::Dashed(c.to_rgba())));
+                }
                 continue;
             }
-            let c = color(i);
             let series = LineSeries::new(d.points.clone(), c.stroke_width(2))
                 .point_size(if d.curve { 0 } else { 4 });
             chart.draw_series(series).map_err(err)?;
-            legend.push((d.profile.clone(), Mark::Line(c.to_rgba(), 2)));
+            let name = match never {
+                Some(never) => format!("{} (+{never})", d.profile),
+                None => d.profile.clone(),
+            };
+            legend.push((name, Mark::Line(c.to_rgba(), 2)));
         }
         if !any {
             no_data(root, "no samples")?;

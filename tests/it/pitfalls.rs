@@ -250,7 +250,80 @@ fn the_recommended_profile_survives_and_every_mistake_breaches_on_its_figure() {
 
     // And report.json follows its schema.
     crate::schema::assert_valid(&out.join("report.json"));
+
+    // report.html as a reader sees it, in a real browser.
+    if let Some(chromium) = crate::browser::chromium() {
+        the_page_fits_and_opens_with_the_answer(&chromium, &out, &report);
+    }
     eprintln!("pitfalls (shortened) took {took:?}");
+}
+
+/// report.html of the run in headless Chromium: no horizontal overflow at
+/// one screen's width, the answer (which configuration is safe) on the
+/// first screen, every profile in every chart's legend with no text cut
+/// off, and a screenshot of the first screen of that size.
+fn the_page_fits_and_opens_with_the_answer(chromium: &Path, out: &Path, report: &Report) {
+    use crate::browser::{measure, screenshot, SCREEN};
+    let page = out.join("report.html");
+    let l = measure(chromium, &page);
+    assert_eq!(l.error, None, "{l:#?}");
+    assert_eq!(l.viewport, f64::from(SCREEN.0), "{l:#?}");
+    assert!(
+        l.scroll_width <= l.viewport,
+        "the page scrolls sideways: {l:#?}"
+    );
+    assert!(
+        l.overflowing.is_empty(),
+        "past the right edge: {:?}",
+        l.overflowing
+    );
+    let answer = l.answer.as_deref().unwrap_or_default();
+    assert!(
+        answer.contains("Safe to ship: recommended (every SLO held)."),
+        "{answer}"
+    );
+    assert!(
+        l.answer_top.is_some_and(|t| t >= 0.0)
+            && l.answer_bottom.is_some_and(|b| b <= f64::from(SCREEN.1)),
+        "the answer is not on the first screen: {l:#?}"
+    );
+    let ids: Vec<&str> = l.charts.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "chart-timeline",
+            "chart-latency",
+            "chart-reconnect",
+            "chart-zombie"
+        ],
+        "{l:#?}"
+    );
+    for c in &l.charts {
+        assert!(c.cut.is_empty(), "{}: cut off: {:?}", c.id, c.cut);
+        for name in report.profiles.keys() {
+            // Reconnect times exist only where a fault that hit the
+            // profile healed; the zombie chart names even a profile whose
+            // every episode went unnoticed.
+            let has = match c.id.as_str() {
+                "chart-reconnect" => report.profiles[name]
+                    .reconnect_after_heal
+                    .as_ref()
+                    .is_some_and(|d| d.count > 0),
+                "chart-zombie" => report.profiles[name].zombie_time.is_some(),
+                _ => true,
+            };
+            if has {
+                assert!(
+                    c.names(name),
+                    "{}: no legend entry for {name}: {:?}",
+                    c.id,
+                    c.texts
+                );
+            }
+        }
+    }
+    let png = out.join("first-screen.png");
+    assert_eq!(screenshot(chromium, &page, &png), SCREEN);
 }
 
 /// The gate closes: the recommended profile given the no_ping_timeout

@@ -162,9 +162,41 @@ fn a_profile_with_an_empty_histogram_is_named_as_having_no_samples() {
     assert!(figure(&p, "chart-reconnect").contains("weak: no samples"));
     let zombie = figure(&p, "chart-zombie");
     assert!(zombie.contains("weak: 2 samples; 1 never noticed before the heal"));
-    // Drawn: a legend entry, and no "no samples" placeholder.
-    assert!(zombie.contains(">\nweak\n</text>"), "{zombie}");
+    // Drawn: a legend entry naming the unnoticed episode too, and no "no
+    // samples" placeholder.
+    assert!(
+        zombie.contains(">\nweak (+1 unnoticed)\n</text>"),
+        "{zombie}"
+    );
     assert!(!zombie.contains(">\nno samples\n</text>"));
+}
+
+#[test]
+fn a_profile_whose_zombies_all_went_unnoticed_is_still_in_the_legend() {
+    let mut r = report();
+    let f = r.profiles.get_mut("weak").unwrap();
+    f.zombie_time = Some(
+        DurationFigure::from_histogram(&crate::report::tests::histogram(&[])).with_censored(2),
+    );
+    let p = html(&r, &series_of(&intervals(60), devices()));
+    let zombie = figure(&p, "chart-zombie");
+    assert!(zombie.contains(">\nweak: 2 unnoticed\n</text>"), "{zombie}");
+}
+
+#[test]
+fn time_axes_tick_on_round_minutes_and_twelve_profiles_have_twelve_colours() {
+    assert_eq!(clock_unit(300.0), (60.0, "min"));
+    assert_eq!(clock_unit(120.0), (1.0, "s"));
+    assert_eq!(clock_unit(72.0 * 3600.0), (3600.0, "h"));
+    assert_eq!(clock_label(2.0, "min"), "2 min");
+    assert_eq!(clock_label(0.5, "min"), "0.5 min");
+    let colours: std::collections::HashSet<(u8, u8, u8)> = (0..12)
+        .map(|i| {
+            let c = color(i);
+            (c.0, c.1, c.2)
+        })
+        .collect();
+    assert_eq!(colours.len(), 12);
 }
 
 #[test]
