@@ -137,7 +137,10 @@ fn compare_exits_1_and_names_the_regression_when_a_later_run_lost_acked_messages
     let (code, stdout, stderr) = compare(&[&a, &b]);
     assert_eq!(code, Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("## total"), "{stdout}");
-    assert!(stdout.contains("## profile recommended"), "{stdout}");
+    assert!(
+        stdout.contains("<summary><b>profile recommended</b>: no regression</summary>"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("| verdict | pass | **fail** ▲ |"),
         "{stdout}"
