@@ -146,10 +146,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = CompareFormat::Md)]
         format: CompareFormat,
         /// FIGURE=LIMIT, repeatable: how much worse FIGURE (or a group:
-        /// e2e_latency, commands, reason_codes) may get: N% (relative), +N
+        /// e2e_latency, commands, reason_codes; after a profile's name, in
+        /// that profile only: weak.lost_qos0) may get: N% (relative), +N
         /// (absolute; durations with a unit, +250ms), 0 (not at all), off.
         /// Unnamed figures: counts and rates 10 % (or at all from 0),
-        /// durations 20 %.
+        /// durations 20 % and 20 ms.
         #[arg(long = "threshold", value_name = "FIGURE=LIMIT")]
         thresholds: Vec<mqtt_chaos::report::compare::Threshold>,
         /// Compare runs of different scenarios, profiles, fleet sizes or

@@ -427,6 +427,7 @@ fn a_threshold_changes_the_outcome_and_a_bad_one_is_a_usage_error_naming_it() {
         ("duplicates=lots", "`lots` is not a number"),
         ("e2e_latency.p99=+5", "`e2e_latency.p99` is a duration"),
         ("duplicates", "`duplicates` is not FIGURE=LIMIT"),
+        ("wek.duplicates=off", "no run has a profile `wek`"),
     ] {
         let (code, stdout, stderr) = compare_with(&["--threshold", bad], &[&a, &b]);
         assert_eq!(code, Some(2), "{bad}: {stdout}{stderr}");

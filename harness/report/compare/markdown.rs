@@ -107,7 +107,7 @@ pub fn markdown(c: &Comparison) -> String {
     let mut notes = vec![
         "Rows not measured in any run are left out (`--format json` lists every figure).".into(),
         "Defaults: counts and rates worse by more than 10 % or at all from 0, durations \
-         worse by more than 20 %; `–` in the threshold column: shown, not judged."
+         worse by more than 20 % and 20 ms; `–` in the threshold column: shown, not judged."
             .to_string(),
     ];
     if !c.thresholds.0.is_empty() {

@@ -6,8 +6,8 @@
 //! present in every run every count, rate and duration statistic, of both
 //! directions (telemetry, `commands.*`). A later run regresses when a figure
 //! got worse than its threshold allows ([`threshold`]: by default counts and
-//! rates by more than 10 % or at all from 0, durations by more than 20 %, a
-//! verdict from pass to fail or any run in error). A figure not measured
+//! rates by more than 10 % or at all from 0, durations by more than 20 % and
+//! 20 ms, a verdict from pass to fail or any run in error). A figure not measured
 //! (`null`) in either run is not compared.
 //!
 //! Runs of different scenarios, profiles, fleet sizes or offline yardsticks
@@ -186,6 +186,29 @@ impl fmt::Display for Incomparable {
 
 impl std::error::Error for Incomparable {}
 
+/// Why runs were not compared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompareError {
+    /// The runs measure different things.
+    Incomparable(Incomparable),
+    /// A `--threshold` names a profile no run has.
+    UnknownProfile { threshold: String, profile: String },
+}
+
+impl fmt::Display for CompareError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CompareError::Incomparable(i) => i.fmt(f),
+            CompareError::UnknownProfile { threshold, profile } => write!(
+                f,
+                "--threshold {threshold}: no run has a profile `{profile}` (nor a figure of that name)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CompareError {}
+
 /// The runs side by side and the regressions found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Comparison {
@@ -206,11 +229,22 @@ pub struct Comparison {
 }
 
 /// Compare runs (label, report), the first being the baseline. Refuses runs
-/// that cannot be compared unless `opts.allow_different_scenarios`.
-pub fn compare(runs: &[(String, Report)], opts: &Options) -> Result<Comparison, Incomparable> {
+/// that cannot be compared unless `opts.allow_different_scenarios`, and a
+/// threshold of a profile no run has.
+pub fn compare(runs: &[(String, Report)], opts: &Options) -> Result<Comparison, CompareError> {
     let differences = differences(runs);
     if !differences.is_empty() && !opts.allow_different_scenarios {
-        return Err(Incomparable(differences));
+        return Err(CompareError::Incomparable(Incomparable(differences)));
+    }
+    for t in &opts.thresholds.0 {
+        if let Some(p) = &t.profile {
+            if !runs.iter().any(|(_, r)| r.profiles.contains_key(p)) {
+                return Err(CompareError::UnknownProfile {
+                    threshold: t.to_string(),
+                    profile: p.clone(),
+                });
+            }
+        }
     }
     let mut warnings: Vec<Warning> = differences
         .iter()
@@ -451,7 +485,7 @@ fn table(runs: &[(String, Report)], population: Population, thresholds: &Thresho
     let rows = figures
         .into_iter()
         .map(|figure| Row {
-            limit: thresholds.limit(&figure),
+            limit: thresholds.limit(&figure, population.profile()),
             values: runs
                 .iter()
                 .zip(&sets)

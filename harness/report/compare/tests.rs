@@ -378,6 +378,9 @@ fn reason_codes_are_compared_per_code_a_missing_code_counting_zero() {
 
 // ---- default rules -----------------------------------------------------
 
+/// The default rule of durations.
+const OVER: Rule = Rule::PercentOver(20.0, 20_000);
+
 #[test]
 fn identical_runs_have_no_regression() {
     let c = compared(vec![report(), report(), report()]);
@@ -572,23 +575,13 @@ fn a_duration_regresses_above_twenty_percent_growth_and_not_at_it() {
     assert_eq!(
         flagged(&c),
         vec![
-            (
-                2,
-                "total".into(),
-                "reconnect_after_heal.p90".into(),
-                Rule::Percent(20.0)
-            ),
-            (
-                2,
-                "total".into(),
-                "reconnect_after_heal.p99".into(),
-                Rule::Percent(20.0)
-            ),
+            (2, "total".into(), "reconnect_after_heal.p90".into(), OVER),
+            (2, "total".into(), "reconnect_after_heal.p99".into(), OVER),
         ]
     );
     let md = markdown(&c);
     assert!(
-        md.contains("reconnect_after_heal.p99 3.00 s → 3.60 s (grew by more than 20 %)"),
+        md.contains("reconnect_after_heal.p99 3.00 s → 3.60 s (grew by more than 20 % and 20ms)"),
         "{md}"
     );
 }
@@ -599,10 +592,12 @@ fn every_statistic_of_a_duration_and_the_censored_episodes_are_compared() {
     let weak = later.profiles.get_mut("weak").expect("weak");
     weak.zombie_time = Some(duration(1_000_000, 2_500_000));
     weak.stale_offline_time = Some(DurationFigure {
-        min_us: Some(2),
+        min_us: Some(100_000),
         ..duration(500_000, 600_000)
     });
-    weak.telemetry.e2e_latency = duration(30_000, 40_000);
+    weak.telemetry.e2e_latency = duration(80_000, 120_000);
+    // 10 → 17.5 ms: 75 % longer, but by less than 20 ms.
+    weak.telemetry.ack_latency = duration(17_500, 20_000);
     weak.reconnect_after_heal = Some(duration(3_000_000, 4_000_000).with_censored(1));
     weak.telemetry.e2e_latency.count = 1_000;
     let c = compared(vec![report(), later]);
@@ -613,11 +608,13 @@ fn every_statistic_of_a_duration_and_the_censored_episodes_are_compared() {
             "e2e_latency.p50",
             "e2e_latency.p90",
             "e2e_latency.p99",
+            "e2e_latency.p999",
+            "e2e_latency.max",
             "zombie_time.p999",
             "zombie_time.max",
             "stale_offline_time.min",
         ],
-        "a sample count is not judged; censored is null in the baseline"
+        "a sample count is not judged; censored is null in the baseline; ack_latency grew by under 20 ms"
     );
     assert_eq!(
         row(&c, "profile weak", "reconnect_after_heal.censored").values,
@@ -626,12 +623,34 @@ fn every_statistic_of_a_duration_and_the_censored_episodes_are_compared() {
 }
 
 #[test]
+fn a_duration_must_grow_by_more_than_20_ms_too_unless_a_threshold_says_otherwise() {
+    let with = |p99: u64| {
+        let mut r = report();
+        r.totals.broker_detect_time = Some(duration(p99, p99));
+        r
+    };
+    // 4 → 12 ms (3×): run-to-run jitter; 4 → 25 ms: a regression.
+    let reports = || vec![with(4_000), with(12_000), with(25_000)];
+    let c = compared(reports());
+    let runs: Vec<usize> = flagged(&c).into_iter().map(|f| f.0).collect();
+    assert_eq!(runs, [2, 2, 2, 2], "p90, p99, p999, max of the third run");
+    assert_eq!(
+        c.regressions[0].describe(),
+        "grew by more than 20 % and 20ms"
+    );
+    // A percentage given has no floor.
+    let c = with_thresholds(reports(), &["broker_detect_time=20%"]);
+    let runs: Vec<usize> = flagged(&c).into_iter().map(|f| f.0).collect();
+    assert_eq!(runs, [1, 1, 1, 1, 1, 2, 2, 2, 2, 2], "p50 too");
+}
+
+#[test]
 fn a_duration_with_no_samples_in_one_run_is_not_compared() {
     let mut empty = report();
     empty.totals.zombie_time = None;
     let c = compared(vec![empty.clone(), report(), empty]);
     assert_eq!(c.regressions, vec![]);
-    assert!(markdown(&c).contains("| zombie_time.max | – | 2.00 s | – | 20% |"));
+    assert!(markdown(&c).contains("| zombie_time.max | – | 2.00 s | – | 20% and +20ms |"));
 }
 
 #[test]
@@ -680,6 +699,7 @@ fn shifted(r: &Report, better: bool) -> Report {
                 Better::Neither => continue,
             };
             *v = match (v.as_u64(), v.as_f64()) {
+                (Some(n), _) if up && f.kind == Kind::Micros => (3 * n + 1_000_000).into(),
                 (Some(n), _) if up => (3 * n + 1).into(),
                 (Some(n), _) => (n / 3).into(),
                 (None, Some(x)) if up => (3.0 * x + 0.1).into(),
@@ -774,11 +794,12 @@ fn a_threshold_changes_what_regresses() {
     let base = {
         let mut r = report();
         r.totals.telemetry.lost_qos0 = 100;
+        r.totals.telemetry.e2e_latency = duration(200_000, 400_000);
         r
     };
     later.totals.telemetry.lost_qos0 = 101;
     later.totals.telemetry.duplicates = 50;
-    later.totals.telemetry.e2e_latency = duration(28_000, 40_000);
+    later.totals.telemetry.e2e_latency = duration(280_000, 400_000);
     // Defaults: 1 % more lost_qos0 passes; duplicates from 0 and a 40 %
     // longer e2e p99 (and p90) regress.
     let c = compared(vec![base.clone(), later.clone()]);
@@ -838,6 +859,62 @@ fn a_threshold_changes_what_regresses() {
 }
 
 #[test]
+fn a_threshold_after_a_profiles_name_holds_for_that_profile_only() {
+    let t: Threshold = "weak.lost_qos0=off".parse().expect("a profile's threshold");
+    assert_eq!(
+        (t.profile.as_deref(), t.figure.as_str(), t.limit),
+        (Some("weak"), "lost_qos0", Limit::Off)
+    );
+    assert_eq!(t.to_string(), "weak.lost_qos0=off");
+    let mut later = report();
+    later.totals.telemetry.lost_qos0 = 25;
+    later
+        .profiles
+        .get_mut("weak")
+        .expect("weak")
+        .telemetry
+        .lost_qos0 = 25;
+    later
+        .profiles
+        .get_mut("recommended")
+        .expect("recommended")
+        .telemetry
+        .lost_qos0 = 1;
+    let c = with_thresholds(
+        vec![report(), later.clone()],
+        &[
+            "lost_qos0=+30",
+            "weak.lost_qos0=off",
+            "recommended.lost_qos0=0",
+        ],
+    );
+    assert_eq!(
+        flagged(&c),
+        vec![(
+            1,
+            "profile recommended".into(),
+            "lost_qos0".into(),
+            Rule::FromZero
+        )]
+    );
+    assert_eq!(
+        row(&c, "profile weak", "lost_qos0").limit,
+        Some((Limit::Off, Origin::Flag))
+    );
+    // A profile no run has is a mistake, not a silent no-op.
+    let opts = Options {
+        thresholds: Thresholds(vec!["wek.lost_qos0=off".parse().expect("parses")]),
+        allow_different_scenarios: false,
+    };
+    let err = compare(&runs(vec![report(), later]), &opts).expect_err("unknown profile");
+    assert_eq!(
+        err.to_string(),
+        "--threshold wek.lost_qos0=off: no run has a profile `wek` (nor a figure of that name)"
+    );
+    assert!("weak.verdict=off".parse::<Threshold>().is_err());
+}
+
+#[test]
 fn a_threshold_on_a_figure_neither_way_worse_flags_a_change_either_way() {
     let with = |n: u64| {
         let mut r = report();
@@ -872,7 +949,11 @@ fn runs_of_different_scenarios_profiles_fleets_or_yardsticks_are_refused() {
         (bigger, "devices"),
         (yardstick, "min_outage_s"),
     ] {
-        let err = compare(&runs(vec![report(), later]), &Options::default()).expect_err(field);
+        let Err(CompareError::Incomparable(err)) =
+            compare(&runs(vec![report(), later]), &Options::default())
+        else {
+            panic!("{field}: not refused");
+        };
         let fields: Vec<&str> = err.0.iter().map(|d| d.field).collect();
         assert_eq!(fields, [field]);
         let text = err.to_string();

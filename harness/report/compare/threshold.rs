@@ -8,8 +8,10 @@
 //!
 //! * counts and rates that are worse when higher: worse by more than 10 %,
 //!   or at all from 0;
-//! * duration statistics (`min` … `max`): worse by more than 20 % (from 0:
-//!   at all);
+//! * duration statistics (`min` … `max`): worse by more than 20 % and by
+//!   more than 20 ms (a few milliseconds come and go between two runs of
+//!   the same seed on one machine: five quickstart runs differed by up to
+//!   70 % in their millisecond-scale figures, never by 20 ms);
 //! * `session_present`: fell by more than 10 %;
 //! * `sent`, `acked`, `delivered` (they scale with the run), histogram
 //!   sample counts and `true_offline` (they follow the faults): shown, not
@@ -21,8 +23,10 @@
 //! all), `+N` (worse by more than N: a count or rate; a duration takes a
 //! unit, `+250ms`), `0` (worse at all) or `off` (never flagged). A
 //! threshold names a figure (`e2e_latency.p99`) or a group of them
-//! (`e2e_latency`, `commands`, `commands.e2e_latency`, `reason_codes`); the
-//! most specific one naming a figure wins, and of two naming the same, the
+//! (`e2e_latency`, `commands`, `commands.e2e_latency`, `reason_codes`), in
+//! every population or, after a profile's name, in that profile's only
+//! (`weak.lost_qos0`); a profile's threshold wins over one of every
+//! population, then the most specific, then of two naming the same, the
 //! last.
 
 use std::fmt;
@@ -35,6 +39,8 @@ use crate::report::Verdict;
 pub const COUNT_PERCENT: f64 = 10.0;
 /// Default growth of a duration statistic beyond which it regressed (%).
 pub const DURATION_PERCENT: f64 = 20.0;
+/// ... and the growth it must exceed too (µs): the noise between runs.
+pub const DURATION_FLOOR_US: u64 = 20_000;
 
 /// An amount a figure may get worse by.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -55,6 +61,9 @@ pub enum Limit {
     Percent(f64),
     /// Worse by more than this amount.
     Absolute(Amount),
+    /// Worse by more than the percentage and by more than the µs (the
+    /// default of durations).
+    PercentOver(f64, u64),
     /// The verdict's rule: pass → fail, or a later run in error.
     Verdict,
 }
@@ -71,6 +80,9 @@ impl fmt::Display for Limit {
                 "+{}",
                 humantime::format_duration(std::time::Duration::from_micros(*us))
             ),
+            Limit::PercentOver(p, us) => {
+                write!(f, "{p}% and {}", Limit::Absolute(Amount::Micros(*us)))
+            }
             Limit::Verdict => f.write_str("pass → fail, error"),
         }
     }
@@ -79,6 +91,9 @@ impl fmt::Display for Limit {
 /// `--threshold FIGURE=LIMIT`, parsed and checked against the figures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Threshold {
+    /// Only this profile's figures (`weak.lost_qos0`, as an SLO names
+    /// them); `None`: every population's.
+    pub profile: Option<String>,
     /// A figure or a group of figures (`e2e_latency`, `commands`).
     pub figure: String,
     pub limit: Limit,
@@ -86,6 +101,9 @@ pub struct Threshold {
 
 impl fmt::Display for Threshold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(p) = &self.profile {
+            write!(f, "{p}.")?;
+        }
         write!(f, "{}={}", self.figure, self.limit)
     }
 }
@@ -94,8 +112,9 @@ impl FromStr for Threshold {
     type Err = String;
 
     /// `lost_qos0=0`, `e2e_latency.p99=50%`, `duplicates=+100`,
-    /// `reconnect_after_heal.max=+2s`, `flaps=off`. The error names the
-    /// bad part (the flag is named by the caller).
+    /// `reconnect_after_heal.max=+2s`, `flaps=off`, `weak.lost_qos0=off`
+    /// (one profile: a name that is not a figure, then a figure). The
+    /// error names the bad part (the flag is named by the caller).
     fn from_str(s: &str) -> Result<Threshold, String> {
         let Some((name, limit)) = s.split_once('=') else {
             return Err(format!(
@@ -108,14 +127,29 @@ impl FromStr for Threshold {
                 "`verdict` takes no threshold: a later run regresses when its verdict went from pass to fail or is error".into(),
             );
         }
-        let figures = figure::known(name);
+        let mut figures = figure::known(name);
+        let mut profile = None;
+        if figures.is_empty() {
+            if let Some((p, rest)) = name.split_once('.') {
+                let of_profile = figure::known(rest);
+                if !of_profile.is_empty() && of_profile.iter().all(|f| f.kind != Kind::Verdict) {
+                    figures = of_profile;
+                    profile = Some(p.to_string());
+                }
+            }
+        }
         if figures.is_empty() {
             return Err(format!(
                 "unknown figure `{name}`: give a report.json figure (lost_qos0, commands.duplicates), \
-                 a duration statistic (e2e_latency.p99; count min p50 p90 p99 p999 max censored) \
-                 or a group (e2e_latency, commands, reason_codes)"
+                 a duration statistic (e2e_latency.p99; count min p50 p90 p99 p999 max censored), \
+                 a group (e2e_latency, commands, reason_codes), each optionally after a profile \
+                 (weak.lost_qos0)"
             ));
         }
+        let figure_name = match &profile {
+            Some(p) => &name[p.len() + 1..],
+            None => name,
+        };
         let durations = figures.iter().filter(|f| f.kind == Kind::Micros).count();
         let limit = parse_limit(text).map_err(|why| format!("`{name}={text}`: {why}"))?;
         match limit {
@@ -131,7 +165,8 @@ impl FromStr for Threshold {
                 }
             )),
             _ => Ok(Threshold {
-                figure: name.to_string(),
+                profile,
+                figure: figure_name.to_string(),
                 limit,
             }),
         }
@@ -203,8 +238,10 @@ impl Origin {
 pub struct Thresholds(pub Vec<Threshold>);
 
 impl Thresholds {
-    /// The limit of `f` and where it came from; `None`: shown, not judged.
-    pub fn limit(&self, f: &Figure) -> Option<(Limit, Origin)> {
+    /// The limit of `f` in the population of `profile` (`None`: the run's
+    /// own or the totals) and where it came from; `None`: shown, not judged.
+    /// A threshold of the profile wins over one of every population.
+    pub fn limit(&self, f: &Figure, profile: Option<&str>) -> Option<(Limit, Origin)> {
         if f.kind == Kind::Verdict {
             return Some((Limit::Verdict, Origin::Default));
         }
@@ -217,9 +254,10 @@ impl Thresholds {
             .0
             .iter()
             .filter(|t| f.named_by(&t.figure))
+            .filter(|t| t.profile.is_none() || t.profile.as_deref() == profile)
             .filter(fits)
             .enumerate()
-            .max_by_key(|(i, t)| (t.figure.len(), *i))
+            .max_by_key(|(i, t)| (t.profile.is_some(), t.figure.len(), *i))
             .map(|(_, t)| t);
         match chosen {
             Some(t) => Some((t.limit, Origin::Flag)),
@@ -236,7 +274,7 @@ pub fn default_limit(f: &Figure) -> Option<Limit> {
         // sent, acked, delivered: fewer may only mean a shorter run.
         (Kind::Count, Better::Higher) => None,
         (Kind::Count | Kind::Rate, _) => Some(Limit::Percent(COUNT_PERCENT)),
-        (Kind::Micros, _) => Some(Limit::Percent(DURATION_PERCENT)),
+        (Kind::Micros, _) => Some(Limit::PercentOver(DURATION_PERCENT, DURATION_FLOOR_US)),
     }
 }
 
@@ -253,6 +291,8 @@ pub enum Rule {
     Percent(f64),
     /// Worse by more than the amount.
     Absolute(Amount),
+    /// Worse by more than the percentage and the µs.
+    PercentOver(f64, u64),
 }
 
 impl Rule {
@@ -262,7 +302,7 @@ impl Rule {
             Rule::VerdictFailed => "verdict_failed",
             Rule::VerdictError => "verdict_error",
             Rule::FromZero => "from_zero",
-            Rule::Percent(_) => "percent",
+            Rule::Percent(_) | Rule::PercentOver(..) => "percent",
             Rule::Absolute(_) => "absolute",
         }
     }
@@ -283,6 +323,12 @@ impl Rule {
             Rule::Absolute(a) => format!(
                 "{verb} by more than {}",
                 Limit::Absolute(a).to_string().trim_start_matches('+')
+            ),
+            Rule::PercentOver(p, us) => format!(
+                "{verb} by more than {p} % and {}",
+                Limit::Absolute(Amount::Micros(us))
+                    .to_string()
+                    .trim_start_matches('+')
             ),
         }
     }
@@ -308,7 +354,11 @@ pub fn judge(f: &Figure, limit: Limit, baseline: Value, later: Value) -> Option<
     }
     match limit {
         Limit::Off | Limit::Verdict => None,
-        Limit::Percent(_) if b == 0.0 => Some(Rule::FromZero),
+        Limit::PercentOver(_, floor) if worse <= floor as f64 => None,
+        Limit::Percent(_) | Limit::PercentOver(..) if b == 0.0 => Some(Rule::FromZero),
+        Limit::PercentOver(p, floor) => {
+            (worse * 100.0 > b.abs() * p).then_some(Rule::PercentOver(p, floor))
+        }
         // Exact for integers up to 2^53: worse / b > p / 100.
         Limit::Percent(p) => (worse * 100.0 > b.abs() * p).then_some(Rule::Percent(p)),
         Limit::Absolute(a @ Amount::Number(n)) => (worse > n).then_some(Rule::Absolute(a)),
