@@ -176,6 +176,10 @@ if [ "$have_baseline" -eq 1 ] && [ -f "$out/report.json" ]; then
   if [ "$compare_code" -ne 0 ] && [ "$compare_code" -ne 1 ]; then
     cat "$out/compare.stderr" >&2
   fi
+  # Its warnings are in compare.md too; keep the file only when it says more.
+  if [ ! -s "$out/compare.stderr" ]; then
+    rm -f "$out/compare.stderr"
+  fi
 fi
 
 # The outcome, most severe first.
