@@ -3,8 +3,9 @@
 //! bad scenario (nothing started); 3 the environment failed (broker
 //! unreachable, fault backend failing, …); 130 interrupted by Ctrl-C (the
 //! report of what was measured is still written). `compare`: 0 no
-//! regression, 1 a later run regressed against the first, 2 a report could
-//! not be read. `report` and `merge`: as `run` (by the verdict), 2 for a
+//! regression, 1 a later run regressed against the first, 2 bad usage (a
+//! bad `--threshold`), a report that could not be read, or runs that cannot
+//! be compared. `report` and `merge`: as `run` (by the verdict), 2 for a
 //! directory that cannot be read or shards that do not belong together.
 
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use mqtt_chaos::report::compare;
 use mqtt_chaos::runner::{self, exit, RunOptions};
 
 #[derive(Parser)]
@@ -136,13 +138,31 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Compare runs side by side (Markdown on stdout) and flag regressions of
-    /// each later run against the first; exit 1 when any regressed.
+    /// Compare runs side by side (every figure of report.json) and flag
+    /// regressions of each later run against the first; exit 1 when any
+    /// regressed, 2 for bad usage, unreadable reports or runs that cannot be
+    /// compared.
     Compare {
         /// Run directories (holding report.json) or report.json files; the
         /// first is the baseline.
         #[arg(required = true, num_args = 1..)]
         runs: Vec<PathBuf>,
+        /// md: a Markdown job summary; json: every figure and regression
+        /// (docs/compare.schema.json).
+        #[arg(long, value_enum, default_value_t = CompareFormat::Md)]
+        format: CompareFormat,
+        /// FIGURE=LIMIT, repeatable: how much worse FIGURE (or a group:
+        /// e2e_latency, commands, reason_codes; after a profile's name, in
+        /// that profile only: weak.lost_qos0) may get: N% (relative), +N
+        /// (absolute; durations with a unit, +250ms), 0 (not at all), off.
+        /// Unnamed figures: counts and rates 10 % (or at all from 0),
+        /// durations 20 % and 20 ms.
+        #[arg(long = "threshold", value_name = "FIGURE=LIMIT")]
+        thresholds: Vec<mqtt_chaos::report::compare::Threshold>,
+        /// Compare runs of different scenarios, profiles, fleet sizes or
+        /// min_outage (refused otherwise), with a warning in the output.
+        #[arg(long)]
+        allow_different_scenarios: bool,
     },
     /// Check a scenario without running it (and lint its profiles).
     Validate {
@@ -223,21 +243,40 @@ fn verdict_code(v: mqtt_chaos::report::Verdict) -> u8 {
     }
 }
 
-/// `compare`: 0 no regression, 1 a regression, 2 an unreadable report.
-fn compare(paths: &[PathBuf]) -> ExitCode {
-    use mqtt_chaos::report::compare;
+/// What `compare` writes on stdout.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CompareFormat {
+    Md,
+    Json,
+}
+
+/// `compare`: 0 no regression, 1 a regression, 2 an unreadable report or
+/// runs that cannot be compared. Warnings go to stderr too.
+fn compare_runs(paths: &[PathBuf], format: CompareFormat, opts: &compare::Options) -> ExitCode {
     let mut runs = Vec::with_capacity(paths.len());
     for p in paths {
         match compare::load(p) {
             Ok(r) => runs.push((p.display().to_string(), r)),
             Err(e) => {
-                eprintln!("{e}");
+                eprintln!("compare: {e}");
                 return ExitCode::from(exit::USAGE);
             }
         }
     }
-    let c = compare::compare(&runs);
-    print!("{}", compare::markdown(&c));
+    let c = match compare::compare(&runs, opts) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("compare: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    for w in &c.warnings {
+        eprintln!("compare: warning: {}", w.message);
+    }
+    match format {
+        CompareFormat::Md => print!("{}", compare::markdown(&c)),
+        CompareFormat::Json => print!("{}", compare::json(&c)),
+    }
     ExitCode::from(if c.regressions.is_empty() {
         exit::PASS
     } else {
@@ -419,7 +458,19 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Compare { runs } => compare(&runs),
+        Command::Compare {
+            runs,
+            format,
+            thresholds,
+            allow_different_scenarios,
+        } => compare_runs(
+            &runs,
+            format,
+            &compare::Options {
+                thresholds: compare::Thresholds(thresholds),
+                allow_different_scenarios,
+            },
+        ),
         Command::ProxyServer {
             listen,
             seed,

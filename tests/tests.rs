@@ -29,6 +29,8 @@ mod intervals;
 mod merge;
 #[path = "it/mqtt5.rs"]
 mod mqtt5;
+#[path = "it/nightly.rs"]
+mod nightly;
 #[path = "it/observer.rs"]
 mod observer;
 #[path = "it/own_clients.rs"]
