@@ -89,6 +89,7 @@ pub(crate) fn run_info(plan: &Plan) -> RunInfo {
             .collect(),
         histograms: BTreeMap::new(),
         resolved_scenario: plan.scenario.clone(),
+        intervals_format: FORMAT,
         shard: None,
         merged_from: Vec::new(),
     }
@@ -265,25 +266,33 @@ fn at_of(e: &Event) -> Nanos {
     e.at()
 }
 
-/// Record `events`, cutting every `every_ms`, and the last cut at `end_ms`.
-fn cut_run(events: &[Event], every_ms: u64, end_ms: u64) -> (Vec<IntervalRecord>, Report) {
+/// Record `events`, cutting every `every_ms`, and the last cut at `end_ms`:
+/// what each cut wrote, and the report.
+pub(crate) fn cut_lines(events: &[Event], every_ms: u64, end_ms: u64) -> (Vec<Cut>, Report) {
     let plan = plan();
     let mut r = Recorder::new(&plan);
-    let mut intervals = Vec::new();
+    let mut cuts = Vec::new();
     let mut next = every_ms;
     for e in events {
         while at_of(e) > ms(next) && next < end_ms {
-            intervals.push(r.cut_interval(ms(next)));
+            cuts.push(r.cut_interval(ms(next)));
             next += every_ms;
         }
         r.record(e);
     }
     while next < end_ms {
-        intervals.push(r.cut_interval(ms(next)));
+        cuts.push(r.cut_interval(ms(next)));
         next += every_ms;
     }
-    intervals.push(r.cut_last_interval(ms(end_ms)));
+    cuts.push(r.cut_last_interval(ms(end_ms)));
     let report = r.finish(ms(end_ms), ctx(&plan, ms(end_ms)));
+    (cuts, report)
+}
+
+/// [`cut_lines`], folded into intervals.
+fn cut_run(events: &[Event], every_ms: u64, end_ms: u64) -> (Vec<IntervalRecord>, Report) {
+    let (cuts, report) = cut_lines(events, every_ms, end_ms);
+    let intervals = fold(cuts.iter().flat_map(Cut::lines)).expect("the cuts fold");
     (intervals, report)
 }
 
@@ -325,48 +334,87 @@ fn the_sum_is_exact_however_the_run_is_cut() {
 }
 
 #[test]
-fn a_loss_recovered_later_is_taken_back_with_a_negative_delta() {
-    let (intervals, _) = cut_run(&history(), 5_000, 62_000);
-    let good = |i: usize| &intervals[i].profiles["good"].telemetry;
-    // (10 s, 15 s]: seqs 9..=13 of both group-a devices (sent 10 s … 14 s,
-    // acked just after) are lost as far as anyone knows then.
-    assert_eq!(good(2).lost_after_ack, 10);
-    // (20 s, 25 s]: seqs 10 and 11 of both arrive at 25 s, taken back.
-    assert_eq!(good(4).lost_after_ack, -4);
-    assert_eq!(good(4).delivered, 4 + 10);
-    let total: i64 = intervals
+fn a_loss_recovered_later_is_taken_back_from_the_interval_it_was_intended_in() {
+    let (cuts, _) = cut_lines(&history(), 5_000, 62_000);
+    // (5 s, 10 s]: seq 9 of both group-a devices (intended at 10 s) was
+    // acked and never received. (10 s, 15 s]: seqs 10..=13 (11 s … 14 s).
+    let line = |i: usize| &cuts[i].interval.profiles["good"].telemetry;
+    assert_eq!(line(2).lost_after_ack, 8);
+    // Seq 9's loss was decided after its cut: the cut at 15 s amends it.
+    let amendment = |cut: usize, of: u64| {
+        cuts[cut]
+            .amendments
+            .iter()
+            .find(|a| a.amends == of)
+            .map(|a| a.profiles["good"].telemetry)
+    };
+    assert_eq!(amendment(2, 1).map(|t| t.lost_after_ack), Some(2));
+    // Seqs 10 and 11 of both arrive at 25 s: the cut at 25 s takes the
+    // four losses back from (10 s, 15 s], not from its own interval.
+    let late = amendment(4, 2).expect("interval 2 amended at 25 s");
+    assert_eq!((late.lost_after_ack, late.delivered), (-4, 4));
+    assert_eq!(line(4).lost_after_ack, 0);
+    assert!(cuts.iter().all(|c| c
+        .interval
+        .profiles
+        .values()
+        .all(|p| p.telemetry.lost_after_ack >= 0 && p.telemetry.delivered >= 0)));
+
+    // Folded, each interval holds the fate of the messages intended in it.
+    let (intervals, report) = cut_run(&history(), 5_000, 62_000);
+    let lost: Vec<i64> = intervals
         .iter()
         .map(|r| r.profiles["good"].telemetry.lost_after_ack)
-        .sum();
-    assert_eq!(total, 6);
+        .collect();
+    assert_eq!(lost, [0, 2, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(report.profiles["good"].telemetry.lost_after_ack, 6);
+    // (10 s, 15 s]: 5 s × 2 devices sent; seqs 10 and 11 delivered late.
+    let good = &intervals[2].profiles["good"].telemetry;
+    assert_eq!((good.sent, good.delivered), (10, 6));
 }
 
 #[test]
-fn pending_messages_are_decided_only_in_the_last_interval() {
-    let (intervals, _) = cut_run(&history(), 5_000, 62_000);
-    let last = intervals.last().unwrap();
-    assert!(last.last);
-    assert!(intervals[..intervals.len() - 1].iter().all(|r| !r.last));
-    // Device 0's seq 40 had no outcome: unknown, so lost_unacked at the end.
-    assert_eq!(last.profiles["good"].telemetry.lost_unacked, 1);
-    assert_eq!(last.profiles["weak"].telemetry.lost_unacked, 1);
-    let before: i64 = intervals[..intervals.len() - 1]
+fn pending_messages_are_decided_by_the_last_cut_into_their_own_interval() {
+    let (cuts, _) = cut_lines(&history(), 5_000, 62_000);
+    let last = cuts.last().unwrap();
+    assert!(last.interval.last);
+    assert!(cuts[..cuts.len() - 1].iter().all(|c| !c.interval.last));
+    // Seq 40 of devices 0 and 2, intended at 50 s, had no outcome: unknown,
+    // so lost_unacked, decided at the end into (45 s, 50 s].
+    let a = last
+        .amendments
         .iter()
-        .map(|r| r.profiles["good"].telemetry.lost_unacked)
+        .find(|a| a.amends == 9)
+        .expect("the last cut amends interval 9");
+    assert_eq!(a.profiles["good"].telemetry.lost_unacked, 1);
+    assert_eq!(a.profiles["weak"].telemetry.lost_unacked, 1);
+    assert_eq!(last.interval.profiles["good"].telemetry.lost_unacked, 0);
+    let before: i64 = cuts[..cuts.len() - 1]
+        .iter()
+        .flat_map(Cut::lines)
+        .map(|l| match l {
+            Line::Interval(r) => r.profiles["good"].telemetry.lost_unacked,
+            Line::Amendment(a) => a
+                .profiles
+                .get("good")
+                .map_or(0, |p| p.telemetry.lost_unacked),
+        })
         .sum();
     assert_eq!(before, 0);
+    let (intervals, _) = cut_run(&history(), 5_000, 62_000);
+    assert_eq!(intervals[9].profiles["good"].telemetry.lost_unacked, 1);
 }
 
 #[test]
-fn an_interval_histogram_holds_only_the_samples_of_its_interval() {
+fn an_interval_histogram_holds_the_samples_of_the_messages_intended_in_it() {
     let (intervals, report) = cut_run(&history(), 5_000, 62_000);
     let counts: Vec<u64> = intervals
         .iter()
         .map(|r| r.profiles["weak"].histograms.e2e_latency.len())
         .collect();
-    // 2 devices × 1 message/s; the first interval holds 4 s of traffic
-    // (seqs 0..3 at 1 s … 4 s, seq 4 at 5 s arrives at 5.02 s).
-    assert_eq!(counts[0], 8);
+    // 2 devices × 1 message/s, counted by t_intended: the first interval
+    // holds seqs 0..=4 (1 s … 5 s; seq 4 arrives at 5.02 s, after the cut).
+    assert_eq!(counts[0], 10);
     assert_eq!(counts[1], 10);
     assert_eq!(
         counts.iter().sum::<u64>(),
@@ -376,7 +424,9 @@ fn an_interval_histogram_holds_only_the_samples_of_its_interval() {
         .iter()
         .map(|r| r.profiles["good"].histograms.reconnect_after_heal.len())
         .collect();
-    assert_eq!(rah, [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    // Device 0's reconnect at 16.2 s belongs to the link outage that
+    // started at 10 s, in (5 s, 10 s].
+    assert_eq!(rah, [0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
 }
 
 #[test]
@@ -441,19 +491,22 @@ fn windows_that_tile_a_run_share_its_counts_out_exactly() {
 }
 
 #[test]
-fn a_window_whose_losses_were_recovered_inside_it_shows_zero_and_says_so() {
+fn a_window_holds_exactly_the_messages_intended_in_it_whenever_decided() {
     let (intervals, _) = cut_run(&history(), 5_000, 62_000);
     let info = run_info(&plan());
-    // (20 s, 25 s] alone: 4 earlier losses delivered, nothing lost in it.
+    // (20 s, 25 s] alone: its own traffic, all delivered; the four late
+    // arrivals at 25 s belong to (10 s, 15 s].
     let w = report_of(&info, &intervals[..4], &intervals[4..5]);
-    assert_eq!(w.profiles["good"].telemetry.lost_after_ack, 0);
-    assert!(
-        w.errors
-            .iter()
-            .any(|e| e.message.contains("lost_after_ack sums to -4")),
-        "{:?}",
-        w.errors
+    let good = &w.profiles["good"].telemetry;
+    assert_eq!(
+        (good.sent, good.delivered, good.lost_after_ack),
+        (10, 10, 0)
     );
+    assert_eq!(w.errors, vec![]);
+    let w = report_of(&info, &intervals[..2], &intervals[2..3]);
+    let good = &w.profiles["good"].telemetry;
+    assert_eq!((good.sent, good.delivered, good.lost_after_ack), (10, 6, 4));
+    assert_eq!(good.e2e_latency.count, 6);
 }
 
 #[test]
@@ -552,3 +605,4 @@ fn the_run_s_health_is_in_the_interval_it_is_first_seen_in_and_in_the_rebuilt_re
     assert_eq!(report.profiles["good"].flaps, Some(0.0));
     assert_eq!(report.verdict, Verdict::Error);
 }
+
