@@ -63,3 +63,5 @@ mod toxiproxy;
 mod weather;
 #[path = "it/window.rs"]
 mod window;
+#[path = "it/window_reports.rs"]
+mod window_reports;

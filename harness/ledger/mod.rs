@@ -33,6 +33,28 @@
 //! | ≥ 1 | failed, or unknown | `lost_unacked` |
 //! | ≥ 1 | unawaited | `silent_loss` |
 //!
+//! # Intervals: every figure of a message in the interval of its `t_intended`
+//!
+//! The run is cut into intervals ([`Ledger::cut`], `metrics::interval`);
+//! interval `k` covers `(cut k−1, cut k]` of the run clock. A message
+//! belongs to one interval, its *bucket*: the one holding its
+//! `t_intended` (the payload's scheduled slot, METRICS.md "Messages"),
+//! fixed when the ledger first hears of the message. Every count and
+//! latency sample of the message goes to that bucket, whenever it is
+//! decided: an ack after the cut, a late first arrival that takes back a
+//! provisional loss, a duplicate hours later, the losses decided at the
+//! end of the drain. So the figures of the messages intended in a window
+//! are exactly the sum of its intervals' buckets.
+//!
+//! Besides its running totals the ledger keeps what changed per bucket
+//! since the last cut (*changes*: counts added, counts taken back, new
+//! latency samples); [`Ledger::cut`] hands them over and starts afresh. A
+//! count is only ever taken back from the bucket it was added to (a
+//! provisional loss delivered late, an acked command whose device is dead
+//! at the end), so no bucket's sum is ever negative. A message whose
+//! bucket is not known when it is counted (an outcome before its
+//! `Published`, a producer bug) counts in the interval being cut then.
+//!
 //! # Coverage
 //!
 //! Telemetry is received by the observer's collector, whose session may have
@@ -145,15 +167,37 @@ pub struct MessageCounts {
     pub orphans: u64,
 }
 
+/// One count of [`MessageCounts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Sent,
+    Acked,
+    Delivered,
+    Duplicates,
+    Reordered,
+    Downgraded,
+    Ambiguous,
+    Orphans,
+    Loss(LossKind),
+}
+
 impl MessageCounts {
-    fn loss_mut(&mut self, kind: LossKind) -> &mut u64 {
-        match kind {
-            LossKind::AfterAck => &mut self.lost_after_ack,
-            LossKind::Undeliverable => &mut self.undeliverable,
-            LossKind::Unobserved => &mut self.unobserved,
-            LossKind::Unacked => &mut self.lost_unacked,
-            LossKind::Silent => &mut self.silent_loss,
-            LossKind::Qos0 => &mut self.lost_qos0,
+    fn field_mut(&mut self, f: Field) -> &mut u64 {
+        match f {
+            Field::Sent => &mut self.sent,
+            Field::Acked => &mut self.acked,
+            Field::Delivered => &mut self.delivered,
+            Field::Duplicates => &mut self.duplicates,
+            Field::Reordered => &mut self.reordered,
+            Field::Downgraded => &mut self.downgraded,
+            Field::Ambiguous => &mut self.ambiguous,
+            Field::Orphans => &mut self.orphans,
+            Field::Loss(LossKind::AfterAck) => &mut self.lost_after_ack,
+            Field::Loss(LossKind::Undeliverable) => &mut self.undeliverable,
+            Field::Loss(LossKind::Unobserved) => &mut self.unobserved,
+            Field::Loss(LossKind::Unacked) => &mut self.lost_unacked,
+            Field::Loss(LossKind::Silent) => &mut self.silent_loss,
+            Field::Loss(LossKind::Qos0) => &mut self.lost_qos0,
         }
     }
 
@@ -237,6 +281,102 @@ impl LedgerFigures {
     }
 }
 
+/// What changed, for one direction, about the messages of one bucket
+/// since the last cut: `plus` the counts added and the new latency
+/// samples, `minus` the counts taken back (see the module doc).
+#[derive(Debug, Clone, Default)]
+pub struct Change {
+    pub plus: MessageFigures,
+    pub minus: MessageCounts,
+}
+
+/// What changed about the messages of one bucket since the last cut.
+#[derive(Debug, Clone, Default)]
+pub struct BucketChange {
+    pub telemetry: Change,
+    pub commands: Change,
+}
+
+impl BucketChange {
+    pub fn direction_mut(&mut self, d: Direction) -> &mut Change {
+        match d {
+            Direction::Telemetry => &mut self.telemetry,
+            Direction::Command => &mut self.commands,
+        }
+    }
+
+    /// Fold a later change of the same bucket into this one.
+    pub fn add(&mut self, o: &BucketChange) {
+        for (a, b) in [
+            (&mut self.telemetry, &o.telemetry),
+            (&mut self.commands, &o.commands),
+        ] {
+            a.plus.add(&b.plus);
+            a.minus.add(&b.minus);
+        }
+    }
+}
+
+/// The changes of the buckets touched since the last cut, by bucket.
+pub type Changes = BTreeMap<u64, BucketChange>;
+
+/// The ledger's counts: running totals, and what changed per bucket since
+/// the last cut. Kept apart from the per-key state so both can be borrowed
+/// at once.
+#[derive(Debug, Default)]
+struct Tally {
+    telemetry: MessageFigures,
+    commands: MessageFigures,
+    /// The cut times so far, in order.
+    cuts: Vec<Nanos>,
+    changes: Changes,
+}
+
+impl Tally {
+    /// The interval holding `t`: the number of cuts before it.
+    fn bucket_of(&self, t: Nanos) -> u64 {
+        self.cuts.partition_point(|&c| c < t) as u64
+    }
+
+    /// The interval being recorded now (not cut yet).
+    fn open(&self) -> u64 {
+        self.cuts.len() as u64
+    }
+
+    fn totals(&mut self, d: Direction) -> &mut MessageFigures {
+        match d {
+            Direction::Telemetry => &mut self.telemetry,
+            Direction::Command => &mut self.commands,
+        }
+    }
+
+    fn change(&mut self, d: Direction, bucket: u64) -> &mut Change {
+        self.changes.entry(bucket).or_default().direction_mut(d)
+    }
+
+    /// Count `n` more in `f` for messages of `bucket`.
+    fn add(&mut self, d: Direction, bucket: u64, f: Field, n: u64) {
+        *self.totals(d).counts.field_mut(f) += n;
+        *self.change(d, bucket).plus.counts.field_mut(f) += n;
+    }
+
+    /// Take back `n` counted in `f` for messages of `bucket`.
+    fn take(&mut self, d: Direction, bucket: u64, f: Field, n: u64) {
+        *self.totals(d).counts.field_mut(f) -= n;
+        *self.change(d, bucket).minus.field_mut(f) += n;
+    }
+
+    fn e2e(&mut self, d: Direction, bucket: u64, us: u64) {
+        record(&mut self.totals(d).e2e_latency, us);
+        record(&mut self.change(d, bucket).plus.e2e_latency, us);
+    }
+
+    fn ack(&mut self, d: Direction, bucket: u64, us: u64) {
+        record(&mut self.totals(d).ack_latency, us);
+        record(&mut self.change(d, bucket).plus.ack_latency, us);
+    }
+}
+
 /// What is known of a message that is not settled.
 #[derive(Debug, Clone, Copy, Default)]
 struct Pending {
@@ -245,6 +385,8 @@ struct Pending {
     outcome: Option<PublishOutcome>,
     /// QoS of the first reception, once received.
     received: Option<u8>,
+    /// Its interval (of `t_intended`), once known.
+    bucket: Option<u64>,
 }
 
 /// Where a seq stands in its key.
@@ -255,6 +397,7 @@ enum Standing {
     Lost {
         kind: LossKind,
         qos: u8,
+        bucket: u64,
     },
     /// Published, received and its outcome known.
     Settled,
@@ -284,7 +427,7 @@ impl KeyState {
         }
         match self.ranges.get(seq) {
             Some(Mark::Unseen) => Standing::New,
-            Some(Mark::Lost { kind, qos }) => Standing::Lost { kind, qos },
+            Some(Mark::Lost { kind, qos, bucket }) => Standing::Lost { kind, qos, bucket },
             None if seq < self.horizon => Standing::Forgotten,
             None => Standing::Settled,
         }
@@ -366,8 +509,7 @@ impl Coverage {
 #[derive(Debug)]
 pub struct Ledger {
     keys: HashMap<StreamKey, KeyState>,
-    telemetry: MessageFigures,
-    commands: MessageFigures,
+    tally: Tally,
     coverage: Coverage,
     range_cap: usize,
     /// Devices dead at the end of the run ([`Ledger::dead_at_end`]).
@@ -390,8 +532,7 @@ impl Ledger {
     pub fn with_range_cap(cap: usize) -> Ledger {
         Ledger {
             keys: HashMap::new(),
-            telemetry: MessageFigures::default(),
-            commands: MessageFigures::default(),
+            tally: Tally::default(),
             coverage: Coverage::default(),
             range_cap: cap.max(1),
             dead: BTreeSet::new(),
@@ -406,10 +547,10 @@ impl Ledger {
                 DeviceEvent::Published {
                     stream,
                     seq,
-                    t_intended: _,
+                    t_intended,
                     qos,
                     attempt: _,
-                } => self.published(*at, telemetry(*device, stream, seq), qos),
+                } => self.published_for(*at, telemetry(*device, stream, seq), t_intended, qos),
                 DeviceEvent::Outcome {
                     stream,
                     seq,
@@ -445,9 +586,9 @@ impl Ledger {
                     device,
                     stream,
                     seq,
-                    t_intended: _,
+                    t_intended,
                     qos,
-                } => self.published(*at, command(device, stream, seq), qos),
+                } => self.published_for(*at, command(device, stream, seq), t_intended, qos),
                 ObserverEvent::CommandOutcome {
                     device,
                     stream,
@@ -469,7 +610,8 @@ impl Ledger {
 
     /// `device` is dead at the end of the run (crashed, never rebooted): the
     /// acked commands for it that it never received, already counted or
-    /// still to be, are `undeliverable` rather than `lost_after_ack`.
+    /// still to be, are `undeliverable` rather than `lost_after_ack` (in
+    /// the bucket they were counted in).
     pub fn dead_at_end(&mut self, device: DeviceId) {
         if !self.dead.insert(device) {
             return;
@@ -478,19 +620,26 @@ impl Ledger {
             if key.device != device || key.direction != Direction::Command {
                 continue;
             }
-            for qos in 1..=2 {
-                let moved = st.ranges.remark(
-                    Mark::Lost {
-                        kind: LossKind::AfterAck,
-                        qos,
-                    },
-                    Mark::Lost {
-                        kind: LossKind::Undeliverable,
-                        qos,
-                    },
-                );
-                self.commands.counts.lost_after_ack -= moved;
-                self.commands.counts.undeliverable += moved;
+            let moved = st.ranges.remark(|m| match m {
+                Mark::Lost {
+                    kind: LossKind::AfterAck,
+                    qos,
+                    bucket,
+                } => Some(Mark::Lost {
+                    kind: LossKind::Undeliverable,
+                    qos,
+                    bucket,
+                }),
+                _ => None,
+            });
+            for (old, n) in moved {
+                if let Mark::Lost { bucket, .. } = old {
+                    let d = Direction::Command;
+                    self.tally
+                        .take(d, bucket, Field::Loss(LossKind::AfterAck), n);
+                    self.tally
+                        .add(d, bucket, Field::Loss(LossKind::Undeliverable), n);
+                }
             }
         }
     }
@@ -500,9 +649,18 @@ impl Ledger {
         self.coverage.total(end)
     }
 
-    /// The application handed a message to the client (first or a retry).
+    /// The application handed a message to the client (first or a retry),
+    /// `t_intended` being the handing-over time (for tests and callers
+    /// without a schedule; see [`Ledger::published_for`]).
     pub fn published(&mut self, at: Nanos, id: MessageId, qos: u8) {
+        self.published_for(at, id, at, qos)
+    }
+
+    /// The application handed a message scheduled for `t_intended` to the
+    /// client (first or a retry).
+    pub fn published_for(&mut self, at: Nanos, id: MessageId, t_intended: Nanos, qos: u8) {
         let cap = self.range_cap;
+        let bucket = self.tally.bucket_of(t_intended);
         let st = self.keys.entry(id.into()).or_default();
         match st.standing(id.seq) {
             Standing::New | Standing::Pending => {}
@@ -514,12 +672,13 @@ impl Ledger {
             return; // a retry: the first hand-over counts
         }
         p.published = Some((at, qos));
+        let bucket = *p.bucket.get_or_insert(bucket);
         let p = *p;
-        let figs = figures_mut(&mut self.telemetry, &mut self.commands, id.direction);
-        figs.counts.sent += 1;
+        let d = id.direction;
+        self.tally.add(d, bucket, Field::Sent, 1);
         if let Some(got) = p.received {
             if got < qos {
-                figs.counts.downgraded += 1;
+                self.tally.add(d, bucket, Field::Downgraded, 1);
             }
         }
         self.settle(id);
@@ -536,6 +695,7 @@ impl Ledger {
         ack_latency: Option<Duration>,
     ) {
         let cap = self.range_cap;
+        let open = self.tally.open();
         let st = self.keys.entry(id.into()).or_default();
         match st.standing(id.seq) {
             Standing::New | Standing::Pending => {}
@@ -546,13 +706,15 @@ impl Ledger {
             return;
         }
         p.outcome = Some(outcome);
+        // Before its `Published` (a producer bug): the interval of now.
+        let bucket = *p.bucket.get_or_insert(open);
         let published = p.published;
-        let figs = figures_mut(&mut self.telemetry, &mut self.commands, id.direction);
         if outcome == PublishOutcome::Acked {
-            figs.counts.acked += 1;
+            let d = id.direction;
+            self.tally.add(d, bucket, Field::Acked, 1);
             let latency = ack_latency.or_else(|| published.map(|(t, _)| at.saturating_since(t)));
             if let Some(l) = latency {
-                record(&mut figs.ack_latency, micros(l));
+                self.tally.ack(d, bucket, micros(l));
             }
         }
         self.settle(id);
@@ -561,48 +723,55 @@ impl Ledger {
     /// A collector (telemetry) or the device (commands) received a message.
     pub fn received(&mut self, at: Nanos, id: MessageId, t_intended: Nanos, qos: u8) {
         let cap = self.range_cap;
+        let d = id.direction;
+        let intended = self.tally.bucket_of(t_intended);
         let st = self.keys.entry(id.into()).or_default();
-        let figs = figures_mut(&mut self.telemetry, &mut self.commands, id.direction);
-        match st.standing(id.seq) {
+        let bucket = match st.standing(id.seq) {
             Standing::Settled => {
-                figs.counts.duplicates += 1;
+                self.tally.add(d, intended, Field::Duplicates, 1);
                 return;
             }
             Standing::Forgotten => {
-                figs.counts.ambiguous += 1;
+                self.tally.add(d, intended, Field::Ambiguous, 1);
                 return;
             }
-            Standing::Lost { kind, qos: asked } => {
-                // A late first arrival of a provisional loss.
+            Standing::Lost {
+                kind,
+                qos: asked,
+                bucket,
+            } => {
+                // A late first arrival of a provisional loss: taken back
+                // from the bucket it was counted in.
                 st.ranges.remove(id.seq);
                 st.enforce_cap(cap);
-                *figs.counts.loss_mut(kind) -= 1;
+                self.tally.take(d, bucket, Field::Loss(kind), 1);
                 if qos < asked {
-                    figs.counts.downgraded += 1;
+                    self.tally.add(d, bucket, Field::Downgraded, 1);
                 }
+                bucket
             }
             Standing::New | Standing::Pending => {
                 let p = st.open(id.seq, cap);
+                let bucket = *p.bucket.get_or_insert(intended);
                 if p.received.is_some() {
-                    figs.counts.duplicates += 1;
+                    self.tally.add(d, bucket, Field::Duplicates, 1);
                     return;
                 }
                 p.received = Some(qos);
                 if let Some((_, asked)) = p.published {
                     if qos < asked {
-                        figs.counts.downgraded += 1;
+                        self.tally.add(d, bucket, Field::Downgraded, 1);
                     }
                 }
+                bucket
             }
-        }
+        };
         // First reception.
-        figs.counts.delivered += 1;
-        record(
-            &mut figs.e2e_latency,
-            micros(at.saturating_since(t_intended)),
-        );
+        self.tally.add(d, bucket, Field::Delivered, 1);
+        self.tally
+            .e2e(d, bucket, micros(at.saturating_since(t_intended)));
         if st.max_received.is_some_and(|m| id.seq < m) {
-            figs.counts.reordered += 1;
+            self.tally.add(d, bucket, Field::Reordered, 1);
         }
         st.max_received = Some(st.max_received.map_or(id.seq, |m| m.max(id.seq)));
         self.settle(id);
@@ -610,6 +779,7 @@ impl Ledger {
 
     /// Settle a pending message if everything needed is known.
     fn settle(&mut self, id: MessageId) {
+        let open = self.tally.open();
         let Some(st) = self.keys.get_mut(&id.into()) else {
             return;
         };
@@ -632,26 +802,27 @@ impl Ledger {
                 id.direction == Direction::Telemetry && self.coverage.contains(published_at),
             ),
         );
-        st.ranges.insert(id.seq, id.seq, Mark::Lost { kind, qos });
+        let bucket = p.bucket.unwrap_or(open);
+        st.ranges
+            .insert(id.seq, id.seq, Mark::Lost { kind, qos, bucket });
         st.enforce_cap(self.range_cap);
-        let figs = figures_mut(&mut self.telemetry, &mut self.commands, id.direction);
-        *figs.counts.loss_mut(kind) += 1;
+        self.tally.add(id.direction, bucket, Field::Loss(kind), 1);
     }
 
     /// The figures so far: provisional losses count as lost, messages still
-    /// pending count nowhere yet (for the live display and interval logs).
+    /// pending count nowhere yet (for the live display).
     pub fn figures(&self) -> LedgerFigures {
         LedgerFigures {
-            telemetry: self.telemetry.clone(),
-            commands: self.commands.clone(),
+            telemetry: self.tally.telemetry.clone(),
+            commands: self.tally.commands.clone(),
         }
     }
 
     /// Counts of one direction so far (cheap; see [`Ledger::figures`]).
     pub fn counts(&self, d: Direction) -> &MessageCounts {
         match d {
-            Direction::Telemetry => &self.telemetry.counts,
-            Direction::Command => &self.commands.counts,
+            Direction::Telemetry => &self.tally.telemetry.counts,
+            Direction::Command => &self.tally.commands.counts,
         }
     }
 
@@ -665,18 +836,64 @@ impl Ledger {
         self.keys.values().map(|k| k.ranges.len()).sum()
     }
 
+    /// Cut the interval ending at `at` (run clock, not before the previous
+    /// cut): what changed per bucket since the previous cut, which starts
+    /// afresh. Bucket `n` (`n` = the number of earlier cuts) is the
+    /// interval just cut; lower ones are earlier intervals.
+    pub fn cut(&mut self, at: Nanos) -> Changes {
+        let at = self.tally.cuts.last().map_or(at, |&l| at.max(l));
+        self.tally.cuts.push(at);
+        std::mem::take(&mut self.tally.changes)
+    }
+
+    /// The last cut, at the run's end (after the drain): as [`Ledger::cut`],
+    /// with every message still pending decided into its bucket as
+    /// [`Ledger::finish`] decides it. Nothing is recorded after it.
+    pub fn cut_at_end(&mut self, at: Nanos) -> Changes {
+        let mut changes = self.cut(at);
+        let last = self.tally.open() - 1;
+        for (key, st) in &self.keys {
+            for p in st.pending.values() {
+                if p.received.is_some() {
+                    continue; // delivered, outcome unknown
+                }
+                let bucket = p.bucket.unwrap_or(last);
+                let field = match (p.published, p.outcome) {
+                    (Some((at, qos)), outcome) => {
+                        let gap =
+                            key.direction == Direction::Telemetry && self.coverage.contains(at);
+                        Field::Loss(undeliverable_if(
+                            &self.dead,
+                            *key,
+                            classify(qos, outcome, gap),
+                        ))
+                    }
+                    (None, Some(_)) => Field::Orphans,
+                    (None, None) => continue,
+                };
+                let change = changes
+                    .entry(bucket)
+                    .or_default()
+                    .direction_mut(key.direction);
+                *change.plus.counts.field_mut(field) += 1;
+            }
+        }
+        changes
+    }
+
     /// End of the run (after the drain): decide every pending message.
     pub fn finish(self) -> LedgerFigures {
         self.figures_at_end()
     }
 
-    /// What [`Ledger::finish`] would give now, without consuming the ledger
-    /// (for the last interval of the time series, cut just before the report).
+    /// What [`Ledger::finish`] would give now, without consuming the ledger.
     pub fn figures_at_end(&self) -> LedgerFigures {
-        let mut telemetry = self.telemetry.clone();
-        let mut commands = self.commands.clone();
+        let mut figs = self.figures();
         for (key, st) in &self.keys {
-            let figs = figures_mut(&mut telemetry, &mut commands, key.direction);
+            let counts = match key.direction {
+                Direction::Telemetry => &mut figs.telemetry.counts,
+                Direction::Command => &mut figs.commands.counts,
+            };
             for p in st.pending.values() {
                 if p.received.is_some() {
                     continue; // delivered, outcome unknown
@@ -686,17 +903,14 @@ impl Ledger {
                         let gap =
                             key.direction == Direction::Telemetry && self.coverage.contains(at);
                         let kind = undeliverable_if(&self.dead, *key, classify(qos, outcome, gap));
-                        *figs.counts.loss_mut(kind) += 1;
+                        *counts.field_mut(Field::Loss(kind)) += 1;
                     }
-                    (None, Some(_)) => figs.counts.orphans += 1,
+                    (None, Some(_)) => counts.orphans += 1,
                     (None, None) => {}
                 }
             }
         }
-        LedgerFigures {
-            telemetry,
-            commands,
-        }
+        figs
     }
 }
 
@@ -721,17 +935,6 @@ fn classify(qos: u8, outcome: Option<PublishOutcome>, in_gap: bool) -> LossKind 
         Some(PublishOutcome::Acked) => LossKind::AfterAck,
         Some(PublishOutcome::Failed) | None => LossKind::Unacked,
         Some(PublishOutcome::Unawaited) => LossKind::Silent,
-    }
-}
-
-fn figures_mut<'a>(
-    telemetry: &'a mut MessageFigures,
-    commands: &'a mut MessageFigures,
-    d: Direction,
-) -> &'a mut MessageFigures {
-    match d {
-        Direction::Telemetry => telemetry,
-        Direction::Command => commands,
     }
 }
 

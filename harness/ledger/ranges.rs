@@ -5,6 +5,12 @@
 //! losses* (outcome known, not received yet: a late arrival turns them into
 //! deliveries). Losses come in bursts (an outage loses a run of consecutive
 //! seqs), so a range map costs memory per burst, not per message.
+//!
+//! A loss also remembers the interval its messages were intended in (the
+//! *bucket*, see the ledger's doc): a late arrival or a change of figure
+//! is told to that interval. Consecutive losses of one burst share their
+//! bucket unless the burst spans an interval's end, so that costs a range
+//! per interval a burst spans, not per message.
 
 use std::collections::BTreeMap;
 
@@ -13,8 +19,13 @@ use std::collections::BTreeMap;
 pub(crate) enum Mark {
     /// Neither published nor received yet (a later seq was seen first).
     Unseen,
-    /// Published, outcome known, never received (so far).
-    Lost { kind: LossKind, qos: u8 },
+    /// Published, outcome known, never received (so far); `bucket`: the
+    /// interval of the messages' `t_intended`.
+    Lost {
+        kind: LossKind,
+        qos: u8,
+        bucket: u64,
+    },
 }
 
 /// Which loss figure a never-received message counts in.
@@ -100,22 +111,21 @@ impl Ranges {
         self.map.pop_first().map(|(s, (e, m))| (s, e, m))
     }
 
-    /// Give every range marked `from` the mark `to`; returns how many seqs
-    /// changed.
-    pub(crate) fn remark(&mut self, from: Mark, to: Mark) -> u64 {
-        let hit: Vec<(u64, u64)> = self
+    /// Give every range whose mark `to` maps to `Some(new)` the mark `new`;
+    /// returns each changed range's old mark and its number of seqs.
+    pub(crate) fn remark(&mut self, to: impl Fn(Mark) -> Option<Mark>) -> Vec<(Mark, u64)> {
+        let hit: Vec<(u64, u64, Mark, Mark)> = self
             .map
             .iter()
-            .filter(|(_, &(_, m))| m == from)
-            .map(|(&s, &(e, _))| (s, e))
+            .filter_map(|(&s, &(e, m))| to(m).map(|new| (s, e, m, new)))
             .collect();
-        let mut n = 0;
-        for (s, e) in hit {
+        let mut changed = Vec::with_capacity(hit.len());
+        for (s, e, old, new) in hit {
             self.map.remove(&s);
-            self.insert(s, e, to);
-            n += e - s + 1;
+            self.insert(s, e, new);
+            changed.push((old, e - s + 1));
         }
-        n
+        changed
     }
 
     /// Every range, lowest first.
@@ -132,6 +142,7 @@ mod tests {
     const LOST: Mark = Mark::Lost {
         kind: LossKind::AfterAck,
         qos: 1,
+        bucket: 0,
     };
 
     #[test]
@@ -172,6 +183,41 @@ mod tests {
             r.iter().collect::<Vec<_>>(),
             vec![(11, 14, LOST), (16, 19, LOST)]
         );
+    }
+
+    #[test]
+    fn losses_of_different_intervals_are_not_merged_and_a_remark_keeps_them_apart() {
+        let later = Mark::Lost {
+            kind: LossKind::AfterAck,
+            qos: 1,
+            bucket: 1,
+        };
+        let mut r = Ranges::default();
+        r.insert(0, 4, LOST);
+        r.insert(5, 9, later);
+        assert_eq!(r.len(), 2);
+        let changed = r.remark(|m| match m {
+            Mark::Lost {
+                kind: LossKind::AfterAck,
+                qos,
+                bucket,
+            } => Some(Mark::Lost {
+                kind: LossKind::Undeliverable,
+                qos,
+                bucket,
+            }),
+            _ => None,
+        });
+        assert_eq!(changed, vec![(LOST, 5), (later, 5)]);
+        assert_eq!(r.len(), 2);
+        assert!(matches!(
+            r.get(7),
+            Some(Mark::Lost {
+                kind: LossKind::Undeliverable,
+                bucket: 1,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! so their intervals are merged by index; a shard's `last` interval (cut
 //! at its end, after the drain) goes to the merged run's last index, as a
 //! shard may have cut one regular interval fewer or more than another.
-//! A shard lacking an index contributes nothing there but its gauges and
-//! cumulative figures, which carry from its latest earlier interval.
+//! A shard lacking an index contributes nothing there but its gauges,
+//! which carry from its latest earlier interval. The shards' files are
+//! read folded (amendments applied), so the merged run is written as
+//! intervals only, each already final.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -36,12 +38,13 @@ pub struct SeriesError {
 }
 
 /// What a shard's series says at a merged index: its gauges and
-/// cumulative figures as of its latest interval so far.
+/// populations as of its latest interval so far.
 #[derive(Default)]
 struct ShardState {
     /// Per profile: awaiting_reconnect, connected.
     gauges: BTreeMap<String, (u64, Option<u64>)>,
-    links: BTreeMap<String, LinkFigures>,
+    /// Per profile: its devices with a will.
+    will_devices: BTreeMap<String, u64>,
     faults: BTreeMap<usize, FaultRecord>,
     unobserved_ns: i64,
 }
@@ -62,8 +65,9 @@ pub fn prefixed(shard: Shard, i: &Incident) -> Incident {
 ///   bucket for bucket; `exposed` / `healed` are any shard's;
 /// * gauges (`awaiting_reconnect`, `connected`) sum over every shard's
 ///   value at the cut (carried from its latest earlier interval);
-/// * link figures (cumulative) add up the same way, and the snapshot is
-///   [`LinkFigures::snapshot`] of the sum, per profile and in total;
+/// * link figures (the samples of the episodes that started in the
+///   interval) add up over the shards that have the index, and the
+///   population (devices with a will) over every shard;
 /// * `unobserved_ns`: the merged cumulative time is the largest of the
 ///   shards' (each collector watches the same broker for its own devices:
 ///   their downtimes overlap, and the largest is the time some collector
@@ -122,6 +126,7 @@ pub fn merge_intervals(shards: &[ShardSeries]) -> Result<Vec<IntervalRecord>, Se
         let mut unknown_device_events = 0;
         let mut end_ns = prev_end;
         let mut changed: BTreeSet<usize> = BTreeSet::new();
+        let mut links: BTreeMap<String, LinkFigures> = BTreeMap::new();
         for (s, series) in shards.iter().enumerate() {
             let state = &mut states[s];
             if let Some(r) = at[s].get(&i) {
@@ -153,7 +158,10 @@ pub fn merge_intervals(shards: &[ShardSeries]) -> Result<Vec<IntervalRecord>, Se
                         shard: s,
                         message: format!("interval {}, profile {name}: link_figures: {e}", r.index),
                     })?;
-                    state.links.insert(name.clone(), figures);
+                    state
+                        .will_devices
+                        .insert(name.clone(), figures.will_devices);
+                    links.entry(name.clone()).or_default().add(&figures);
                 }
             }
             if series.incomplete.is_some() && incomplete_at(series) == i {
@@ -161,15 +169,15 @@ pub fn merge_intervals(shards: &[ShardSeries]) -> Result<Vec<IntervalRecord>, Se
             }
         }
 
-        // Gauges and cumulative figures: every shard's latest.
+        // Gauges and populations: every shard's latest.
         for state in &states {
             for name in state.gauges.keys() {
                 profiles.entry(name.clone()).or_default();
             }
         }
-        let mut all_links = LinkFigures::new();
         for (name, p) in profiles.iter_mut() {
-            let mut link = LinkFigures::new();
+            let mut link = links.remove(name).unwrap_or_default();
+            link.will_devices = 0;
             let (mut awaiting, mut connected) = (0, None::<u64>);
             for state in &states {
                 if let Some((a, c)) = state.gauges.get(name) {
@@ -178,15 +186,12 @@ pub fn merge_intervals(shards: &[ShardSeries]) -> Result<Vec<IntervalRecord>, Se
                         connected = Some(connected.unwrap_or(0) + c);
                     }
                 }
-                if let Some(l) = state.links.get(name) {
-                    link.add(l);
-                }
+                link.will_devices += state.will_devices.get(name).copied().unwrap_or(0);
             }
             p.awaiting_reconnect = awaiting;
             p.connected = connected;
-            p.link = link.snapshot();
+            p.link = None;
             p.link_figures = Some(LinkRecord::encode(&link));
-            all_links.add(&link);
         }
 
         let unobserved = states.iter().map(|s| s.unobserved_ns).max().unwrap_or(0);
@@ -209,7 +214,7 @@ pub fn merge_intervals(shards: &[ShardSeries]) -> Result<Vec<IntervalRecord>, Se
             errors,
             faults,
             profiles,
-            link_totals: all_links.snapshot(),
+            link_totals: None,
         });
         prev_end = end_ns;
         prev_unobserved = unobserved;

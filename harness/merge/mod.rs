@@ -10,8 +10,10 @@
 //! Merging is exact: every count of the merged report is the sum of the
 //! shards', every histogram their sum bucket for bucket, and the connection
 //! and offline figures are computed from the shards' samples added up
-//! (their cumulative [`LinkFigures`](crate::metrics::LinkFigures), which
-//! every interval carries), not from percentiles.
+//! (the [`LinkFigures`](crate::metrics::LinkFigures) of the episodes that
+//! started in each interval, which every interval carries), not from
+//! percentiles. Only shards of this harness's interval format are merged
+//! (see `metrics::interval`, "Formats").
 
 pub mod intervals;
 pub mod runs;
@@ -47,6 +49,8 @@ pub enum MergeError {
         dir: PathBuf,
         source: IntervalLogError,
     },
+    #[error("{}: its interval files are of format {found}, written by an older harness: they count a message's fate in the interval where it was decided, not the one it was intended in, so their shards cannot be merged exactly (this harness writes and merges format {})", dir.display(), crate::metrics::interval::FORMAT)]
+    IntervalsFormat { dir: PathBuf, found: u32 },
     #[error("{}: run.json has no `shard`: a run of the whole fleet, not a shard (run each shard with --shard I/N)", dir.display())]
     NotAShard { dir: PathBuf },
     #[error("{}: run.json's {field} is {found}, but {}'s is {expected}: not shards of one run", dir.display(), first.display())]

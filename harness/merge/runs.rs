@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::metrics::interval::RunInfo;
+use crate::metrics::interval::{RunInfo, FORMAT};
 use crate::shard::ShardInfo;
 
 use super::{MergeError, MergedShard};
@@ -29,7 +29,8 @@ impl ShardRun {
 
 /// Check that `runs` are the shards `0/N … N−1/N` of one run (the same
 /// plan digest, count, start instant, seed, scenario, resolved scenario,
-/// harness version and schema version; every index once) and return them
+/// harness version and schema version; interval files of this harness's
+/// format; every index once) and return them
 /// in index order with the merged run's `run.json`: no `shard`, devices
 /// summed (in total and per profile), `merged_from` listing the shards,
 /// `started_at` the earliest, the broker's and fault backend's versions
@@ -66,6 +67,12 @@ pub fn merge_run_infos(runs: Vec<ShardRun>) -> Result<(Vec<ShardRun>, RunInfo), 
             );
         }
         let (a, b) = (&r.info, &first.info);
+        if a.intervals_format != FORMAT {
+            return Err(MergeError::IntervalsFormat {
+                dir: r.dir.clone(),
+                found: a.intervals_format,
+            });
+        }
         if a.schema_version != b.schema_version {
             return differs(
                 "schema_version",

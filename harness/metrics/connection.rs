@@ -5,9 +5,13 @@
 //! operations they share.
 //!
 //! Pure: the recorder appends what happened to a [`DeviceTimeline`] and
-//! calls [`device_figures`] at the end of the run. Memory grows with
-//! connection events and fault episodes (a handful per device and fault),
-//! never with messages.
+//! calls [`device_samples`] at every interval cut and at the end of the
+//! run. Memory grows with connection events and fault episodes (a handful
+//! per device and fault), never with messages.
+//!
+//! Every sample is told with the start of the episode it belongs to
+//! ([`ConnSample`]), so that the time series can count it in the interval
+//! where its episode started (see `metrics::interval`).
 //!
 //! # What a fault does to a device ([`Effect`])
 //!
@@ -190,12 +194,11 @@ pub struct DeviceTimeline {
     pub attempts: Vec<Nanos>,
     /// Observer belief: (time, online) from the status topic.
     pub statuses: Vec<(Nanos, bool)>,
-    /// Heals still waiting for this device's first telemetry after them.
-    pub awaiting_data: Vec<Nanos>,
-    /// `resume_time` samples taken so far.
-    pub resumed: Vec<Duration>,
-    /// A healed episode made `resume_time` measurable for this device.
-    pub resume_exposed: bool,
+    /// Heals still waiting for this device's first telemetry after them:
+    /// (heal, start of the healed episode).
+    pub awaiting_data: Vec<(Nanos, Nanos)>,
+    /// `resume_time` samples taken so far: (start of the episode, sample).
+    pub resumed: Vec<(Nanos, Duration)>,
 }
 
 impl DeviceTimeline {
@@ -226,8 +229,8 @@ impl DeviceTimeline {
 
     /// A telemetry message of this device reached the collector.
     pub fn received_at(&mut self, at: Nanos) {
-        for heal in self.awaiting_data.drain(..) {
-            self.resumed.push(at.saturating_since(heal));
+        for (heal, start) in self.awaiting_data.drain(..) {
+            self.resumed.push((start, at.saturating_since(heal)));
         }
     }
 
@@ -276,42 +279,95 @@ pub struct ConnectionSamples {
     pub resume_censored: u64,
 }
 
+/// One connection sample of a device, as [`device_samples`] tells it with
+/// the start of the episode it belongs to: the merged blackhole for the
+/// zombie samples, the link/broker episode (its exposure) for the others.
+/// `*Exposed` and `Healed` say the figure is measured at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnSample {
+    ZombieExposed,
+    Zombie(Duration),
+    ZombieUndetected,
+    Exposed,
+    OutageSeen(Duration),
+    OutageSeenCensored,
+    Healed,
+    FirstAttempt(Duration),
+    FirstAttemptCensored,
+    ResumeExposed,
+    Resume(Duration),
+    ResumeCensored,
+}
+
+impl ConnectionSamples {
+    /// Fold one sample in (whatever its start).
+    pub fn add(&mut self, s: ConnSample) {
+        match s {
+            ConnSample::ZombieExposed => self.zombie_exposed = true,
+            ConnSample::Zombie(d) => self.zombie.push(d),
+            ConnSample::ZombieUndetected => self.zombie_undetected += 1,
+            ConnSample::Exposed => self.exposed = true,
+            ConnSample::OutageSeen(d) => self.outage_seen.push(d),
+            ConnSample::OutageSeenCensored => self.outage_seen_censored += 1,
+            ConnSample::Healed => self.healed = true,
+            ConnSample::FirstAttempt(d) => self.first_attempt.push(d),
+            ConnSample::FirstAttemptCensored => self.first_attempt_censored += 1,
+            ConnSample::ResumeExposed => self.resume_exposed = true,
+            ConnSample::Resume(d) => self.resume.push(d),
+            ConnSample::ResumeCensored => self.resume_censored += 1,
+        }
+    }
+}
+
 /// Every connection sample of one device at the run's `end`.
 pub fn device_figures(tl: &DeviceTimeline, end: Nanos) -> ConnectionSamples {
-    let mut out = ConnectionSamples {
-        exposed: !tl.exposures.is_empty(),
-        healed: tl.exposures.iter().any(|e| e.span.end.is_some()),
-        resume_exposed: tl.resume_exposed,
-        resume: tl.resumed.clone(),
-        resume_censored: tl.awaiting_data.len() as u64,
-        ..ConnectionSamples::default()
-    };
-    zombies(tl, end, &mut out);
-    outages_seen(tl, end, &mut out);
-    first_attempts(tl, &mut out);
+    let mut out = ConnectionSamples::default();
+    device_samples(tl, end, &mut |_, s| out.add(s));
     out
 }
 
-fn zombies(tl: &DeviceTimeline, end: Nanos, out: &mut ConnectionSamples) {
+/// Every connection sample of one device as of `end` (anything still open
+/// closed there), each told to `sink` with the start of its episode.
+pub fn device_samples(tl: &DeviceTimeline, end: Nanos, sink: &mut impl FnMut(Nanos, ConnSample)) {
+    for e in &tl.exposures {
+        sink(e.span.start, ConnSample::Exposed);
+        if e.span.end.is_some() {
+            sink(e.span.start, ConnSample::Healed);
+        }
+    }
+    for &(start, d) in &tl.resumed {
+        sink(start, ConnSample::ResumeExposed);
+        sink(start, ConnSample::Resume(d));
+    }
+    for &(_, start) in &tl.awaiting_data {
+        sink(start, ConnSample::ResumeExposed);
+        sink(start, ConnSample::ResumeCensored);
+    }
+    zombies(tl, end, sink);
+    outages_seen(tl, end, sink);
+    first_attempts(tl, sink);
+}
+
+fn zombies(tl: &DeviceTimeline, end: Nanos, sink: &mut impl FnMut(Nanos, ConnSample)) {
     let black: Vec<(Nanos, Nanos)> = tl
         .exposures
         .iter()
         .filter(|e| e.effect.is_blackhole_like() && e.span.start <= end)
         .map(|e| (e.span.start, e.span.end_or(end)))
         .collect();
-    out.zombie_exposed = !black.is_empty();
     for (start, stop) in merge(black) {
+        sink(start, ConnSample::ZombieExposed);
         if !tl.believed_connected(start) || tl.dead_at(start) {
             continue; // nobody to be a zombie: already down
         }
         match tl.losses.iter().find(|&&l| l >= start && l < stop) {
-            Some(&noticed) => out.zombie.push(noticed.saturating_since(start)),
-            None => out.zombie_undetected += 1,
+            Some(&noticed) => sink(start, ConnSample::Zombie(noticed.saturating_since(start))),
+            None => sink(start, ConnSample::ZombieUndetected),
         }
     }
 }
 
-fn outages_seen(tl: &DeviceTimeline, end: Nanos, out: &mut ConnectionSamples) {
+fn outages_seen(tl: &DeviceTimeline, end: Nanos, sink: &mut impl FnMut(Nanos, ConnSample)) {
     let mut episodes: Vec<&Exposure> = tl.exposures.iter().collect();
     episodes.sort_by_key(|e| e.span.start);
     let mut counted: Option<Nanos> = None;
@@ -325,14 +381,15 @@ fn outages_seen(tl: &DeviceTimeline, end: Nanos, out: &mut ConnectionSamples) {
             continue;
         };
         counted = Some(lost);
-        match tl.connected.iter().find(|s| s.start >= lost) {
-            Some(s) => out.outage_seen.push(s.start.saturating_since(lost)),
-            None => out.outage_seen_censored += 1,
-        }
+        let sample = match tl.connected.iter().find(|s| s.start >= lost) {
+            Some(s) => ConnSample::OutageSeen(s.start.saturating_since(lost)),
+            None => ConnSample::OutageSeenCensored,
+        };
+        sink(e.span.start, sample);
     }
 }
 
-fn first_attempts(tl: &DeviceTimeline, out: &mut ConnectionSamples) {
+fn first_attempts(tl: &DeviceTimeline, sink: &mut impl FnMut(Nanos, ConnSample)) {
     for e in &tl.exposures {
         let Some(heal) = e.span.end else { continue };
         let lost = tl.losses.iter().any(|&l| l >= e.span.start && l <= heal);
@@ -341,15 +398,14 @@ fn first_attempts(tl: &DeviceTimeline, out: &mut ConnectionSamples) {
         }
         let attempt = tl.attempts.iter().find(|&&a| a >= heal);
         let connack = tl.connected.iter().map(|s| s.start).find(|&c| c >= heal);
-        match (attempt.copied(), connack) {
-            (Some(a), Some(c)) if c < a => {
-                // An attempt begun before the heal went through first.
-                out.first_attempt.push(Duration::ZERO)
-            }
-            (Some(a), _) => out.first_attempt.push(a.saturating_since(heal)),
-            (None, Some(_)) => out.first_attempt.push(Duration::ZERO),
-            (None, None) => out.first_attempt_censored += 1,
-        }
+        let sample = match (attempt.copied(), connack) {
+            // An attempt begun before the heal went through first.
+            (Some(a), Some(c)) if c < a => ConnSample::FirstAttempt(Duration::ZERO),
+            (Some(a), _) => ConnSample::FirstAttempt(a.saturating_since(heal)),
+            (None, Some(_)) => ConnSample::FirstAttempt(Duration::ZERO),
+            (None, None) => ConnSample::FirstAttemptCensored,
+        };
+        sink(e.span.start, sample);
     }
 }
 
@@ -580,17 +636,20 @@ mod tests {
 
     #[test]
     fn resume_time_is_the_first_reception_after_each_heal() {
-        let mut tl = DeviceTimeline {
-            resume_exposed: true,
-            ..DeviceTimeline::default()
-        };
-        tl.awaiting_data.push(ms(15_000));
+        let mut tl = DeviceTimeline::default();
+        tl.awaiting_data.push((ms(15_000), ms(10_000)));
         tl.received_at(ms(15_750));
         tl.received_at(ms(15_950)); // not waited for any more
-        tl.awaiting_data.push(ms(40_000)); // never resumed
+        tl.awaiting_data.push((ms(40_000), ms(30_000))); // never resumed
         let s = device_figures(&tl, ms(60_000));
         assert_eq!(s.resume, vec![d(750)]);
         assert_eq!(s.resume_censored, 1);
+        assert!(s.resume_exposed);
+        // Each told with the start of its episode.
+        let mut told = Vec::new();
+        device_samples(&tl, ms(60_000), &mut |at, s| told.push((at, s)));
+        assert!(told.contains(&(ms(10_000), ConnSample::Resume(d(750)))));
+        assert!(told.contains(&(ms(30_000), ConnSample::ResumeCensored)));
     }
 
     #[test]

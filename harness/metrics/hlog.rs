@@ -2,23 +2,28 @@
 //! read back by `report::rebuild`:
 //!
 //! * `run.json` ([`RUN_FILE`]): [`RunInfo`], written once when the run starts.
-//! * `intervals.jsonl` ([`INTERVALS_FILE`]): one [`IntervalRecord`] a line
-//!   (every counter, by profile).
+//! * `intervals.jsonl` ([`INTERVALS_FILE`]): one line per interval
+//!   ([`IntervalRecord`], every counter by profile), each preceded by the
+//!   amendments its cut made to earlier intervals ([`Amendment`]; see
+//!   `metrics::interval` for what they mean).
 //! * `<figure>.hlog` ([`hlog_file`]): one HdrHistogram interval log per
 //!   duration figure (`e2e_latency.hlog`, `ack_latency.hlog`,
 //!   `commands.e2e_latency.hlog`, `commands.ack_latency.hlog`,
 //!   `reconnect_after_heal.hlog`), in the standard format other HdrHistogram
 //!   tools read (the `hdrhistogram` crate's writer, V2 + deflate, values in
-//!   µs). Every interval writes one histogram per profile, tagged
-//!   `Tag=<profile>`, empty ones included, so the n-th group of lines
-//!   belongs to the n-th interval; the timestamps are seconds since the
-//!   run started (`#[StartTime: …]` gives the wall clock).
+//!   µs). Every line of `intervals.jsonl` writes one histogram per profile
+//!   it names, tagged `Tag=<profile>`, empty ones included, so the n-th
+//!   group of histograms belongs to the n-th line; the timestamps are
+//!   seconds since the run started (`#[StartTime: …]` gives the wall
+//!   clock), an amendment's those of the interval it amends, so adding
+//!   every histogram of a time slot gives the samples of the subjects that
+//!   started in it.
 //!
-//! Each interval is appended histograms first, then its `intervals.jsonl`
-//! line, each file flushed: a run killed at any moment loses at most the
-//! interval being written, and the reader takes an interval as complete
-//! only once its line is in `intervals.jsonl` (a torn last line or
-//! histograms without their line are ignored).
+//! Each line is appended histograms first, then the line itself, each file
+//! flushed: a run killed at any moment loses at most the cut being written,
+//! and the reader takes a cut as complete only once its interval line is in
+//! `intervals.jsonl` (a torn last line, histograms without their line, and
+//! amendments after the last interval line are ignored).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -31,7 +36,7 @@ use hdrhistogram::serialization::interval_log::{
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
-use super::interval::{Histograms, IntervalRecord, RunInfo};
+use super::interval::{fold, Amendment, Cut, Histograms, IntervalRecord, Line, RunInfo};
 
 /// `run.json`.
 pub const RUN_FILE: &str = "run.json";
@@ -138,14 +143,49 @@ impl IntervalLog {
         })
     }
 
-    /// Append one interval: its histograms, then its line, each file flushed.
+    /// Append what one cut writes: its amendments, then its interval.
+    pub fn append_cut(&mut self, cut: &Cut) -> Result<(), IntervalLogError> {
+        for a in &cut.amendments {
+            self.append_amendment(a)?;
+        }
+        self.append(&cut.interval)
+    }
+
+    /// Append one interval line: its histograms, then its line, each file
+    /// flushed.
     pub fn append(&mut self, rec: &IntervalRecord) -> Result<(), IntervalLogError> {
-        let length = rec.end().saturating_sub(rec.start());
+        let histograms: Vec<(&str, &Histograms)> = rec
+            .profiles
+            .iter()
+            .map(|(n, p)| (n.as_str(), &p.histograms))
+            .collect();
+        self.append_histograms(rec.start(), rec.end(), &histograms)?;
+        self.append_json(rec)
+    }
+
+    /// Append one amendment line: its histograms, then its line.
+    pub fn append_amendment(&mut self, a: &Amendment) -> Result<(), IntervalLogError> {
+        let histograms: Vec<(&str, &Histograms)> = a
+            .profiles
+            .iter()
+            .map(|(n, p)| (n.as_str(), &p.histograms))
+            .collect();
+        self.append_histograms(a.start(), a.end(), &histograms)?;
+        self.append_json(a)
+    }
+
+    fn append_histograms(
+        &mut self,
+        start: Duration,
+        end: Duration,
+        histograms: &[(&str, &Histograms)],
+    ) -> Result<(), IntervalLogError> {
+        let length = end.saturating_sub(start);
         for (i, (path, w)) in self.hlogs.iter_mut().enumerate() {
             let mut log = IntervalLogWriterBuilder::new()
                 .begin_log_with(w, &mut self.serializer)
                 .map_err(write_err(path))?;
-            for (name, p) in &rec.profiles {
+            for (name, p) in histograms {
                 let tag = Tag::new(name).ok_or_else(|| IntervalLogError::Write {
                     path: path.clone(),
                     source: io::Error::new(
@@ -153,7 +193,7 @@ impl IntervalLog {
                         format!("profile name \"{name}\" cannot be an interval log tag"),
                     ),
                 })?;
-                log.write_histogram(p.histograms.get(i), rec.start(), length, Some(tag))
+                log.write_histogram(p.get(i), start, length, Some(tag))
                     .map_err(|e| IntervalLogError::Write {
                         path: path.clone(),
                         source: io::Error::other(e.to_string()),
@@ -161,8 +201,12 @@ impl IntervalLog {
             }
             w.flush().map_err(write_err(path))?;
         }
+        Ok(())
+    }
+
+    fn append_json(&mut self, line: &impl serde::Serialize) -> Result<(), IntervalLogError> {
         let (path, w) = &mut self.jsonl;
-        serde_json::to_writer(&mut *w, rec).map_err(|e| write_err(path)(e.into()))?;
+        serde_json::to_writer(&mut *w, line).map_err(|e| write_err(path)(e.into()))?;
         w.write_all(b"\n")
             .and_then(|_| w.flush())
             .map_err(write_err(path))
@@ -243,22 +287,51 @@ pub fn read_hlog(path: &Path) -> Result<Vec<LoggedHistogram>, IntervalLogError> 
 }
 
 /// Every complete interval of a run directory, histograms filled in from
-/// the `.hlog` files, in order.
+/// the `.hlog` files and amendments folded in, in order.
 pub fn read_intervals(dir: &Path) -> Result<Vec<IntervalRecord>, IntervalLogError> {
+    let lines = read_lines(dir)?;
+    // `read_lines` checked that every amendment follows its interval.
+    fold(lines).map_err(|message| IntervalLogError::Parse {
+        path: dir.join(INTERVALS_FILE),
+        line: 1,
+        message,
+    })
+}
+
+/// The lines of a run directory's `intervals.jsonl` as written, up to its
+/// last complete interval line (a torn last line, and the amendments of a
+/// cut that never wrote its interval, left out), histograms filled in from
+/// the `.hlog` files. An amendment of an interval that has no line before
+/// it is an error.
+pub fn read_lines(dir: &Path) -> Result<Vec<Line>, IntervalLogError> {
     let path = dir.join(INTERVALS_FILE);
     let text = std::fs::read_to_string(&path).map_err(|source| IntervalLogError::Read {
         path: path.clone(),
         source,
     })?;
-    let mut records: Vec<IntervalRecord> = Vec::new();
+    let mut records: Vec<Line> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let complete = text.ends_with('\n');
     let lines: Vec<&str> = text.lines().collect();
     for (i, line) in lines.iter().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str::<IntervalRecord>(line) {
-            Ok(r) => records.push(r),
+        match Line::parse(line) {
+            Ok(Line::Amendment(a)) if !seen.contains(&a.amends) => {
+                return Err(IntervalLogError::Parse {
+                    path,
+                    line: i + 1,
+                    message: format!(
+                        "an amendment of interval {}, which has no line before it",
+                        a.amends
+                    ),
+                })
+            }
+            Ok(r) => {
+                seen.insert(r.interval());
+                records.push(r)
+            }
             // Killed while writing the last line: that interval is lost.
             Err(_) if i + 1 == lines.len() && !complete => break,
             Err(e) => {
@@ -270,26 +343,34 @@ pub fn read_intervals(dir: &Path) -> Result<Vec<IntervalRecord>, IntervalLogErro
             }
         }
     }
+    let complete = records
+        .iter()
+        .rposition(|r| matches!(r, Line::Interval(_)))
+        .map_or(0, |i| i + 1);
+    records.truncate(complete);
     for (i, figure) in Histograms::NAMES.iter().enumerate() {
         let path = dir.join(hlog_file(figure));
         let logged = read_hlog(&path)?;
         let mut next = logged.into_iter().enumerate();
         for r in &mut records {
-            let start = r.start();
-            for (name, p) in r.profiles.iter_mut() {
+            let (start, _) = r.span();
+            let what_line = match r {
+                Line::Interval(rec) => format!("interval {}", rec.index),
+                Line::Amendment(a) => format!("the amendment of interval {}", a.amends),
+            };
+            for (name, p) in r.histograms_mut() {
                 let mismatch = |n: usize, what: String| IntervalLogError::Parse {
                     path: path.clone(),
                     line: n + 1,
                     message: format!(
-                        "histogram {} should be interval {} of profile {name}, but {what}",
+                        "histogram {} should be {what_line} of profile {name}, but {what}",
                         n + 1,
-                        r.index
                     ),
                 };
                 let Some((n, h)) = next.next() else {
                     return Err(mismatch(0, "the log ends before it".into()));
                 };
-                if h.tag.as_deref() != Some(name.as_str()) {
+                if h.tag.as_deref() != Some(name) {
                     return Err(mismatch(n, format!("its tag is {:?}", h.tag)));
                 }
                 // Written with millisecond precision.
@@ -299,8 +380,7 @@ pub fn read_intervals(dir: &Path) -> Result<Vec<IntervalRecord>, IntervalLogErro
                         format!("it starts at {:?}, not {:?}", h.start, start),
                     ));
                 }
-                p.histograms
-                    .get_mut(i)
+                p.get_mut(i)
                     .add(&h.histogram)
                     .map_err(|e| mismatch(n, format!("it cannot be added: {e:?}")))?;
             }

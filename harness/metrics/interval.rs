@@ -3,57 +3,113 @@
 //! multi-day soaks"). Pure: the cut time comes in, files are written by
 //! [`super::hlog`] and read by `report::rebuild`.
 //!
-//! # What an interval holds
+//! # The rule: a figure counts in the interval where its subject starts
 //!
-//! An [`IntervalRecord`] covers `(start, end]` of the run clock. Its counts
-//! are *deltas of the cumulative counts*: what the recorder counted at this
-//! cut minus what it counted at the previous one. So the sum over every
-//! interval of a run is exactly the run's figure, whatever happened in
-//! between: a message lost in interval 3 whose late copy arrived in
-//! interval 5 shows as `lost_after_ack +1` in 3 and `lost_after_ack −1,
-//! delivered +1` in 5.
+//! Interval `k` covers `(start, end]` of the run clock. Every sample and
+//! every count belongs to one interval, chosen by the start of what it is
+//! about, never by when it was decided:
 //!
-//! * Loss counts (`lost_after_ack`, `lost_unacked`, `silent_loss`,
-//!   `lost_qos0`, `unobserved`) are **provisional** until the drain ends:
-//!   a message counts as lost once its outcome is known and it has not been
-//!   received *yet*. A later interval may take it back with a negative
-//!   delta; the last interval (cut at the run's end, [`IntervalRecord::last`])
-//!   also decides every message still pending, as the report does. Every
-//!   other count only grows, so its deltas are never negative.
+//! * a **message** (every message figure: `sent`, `acked`, `delivered`,
+//!   the losses, `duplicates`, `reordered`, `downgraded`, `unobserved`,
+//!   `e2e_latency`, `ack_latency`; commands alike) by its `t_intended`,
+//!   the payload's scheduled slot (see `ledger`): acked after the cut, lost
+//!   as judged after the drain, delivered late, duplicated hours later, it
+//!   still counts where it was intended;
+//! * a **fault episode** as one device lived it (`zombie_time` /
+//!   `zombie_undetected`, `outage_seen_by_client`, `first_attempt_delay`,
+//!   `resume_time`, `reconnect_after_heal` and their censored counts) by
+//!   `t_fault`, the episode's start;
+//! * an **offline episode** (`true_offline`, `false_offline`,
+//!   `stale_offline_time`, `devices_false_offline`) by its opening, a
+//!   **death** (`broker_detect_time`, `missed_offline`,
+//!   `offline_unobserved`) by the death, a stretch the observer showed a
+//!   device online while it was unreachable (`false_online_time`, a
+//!   per-device total of them) by the stretch's start;
+//! * an **event** without a duration (`reconnects` and `session_present`,
+//!   `reconnect_attempts`, `flaps`, `takeovers`, `reason_codes`, a harness
+//!   error, a fault record's change) where it happened, and the
+//!   collector's unobserved time where it fell.
+//!
+//! So a window's report (the intervals starting in it) holds exactly the
+//! subjects that started in it, and windows that tile a run add up to the
+//! run, count for count and histogram bucket for bucket. Two figures are
+//! not sums by nature: `false_online_time` has one sample per device with
+//! a will in any window (its total over the window), and
+//! `devices_false_offline` is a share of devices.
+//!
+//! # Lines: an interval, then amendments to earlier ones
+//!
+//! A subject's figures are final only once decided (after its ack, after
+//! the drain, once its episode is over), often after its interval was cut.
+//! Each cut therefore writes, to `intervals.jsonl`:
+//!
+//! 1. one [`Amendment`] line per earlier interval whose subjects changed
+//!    since the previous cut (`"amends": j`), then
+//! 2. the [`IntervalRecord`] line of the interval just cut, its figures as
+//!    known at the cut.
+//!
+//! An interval's figures are its line and its amendments folded together
+//! ([`fold`]): message counts and connection counters are deltas and add
+//! up, histograms (in the `.hlog` files, one group per line, amendments'
+//! stamped with the interval they amend) add up, and `link_figures` (the
+//! connection and offline samples, which change while an episode is open)
+//! are the interval's whole figures as of the line, a later line's
+//! replacing an earlier one's. A count is only ever taken back from the
+//! interval it was added to — a provisional loss whose message arrived
+//! late, an acked command whose device is dead at the end — so an
+//! amendment may carry a negative number, but no interval's, and no
+//! window's, figure is ever negative. The last cut ([`IntervalRecord::last`],
+//! at the run's end, after the drain) decides whatever is still pending,
+//! as the report does, so the intervals fold up to `report.json` exactly.
+//!
+//! A run killed at any moment keeps every cut whose interval line was
+//! written: amendments after the last interval line belong to the cut
+//! that never finished and are left out, so a rebuilt report is the run as
+//! known at its last complete cut, and says up to when that is
+//! (`report::rebuild`).
+//!
+//! # What an interval holds besides
+//!
 //! * Connection counters are counts, not the report's ratios:
 //!   `reconnects` and `session_present` (reconnects that resumed their
 //!   session) give the `session_present` share, `flaps` is the number of
 //!   flaps (the report divides by the device-hours of the window),
 //!   `reconnect_attempts` is the report's figure.
 //! * `exposed` / `healed` say whether a link or broker fault hitting the
-//!   profile was in force / healed during the interval (they decide whether
-//!   `reconnect_attempts` / `reconnect_after_heal` are measured at all, i.e.
-//!   not `null`).
-//! * `awaiting_reconnect` is a *gauge*, not a delta: devices still waiting,
-//!   at the cut, for their first reconnect after a heal. The report's
-//!   `censored` count of `reconnect_after_heal` is the gauge of the window's
-//!   last interval.
-//! * `connected` is a *gauge* too: devices of the profile whose client
-//!   believed it was connected at the cut (from CONNACK to its reported
-//!   connection loss or crash, as the recorder knows it from the device
-//!   events). Summing intervals keeps the later value. It draws the
-//!   connected-devices line of `report.html`; interval files written before
-//!   it existed read it as `null` (not recorded), never as 0.
+//!   profile was in force / healed during the interval (`exposed` decides
+//!   whether `reconnect_attempts` is measured at all, i.e. not `null`).
+//! * `awaiting_reconnect` and `connected` are *gauges* at the cut, not
+//!   figures: devices still waiting for their first reconnect after a heal
+//!   (the report's censored count is in `link_figures`), and devices whose
+//!   client believed it was connected (the connected-devices line of
+//!   `report.html`). Summing intervals keeps the later value; files
+//!   written before `connected` existed read it as `null`, never as 0.
 //! * `unobserved_ns` is the delta of the time the collector could not see
 //!   (integer nanoseconds, so sums are exact).
 //! * `faults` holds the fault records that changed during the interval
 //!   (applied, healed, failed); `errors` the harness errors first seen in it.
-//! * Histograms ([`Histograms`]) hold the samples recorded during the
-//!   interval (the cumulative histogram minus the one at the previous cut);
-//!   adding them up gives the run's histogram bucket for bucket.
+//!
+//! # Formats
+//!
+//! `run.json`'s `intervals_format` says which of these rules a run's files
+//! follow ([`FORMAT`] is this one's, 2). Format 1 (files without the
+//! field) counted every figure in the interval where it was *decided*,
+//! taking provisional losses back with negative deltas in later intervals,
+//! and carried the connection figures cumulative from the run's start:
+//! the whole run still folds up to its report exactly and is read as
+//! before, but a window of it cannot be told exactly and is refused
+//! (`report::rebuild`), as is a merge of its shards.
 //!
 //! # Memory
 //!
-//! The cutter keeps one copy of the cumulative counts and histograms per
-//! profile (the previous cut) and the fault records (bounded by the
-//! timeline): nothing grows with the run's length.
+//! The cutter keeps the cut times (8 bytes an interval), the previous
+//! cut's connection counters, a digest of each interval's link samples as
+//! last written (only intervals where some episode started), and the fault
+//! records (bounded by the timeline); the ledger keeps what changed per
+//! interval only until the next cut. Nothing grows with the messages.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -61,21 +117,32 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Nanos;
 use crate::health::{self, Incident};
-use crate::ledger::{latency_histogram, LedgerFigures, MessageCounts, MessageFigures};
+use crate::ledger::{latency_histogram, Change, LedgerFigures, MessageCounts, MessageFigures};
 use crate::report::{FaultRecord, Report, Verdict, Versions, SCHEMA_VERSION};
 use crate::scenario::{self, Scenario};
 
 use super::{
-    class_of, figures, Class, ConnTotals, LinkFigures, LinkRecord, LinkSnapshot, Recorder,
+    class_of, figures, Class, ConnTotals, LinkFigures, LinkRecord, LinkSample, LinkSnapshot,
+    Recorder,
 };
+
+/// The format of the interval files written by this harness (see the
+/// module doc, "Formats").
+pub const FORMAT: u32 = 2;
+
+/// `intervals_format` of a `run.json` written before the field existed.
+fn first_format() -> u32 {
+    1
+}
 
 /// How far behind a cut the observer's downtime is judged: events stamped
 /// just before the cut may still be in the channel.
 const CUT_SLACK: Duration = Duration::from_secs(1);
 
-/// The message counts of one direction in one interval (deltas; see the
-/// module doc for which may be negative). Names as in METRICS.md, plus the
-/// ledger's own `ambiguous` and `orphans` (harness errors, not figures).
+/// The message counts of one direction for the messages intended in one
+/// interval (deltas: a line's, or an amendment's; see the module doc).
+/// Names as in METRICS.md, plus the ledger's own `ambiguous` and `orphans`
+/// (harness errors, not figures).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub sent: i64,
@@ -126,6 +193,15 @@ impl Counts {
         each_count!(d)
     }
 
+    /// What a ledger [`Change`] of one bucket adds up to.
+    pub fn of_change(c: &Change) -> Counts {
+        Counts::delta(&c.plus.counts, &c.minus)
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == Counts::default()
+    }
+
     pub fn add(&mut self, o: &Counts) {
         macro_rules! a {
             ($($f:ident),*) => {{ $(self.$f += o.$f;)* }};
@@ -133,9 +209,9 @@ impl Counts {
         each_count!(a)
     }
 
-    /// As ledger counts; a sum below zero (possible only in a window: losses
-    /// counted before it, delivered inside it) is clamped to 0 and named in
-    /// the returned list.
+    /// As ledger counts; a sum below zero (which the files of a run never
+    /// give: a count is taken back only where it was added) is clamped to 0
+    /// and named in the returned list.
     pub fn to_ledger(self) -> (MessageCounts, Vec<(&'static str, i64)>) {
         let mut negative = Vec::new();
         let mut c = |name: &'static str, v: i64| -> u64 {
@@ -152,8 +228,9 @@ impl Counts {
     }
 }
 
-/// The duration figures' samples of one profile in one interval (µs).
-/// Written to one interval log (`.hlog`) per figure, tagged by profile.
+/// The duration figures' samples of one profile for the subjects of one
+/// interval (µs): a line's or an amendment's new samples. Written to one
+/// interval log (`.hlog`) per figure, tagged by profile.
 #[derive(Debug, Clone)]
 pub struct Histograms {
     pub e2e_latency: Histogram<u64>,
@@ -215,16 +292,26 @@ impl Histograms {
         }
     }
 
-    /// `now − before` of two cumulative sets (`before` never holds a sample
-    /// `now` lacks: histograms only grow).
-    fn delta(now: &Histograms, before: &Histograms) -> Histograms {
-        let mut d = now.clone();
-        for i in 0..Self::NAMES.len() {
-            d.get_mut(i)
-                .subtract(before.get(i))
-                .expect("a cumulative histogram contains its earlier self");
+    /// The new samples of one bucket: the ledger's changes of both
+    /// directions and the new `reconnect_after_heal` samples.
+    fn of_changes(
+        telemetry: &MessageFigures,
+        commands: &MessageFigures,
+        reconnect_after_heal: Option<&Histogram<u64>>,
+    ) -> Histograms {
+        Histograms {
+            e2e_latency: telemetry.e2e_latency.clone(),
+            ack_latency: telemetry.ack_latency.clone(),
+            commands_e2e_latency: commands.e2e_latency.clone(),
+            commands_ack_latency: commands.ack_latency.clone(),
+            reconnect_after_heal: reconnect_after_heal
+                .cloned()
+                .unwrap_or_else(latency_histogram),
         }
-        d
+    }
+
+    pub fn is_empty(&self) -> bool {
+        (0..Self::NAMES.len()).all(|i| self.get(i).is_empty())
     }
 }
 
@@ -247,19 +334,22 @@ pub struct ProfileInterval {
     pub exposed: bool,
     /// A link/broker fault hitting the profile healed in the interval.
     pub healed: bool,
-    /// Gauge at the cut: devices still waiting for their reconnect after a heal.
+    /// Gauge at the cut: devices still waiting for their reconnect after a
+    /// heal (the report's censored count is in `link_figures`; format 1
+    /// read it from this gauge).
     pub awaiting_reconnect: u64,
     /// Gauge at the cut: devices whose client believed it was connected;
     /// `None` in interval files written before it was recorded.
     #[serde(default)]
     pub connected: Option<u64>,
-    /// The connection and offline figures, cumulative from the run's start
-    /// to the cut (not a delta; see [`LinkSnapshot`]).
-    #[serde(default)]
-    pub link: LinkSnapshot,
-    /// What `link` is computed from ([`LinkFigures::snapshot`]), cumulative
-    /// too, so that shards' figures add up exactly (`mqtt-chaos merge`);
-    /// `None` in interval files written before it was recorded.
+    /// Format 1 only: the connection and offline figures, cumulative from
+    /// the run's start to the cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkSnapshot>,
+    /// The connection and offline samples of the episodes (and events)
+    /// that started in this interval, as known at the cut; an amendment may
+    /// replace them. (Format 1: cumulative from the run's start, and `None`
+    /// in the files written before it was recorded.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_figures: Option<LinkRecord>,
     #[serde(skip)]
@@ -312,10 +402,10 @@ pub struct IntervalRecord {
     pub faults: Vec<FaultRecord>,
     /// Per profile, in name order.
     pub profiles: BTreeMap<String, ProfileInterval>,
-    /// The connection and offline figures of all devices, cumulative from
-    /// the run's start to the cut.
-    #[serde(default)]
-    pub link_totals: LinkSnapshot,
+    /// Format 1 only: the connection and offline figures of all devices,
+    /// cumulative from the run's start to the cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_totals: Option<LinkSnapshot>,
 }
 
 impl IntervalRecord {
@@ -326,6 +416,181 @@ impl IntervalRecord {
     pub fn end(&self) -> Duration {
         Duration::from_nanos(self.end_ns)
     }
+
+    /// Fold an amendment of this interval in: counts and histograms add,
+    /// link figures given replace the earlier ones.
+    pub fn amend(&mut self, a: &Amendment) {
+        for (name, pa) in &a.profiles {
+            let p = self.profiles.entry(name.clone()).or_default();
+            p.telemetry.add(&pa.telemetry);
+            p.commands.add(&pa.commands);
+            p.histograms.add(&pa.histograms);
+            if let Some(l) = &pa.link_figures {
+                p.link_figures = Some(l.clone());
+            }
+        }
+    }
+}
+
+/// A line about an earlier interval: what became known, by a later cut,
+/// about the subjects that started in interval `amends` (see the module
+/// doc). Its histograms go to the `.hlog` files like an interval's,
+/// stamped with the amended interval's start and length.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Amendment {
+    /// The index of the interval amended (an earlier one).
+    pub amends: u64,
+    /// That interval's span (run clock, ns), as in its own line.
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// The cut that wrote it (run clock, ns).
+    pub at_ns: u64,
+    /// The profiles whose figures changed, in name order.
+    pub profiles: BTreeMap<String, ProfileAmendment>,
+}
+
+impl Amendment {
+    pub fn start(&self) -> Duration {
+        Duration::from_nanos(self.start_ns)
+    }
+
+    pub fn end(&self) -> Duration {
+        Duration::from_nanos(self.end_ns)
+    }
+}
+
+/// What changed for one profile in an [`Amendment`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ProfileAmendment {
+    /// Telemetry counts to add, under the plain names.
+    #[serde(flatten)]
+    pub telemetry: Counts,
+    /// Command counts to add.
+    pub commands: Counts,
+    /// The interval's connection and offline samples as they stand now,
+    /// replacing the earlier ones; absent when they did not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_figures: Option<LinkRecord>,
+    /// Samples to add (in the `.hlog` files).
+    #[serde(skip)]
+    pub histograms: Histograms,
+}
+
+/// One line of `intervals.jsonl`.
+#[derive(Debug, Clone)]
+pub enum Line {
+    Interval(Box<IntervalRecord>),
+    Amendment(Amendment),
+}
+
+impl Line {
+    /// Parse a line: an amendment has `amends`, an interval has not.
+    pub fn parse(text: &str) -> Result<Line, serde_json::Error> {
+        let v: serde_json::Value = serde_json::from_str(text)?;
+        if v.get("amends").is_some() {
+            Ok(Line::Amendment(serde_json::from_value(v)?))
+        } else {
+            Ok(Line::Interval(Box::new(serde_json::from_value(v)?)))
+        }
+    }
+
+    /// The interval the line is about.
+    pub fn interval(&self) -> u64 {
+        match self {
+            Line::Interval(r) => r.index,
+            Line::Amendment(a) => a.amends,
+        }
+    }
+
+    /// Its span (for the `.hlog` stamps).
+    pub fn span(&self) -> (Duration, Duration) {
+        match self {
+            Line::Interval(r) => (r.start(), r.end()),
+            Line::Amendment(a) => (a.start(), a.end()),
+        }
+    }
+
+    /// Its histograms, by profile name.
+    pub fn histograms(&self) -> Vec<(&str, &Histograms)> {
+        match self {
+            Line::Interval(r) => r
+                .profiles
+                .iter()
+                .map(|(n, p)| (n.as_str(), &p.histograms))
+                .collect(),
+            Line::Amendment(a) => a
+                .profiles
+                .iter()
+                .map(|(n, p)| (n.as_str(), &p.histograms))
+                .collect(),
+        }
+    }
+
+    /// Its histograms, mutable, by profile name.
+    pub fn histograms_mut(&mut self) -> Vec<(&str, &mut Histograms)> {
+        match self {
+            Line::Interval(r) => r
+                .profiles
+                .iter_mut()
+                .map(|(n, p)| (n.as_str(), &mut p.histograms))
+                .collect(),
+            Line::Amendment(a) => a
+                .profiles
+                .iter_mut()
+                .map(|(n, p)| (n.as_str(), &mut p.histograms))
+                .collect(),
+        }
+    }
+}
+
+/// What one cut writes: the amendments of earlier intervals, then the
+/// interval just cut.
+#[derive(Debug, Clone)]
+pub struct Cut {
+    pub amendments: Vec<Amendment>,
+    pub interval: IntervalRecord,
+}
+
+impl Cut {
+    /// Its lines, in the order written.
+    pub fn lines(&self) -> impl Iterator<Item = Line> + '_ {
+        self.amendments
+            .iter()
+            .cloned()
+            .map(Line::Amendment)
+            .chain(std::iter::once(Line::Interval(Box::new(
+                self.interval.clone(),
+            ))))
+    }
+}
+
+/// The intervals of a run from its lines in file order, amendments folded
+/// into the intervals they amend; amendments after the last interval line
+/// (a cut that never finished) are left out. An amendment of an interval
+/// that has no line before it is an error.
+pub fn fold(lines: impl IntoIterator<Item = Line>) -> Result<Vec<IntervalRecord>, String> {
+    let mut records: Vec<IntervalRecord> = Vec::new();
+    let mut pending: Vec<Amendment> = Vec::new();
+    for line in lines {
+        match line {
+            Line::Amendment(a) => pending.push(a),
+            Line::Interval(r) => {
+                let r = *r;
+                for a in pending.drain(..) {
+                    let Some(target) = records.iter_mut().rev().find(|x| x.index == a.amends)
+                    else {
+                        return Err(format!(
+                            "an amendment of interval {} comes before any line of that interval",
+                            a.amends
+                        ));
+                    };
+                    target.amend(&a);
+                }
+                records.push(r);
+            }
+        }
+    }
+    Ok(records)
 }
 
 /// `run.json`: what a report needs that the intervals do not carry, written
@@ -346,6 +611,9 @@ pub struct RunInfo {
     pub histograms: BTreeMap<String, String>,
     /// The scenario as resolved for this run (command-line overrides applied).
     pub resolved_scenario: Scenario,
+    /// The rules the interval files follow ([`FORMAT`]; 1 when absent).
+    #[serde(default = "first_format")]
+    pub intervals_format: u32,
     /// The shard this run was (`--shard`, `--workers`); absent for a run of
     /// the whole fleet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -356,46 +624,73 @@ pub struct RunInfo {
     pub merged_from: Vec<crate::merge::MergedShard>,
 }
 
-/// Cumulative figures of one profile at a cut.
-#[derive(Debug, Clone, Default)]
+/// Connection counters of one profile at a cut (cumulative).
+#[derive(Debug, Clone, Copy, Default)]
 struct Cumulative {
-    telemetry: MessageCounts,
-    commands: MessageCounts,
     reconnects: u64,
     session_present: u64,
     attempts: u64,
     flaps: u64,
-    histograms: Histograms,
 }
 
-/// The recorder's memory of its previous cut.
+/// The recorder's memory of its cuts.
 #[derive(Debug, Default)]
 pub(crate) struct Cutter {
     index: u64,
     last_cut: Nanos,
+    /// Every cut time so far, in order (interval `k` ends at `cuts[k]`).
+    cuts: Vec<Nanos>,
     previous: Vec<Cumulative>,
     unobserved: u64,
     unknown_device_events: u64,
     errors_seen: usize,
     faults: BTreeMap<usize, FaultRecord>,
+    /// Per (profile, interval): a digest of the interval's link samples as
+    /// last written, for the intervals that have any.
+    link_digests: HashMap<(usize, u64), u64>,
+}
+
+impl Cutter {
+    /// The interval holding `t`: the number of cuts before it (the one
+    /// being recorded, when `t` is after the last cut).
+    pub(crate) fn bucket_of(&self, t: Nanos) -> u64 {
+        self.cuts.partition_point(|&c| c < t) as u64
+    }
+
+    /// The span of interval `k` (already cut), run clock ns.
+    fn span(&self, k: u64) -> (u64, u64) {
+        let k = k as usize;
+        let start = if k == 0 { 0 } else { self.cuts[k - 1].0 };
+        (start, self.cuts[k].0)
+    }
+}
+
+/// A digest of an interval's link samples (in the order told, which is
+/// fixed: device by device, episode by episode).
+fn digest(samples: &[LinkSample]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    samples.hash(&mut h);
+    h.finish()
 }
 
 impl Recorder {
-    /// Cut the interval ending at `at` (run clock): the deltas since the
-    /// previous cut. Messages still pending count nowhere yet.
-    pub fn cut_interval(&mut self, at: Nanos) -> IntervalRecord {
+    /// Cut the interval ending at `at` (run clock): the figures of the
+    /// subjects that started in it as known now, and amendments of the
+    /// earlier intervals whose subjects changed since the previous cut.
+    /// Messages still pending count nowhere yet.
+    pub fn cut_interval(&mut self, at: Nanos) -> Cut {
         self.cut(at, false)
     }
 
     /// Cut the last interval, at the run's end (`end` as given to
     /// [`Recorder::finish`], after every event was recorded): pending
     /// messages are decided as the report decides them, so the intervals
-    /// add up to the report exactly. Call [`Recorder::finish`] next.
-    pub fn cut_last_interval(&mut self, end: Nanos) -> IntervalRecord {
+    /// fold up to the report exactly. Call [`Recorder::finish`] next.
+    pub fn cut_last_interval(&mut self, end: Nanos) -> Cut {
         self.cut(end, true)
     }
 
-    fn cut(&mut self, at: Nanos, last: bool) -> IntervalRecord {
+    fn cut(&mut self, at: Nanos, last: bool) -> Cut {
         let at = at.max(self.intervals.last_cut);
         // The run's health as of the cut, so a rebuilt report has it: at
         // the end every check; before, the observer's downtime so far (the
@@ -407,6 +702,7 @@ impl Recorder {
         }
         let (from_s, to_s) = (self.intervals.last_cut.as_secs_f64(), at.as_secs_f64());
         let first = self.intervals.index == 0;
+        let k = self.intervals.index;
 
         // Which profiles a link/broker fault hit while in force / when healed.
         let mut exposed = vec![false; self.profiles.len()];
@@ -447,41 +743,79 @@ impl Recorder {
             awaiting[d.profile] += d.awaiting.len() as u64;
             connected[d.profile] += u64::from(d.connected);
         }
-        let link_figures = self.link_figures(at);
-        let link_totals = LinkFigures::sum(&link_figures).snapshot();
 
+        // The link samples of every interval, as of this cut (their starts
+        // are all before `at`, so none is later than `k`).
+        let mut samples: BTreeMap<(usize, u64), Vec<LinkSample>> = BTreeMap::new();
+        {
+            let cutter = &self.intervals;
+            self.link_samples(at, &mut |p, t, s| {
+                samples
+                    .entry((p, cutter.bucket_of(t).min(k)))
+                    .or_default()
+                    .push(s)
+            });
+        }
+        // The intervals whose link samples changed since they were last
+        // written (an interval that lost every sample included), and this
+        // one's, always written.
+        let mut links: BTreeMap<(usize, u64), LinkRecord> = BTreeMap::new();
+        let mut keys: Vec<(usize, u64)> = samples.keys().copied().collect();
+        keys.extend(self.intervals.link_digests.keys().copied());
+        keys.extend((0..self.profiles.len()).map(|p| (p, k)));
+        keys.sort_unstable();
+        keys.dedup();
+        for key in keys {
+            let list = samples.get(&key).map_or(&[][..], Vec::as_slice);
+            // An interval without samples keeps no digest.
+            let now = (!list.is_empty()).then(|| digest(list));
+            let was = match now {
+                Some(d) => self.intervals.link_digests.insert(key, d),
+                None => self.intervals.link_digests.remove(&key),
+            };
+            if key.1 != k && was == now {
+                continue;
+            }
+            let mut figs = LinkFigures::of_population(self.profiles[key.0].will_devices);
+            for s in list {
+                figs.record(s);
+            }
+            links.insert(key, LinkRecord::encode(&figs));
+        }
+
+        // Message changes by interval, and reconnect samples.
+        let mut changes = Vec::with_capacity(self.profiles.len());
+        for p in &mut self.profiles {
+            let c = if last {
+                p.ledger.cut_at_end(at)
+            } else {
+                p.ledger.cut(at)
+            };
+            changes.push((c, std::mem::take(&mut p.reconnect_changes)));
+        }
         let cut = &mut self.intervals;
+        cut.cuts.push(at);
         cut.previous
             .resize_with(self.profiles.len(), Cumulative::default);
+
+        // This interval's line.
         let mut profiles = BTreeMap::new();
         for (i, p) in self.profiles.iter().enumerate() {
-            let figs: LedgerFigures = if last {
-                p.ledger.figures_at_end()
-            } else {
-                p.ledger.figures()
-            };
             let now = Cumulative {
-                telemetry: figs.telemetry.counts,
-                commands: figs.commands.counts,
                 reconnects: p.reconnects,
                 session_present: p.session_present,
                 attempts: p.attempts,
                 flaps: p.flaps,
-                histograms: Histograms {
-                    e2e_latency: figs.telemetry.e2e_latency,
-                    ack_latency: figs.telemetry.ack_latency,
-                    commands_e2e_latency: figs.commands.e2e_latency,
-                    commands_ack_latency: figs.commands.ack_latency,
-                    reconnect_after_heal: p.reconnect_after_heal.clone(),
-                },
             };
-            let before = &cut.previous[i];
+            let before = cut.previous[i];
             let d = |a: u64, b: u64| a as i64 - b as i64;
+            let (msgs, reconnect) = &changes[i];
+            let own = msgs.get(&k).cloned().unwrap_or_default();
             profiles.insert(
                 p.name.clone(),
                 ProfileInterval {
-                    telemetry: Counts::delta(&now.telemetry, &before.telemetry),
-                    commands: Counts::delta(&now.commands, &before.commands),
+                    telemetry: Counts::of_change(&own.telemetry),
+                    commands: Counts::of_change(&own.commands),
                     reconnects: d(now.reconnects, before.reconnects),
                     session_present: d(now.session_present, before.session_present),
                     reconnect_attempts: d(now.attempts, before.attempts),
@@ -490,13 +824,60 @@ impl Recorder {
                     healed: healed[i],
                     awaiting_reconnect: awaiting[i],
                     connected: Some(connected[i]),
-                    link: link_figures[i].snapshot(),
-                    link_figures: Some(LinkRecord::encode(&link_figures[i])),
-                    histograms: Histograms::delta(&now.histograms, &before.histograms),
+                    link: None,
+                    link_figures: links.remove(&(i, k)),
+                    histograms: Histograms::of_changes(
+                        &own.telemetry.plus,
+                        &own.commands.plus,
+                        reconnect.get(&k),
+                    ),
                 },
             );
             cut.previous[i] = now;
         }
+
+        // Amendments of earlier intervals, oldest first.
+        let mut amended: BTreeMap<u64, BTreeMap<String, ProfileAmendment>> = BTreeMap::new();
+        for (i, p) in self.profiles.iter().enumerate() {
+            let (msgs, reconnect) = &changes[i];
+            let mut touched: Vec<u64> = msgs.keys().chain(reconnect.keys()).copied().collect();
+            touched.extend(links.keys().filter(|(q, _)| *q == i).map(|(_, j)| *j));
+            touched.sort_unstable();
+            touched.dedup();
+            for j in touched.into_iter().filter(|&j| j < k) {
+                let c = msgs.get(&j).cloned().unwrap_or_default();
+                let a = ProfileAmendment {
+                    telemetry: Counts::of_change(&c.telemetry),
+                    commands: Counts::of_change(&c.commands),
+                    link_figures: links.remove(&(i, j)),
+                    histograms: Histograms::of_changes(
+                        &c.telemetry.plus,
+                        &c.commands.plus,
+                        reconnect.get(&j),
+                    ),
+                };
+                let empty = a.telemetry.is_zero()
+                    && a.commands.is_zero()
+                    && a.link_figures.is_none()
+                    && a.histograms.is_empty();
+                if !empty {
+                    amended.entry(j).or_default().insert(p.name.clone(), a);
+                }
+            }
+        }
+        let amendments = amended
+            .into_iter()
+            .map(|(j, profiles)| {
+                let (start_ns, end_ns) = cut.span(j);
+                Amendment {
+                    amends: j,
+                    start_ns,
+                    end_ns,
+                    at_ns: at.0,
+                    profiles,
+                }
+            })
+            .collect();
 
         let unobserved = self
             .profiles
@@ -512,7 +893,7 @@ impl Recorder {
             cut.faults.insert(r.index, r.clone());
         }
         let rec = IntervalRecord {
-            index: cut.index,
+            index: k,
             start_ns: cut.last_cut.0,
             end_ns: at.0,
             last,
@@ -522,14 +903,17 @@ impl Recorder {
             errors: self.errors[cut.errors_seen.min(self.errors.len())..].to_vec(),
             faults: changed,
             profiles,
-            link_totals,
+            link_totals: None,
         };
         cut.index += 1;
         cut.last_cut = at;
         cut.unobserved = unobserved;
         cut.unknown_device_events = self.unknown_device_events;
         cut.errors_seen = self.errors.len();
-        rec
+        Cut {
+            amendments,
+            interval: rec,
+        }
     }
 }
 
@@ -537,14 +921,15 @@ impl Recorder {
 /// when `intervals` are all of them (then it equals the run's `report.json`
 /// figure for figure), or the window they span. `earlier` are the intervals
 /// before the window (only their fault records are read: faults still in
-/// force when the window starts are listed).
+/// force when the window starts are listed). The intervals are folded
+/// ([`fold`]), and follow `run.intervals_format`.
 ///
-/// For a window: `duration_s` is the part of `[start, end]` (the first
-/// interval's start, the last one's end) in which devices published,
-/// `flaps` are per device-hour of `[start, end]`, `censored` is the gauge
-/// at `end`, `faults` are those that changed or were in force in the window,
-/// and a count whose sum is negative (losses counted before the window,
-/// delivered inside it) is shown as 0 and named in `errors`.
+/// For a window: every figure is that of the subjects that started in it
+/// (see the module doc), `duration_s` is the part of `[start, end]` (the
+/// first interval's start, the last one's end) in which devices published,
+/// `flaps` are per device-hour of `[start, end]`, and `faults` are those
+/// that changed or were in force in the window. (Format 1 files are only
+/// read whole: `report::rebuild` refuses their windows.)
 pub fn report_of(
     run: &RunInfo,
     earlier: &[IntervalRecord],
@@ -559,6 +944,7 @@ pub fn report_of(
         .min(publishing)
         .saturating_sub(Nanos(start).as_duration().min(publishing))
         .as_secs_f64();
+    let cumulative_links = run.intervals_format < 2;
 
     let mut errors: Vec<Incident> = intervals
         .iter()
@@ -575,13 +961,36 @@ pub fn report_of(
     let mut all = LedgerFigures::default();
     let mut rah_all = latency_histogram();
     let mut total = ConnTotals::default();
+    let mut all_links = LinkFigures::new();
     let mut profiles = BTreeMap::new();
     let mut negative = Vec::new();
     for (name, &devices) in &run.profiles {
         let mut sum = ProfileInterval::default();
+        let mut link = LinkFigures::new();
         for r in intervals {
-            if let Some(p) = r.profiles.get(name) {
-                sum.add(p);
+            let Some(p) = r.profiles.get(name) else {
+                continue;
+            };
+            sum.add(p);
+            if cumulative_links {
+                continue;
+            }
+            match p.link_figures.as_ref().map(LinkRecord::decode) {
+                Some(Ok(l)) => link.add_interval(&l),
+                Some(Err(e)) => errors.push(Incident::untimed(
+                    health::Cause::Internal,
+                    format!(
+                        "interval {}, profile {name}: link_figures cannot be read ({e}); its connection and offline figures are left out",
+                        r.index
+                    ),
+                )),
+                None => errors.push(Incident::untimed(
+                    health::Cause::Internal,
+                    format!(
+                        "interval {}, profile {name}: no link_figures; its connection and offline figures are left out",
+                        r.index
+                    ),
+                )),
             }
         }
         let (tc, neg_t) = sum.telemetry.to_ledger();
@@ -589,7 +998,7 @@ pub fn report_of(
         for (dir, neg) in [("", neg_t), ("commands.", neg_c)] {
             for (figure, v) in neg {
                 negative.push(Incident::untimed(health::Cause::Internal, format!(
-                    "profile {name}: {dir}{figure} sums to {v} in this window (losses counted before it were delivered inside it); shown as 0"
+                    "profile {name}: {dir}{figure} sums to {v} in these intervals (the interval files contradict themselves); shown as 0"
                 )));
             }
         }
@@ -628,21 +1037,37 @@ pub fn report_of(
             .add(&h.reconnect_after_heal)
             .expect("auto-resizing histograms add");
         let nonneg = |v: i64| v.max(0) as u64;
-        let conn = ConnTotals {
-            devices,
-            exposed: sum.exposed,
-            // Samples mean a heal came before them, maybe before the window.
-            healed: sum.healed || !h.reconnect_after_heal.is_empty(),
-            reconnects: nonneg(sum.reconnects),
-            session_present: nonneg(sum.session_present),
-            attempts: nonneg(sum.reconnect_attempts),
-            flaps: nonneg(sum.flaps),
-            censored: sum.awaiting_reconnect,
+        let counts = [
+            nonneg(sum.reconnects),
+            nonneg(sum.session_present),
+            nonneg(sum.reconnect_attempts),
+            nonneg(sum.flaps),
+        ];
+        let (conn, snapshot) = if cumulative_links {
+            // Format 1: the connection figures as of the last cut, the
+            // censored count from its gauge.
+            let [reconnects, session_present, attempts, flaps] = counts;
+            let conn = ConnTotals {
+                devices,
+                exposed: sum.exposed,
+                // Samples mean a heal came before them, maybe before the window.
+                healed: sum.healed || !h.reconnect_after_heal.is_empty(),
+                reconnects,
+                session_present,
+                attempts,
+                flaps,
+                censored: sum.awaiting_reconnect,
+            };
+            (conn, sum.link.clone().unwrap_or_default())
+        } else {
+            let conn = ConnTotals::of(devices, sum.exposed, counts, &link, &h.reconnect_after_heal);
+            all_links.add(&link);
+            (conn, link.snapshot())
         };
         total.add(&conn);
         profiles.insert(
             name.clone(),
-            figures(&figs, &h.reconnect_after_heal, &conn, &sum.link, hours),
+            figures(&figs, &h.reconnect_after_heal, &conn, &snapshot, hours),
         );
     }
     errors.extend(negative);
@@ -659,10 +1084,14 @@ pub fn report_of(
         faults.insert(f.index, f.clone());
     }
 
-    let link_totals = intervals
-        .last()
-        .map(|r| r.link_totals.clone())
-        .unwrap_or_default();
+    let link_totals = if cumulative_links {
+        intervals
+            .last()
+            .and_then(|r| r.link_totals.clone())
+            .unwrap_or_default()
+    } else {
+        all_links.snapshot()
+    };
     let totals = figures(&all, &rah_all, &total, &link_totals, hours);
     let unobserved_ns: i64 = intervals.iter().map(|r| r.unobserved_ns).sum();
     let mut report = Report {

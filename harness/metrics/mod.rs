@@ -86,6 +86,13 @@
 //!
 //! [`Recorder::cut_interval`] cuts the figures into intervals ([`interval`]),
 //! written by [`hlog`] (`intervals.jsonl`, one `.hlog` per duration figure).
+//! Each figure counts in the interval where its subject started — a
+//! message at its `t_intended`, a fault or offline episode at its start
+//! (the rule is stated in [`interval`]): the recorder tells every
+//! connection and offline sample with that start
+//! ([`Recorder::link_samples`]), the ledger files every message figure
+//! under its interval, and `reconnect_after_heal` samples go to the
+//! interval of their episode's start.
 
 pub mod availability;
 pub mod connection;
@@ -157,6 +164,8 @@ enum Hit {
 #[derive(Debug)]
 struct Episode {
     label: String,
+    /// `t_fault`: the window's opening (request, or confirmation without one).
+    start: Nanos,
     class: Class,
     hit: Hit,
     /// Devices that lost their connection during the episode.
@@ -184,8 +193,9 @@ struct DeviceState {
     connected: bool,
     ever_connected: bool,
     crashed: bool,
-    /// Heal times of episodes this device still has to reconnect after.
-    awaiting: Vec<Nanos>,
+    /// Episodes this device still has to reconnect after: (`t_heal`, the
+    /// episode's start).
+    awaiting: Vec<(Nanos, Nanos)>,
 }
 
 #[derive(Debug)]
@@ -194,9 +204,15 @@ struct ProfileState {
     devices: u32,
     ledger: Ledger,
     reconnect_after_heal: Histogram<u64>,
-    /// A link/broker episode that hits this profile was applied / healed.
+    /// New `reconnect_after_heal` samples since the last cut, by the
+    /// interval of their episode's start.
+    reconnect_changes: BTreeMap<u64, Histogram<u64>>,
+    /// A link/broker episode that hits this profile was applied.
     exposed: bool,
-    healed: bool,
+    /// Starts of the link/broker episodes hitting this profile that healed.
+    healed: BTreeSet<Nanos>,
+    /// Devices of the profile with a will.
+    will_devices: u64,
     reconnects: u64,
     session_present: u64,
     attempts: u64,
@@ -239,6 +255,8 @@ pub struct Recorder {
     plan_weather: Vec<Option<usize>>,
     /// Per device: its name (for the fault records).
     device_names: Vec<String>,
+    /// Per device: its id in the whole plan (the same in every shard).
+    globals: Vec<DeviceId>,
     /// The scenario's `fault_tolerance`.
     tolerance: Duration,
     /// Per timeline index: its window's moments.
@@ -285,8 +303,14 @@ impl Recorder {
                 devices: ids.len() as u32,
                 ledger: Ledger::new(),
                 reconnect_after_heal: latency_histogram(),
+                reconnect_changes: BTreeMap::new(),
                 exposed: false,
-                healed: false,
+                healed: BTreeSet::new(),
+                will_devices: plan
+                    .devices
+                    .iter()
+                    .filter(|d| d.profile == *name && d.will.is_some())
+                    .count() as u64,
                 reconnects: 0,
                 session_present: 0,
                 attempts: 0,
@@ -346,6 +370,7 @@ impl Recorder {
             plan_devices: plan.faults.iter().map(|f| f.devices.clone()).collect(),
             plan_weather: plan.faults.iter().map(|f| f.weather).collect(),
             device_names: plan.devices.iter().map(|d| d.name.clone()).collect(),
+            globals: plan.devices.iter().map(|d| d.global).collect(),
             plan_heals: plan
                 .faults
                 .iter()
@@ -497,12 +522,19 @@ impl Recorder {
                 }
                 st.ever_connected = true;
                 st.connected = true;
+                let awaited = std::mem::take(&mut st.awaiting);
                 self.timelines[d].connected_at(at);
-                for heal in std::mem::take(&mut st.awaiting) {
+                for (heal, start) in awaited {
                     let us = at.saturating_since(heal).as_micros();
+                    let us = us.min(u64::MAX as u128) as u64;
+                    let bucket = self.intervals.bucket_of(start);
+                    let p = &mut self.profiles[p];
+                    crate::ledger::record(&mut p.reconnect_after_heal, us);
                     crate::ledger::record(
-                        &mut self.profiles[p].reconnect_after_heal,
-                        us.min(u64::MAX as u128) as u64,
+                        p.reconnect_changes
+                            .entry(bucket)
+                            .or_insert_with(latency_histogram),
+                        us,
                     );
                 }
             }
@@ -529,7 +561,7 @@ impl Recorder {
                         // for its reconnect after the heal.
                         if let Some(heal) = e.healing {
                             if e.awaited.insert(device) {
-                                self.devices[d].awaiting.push(heal);
+                                self.devices[d].awaiting.push((heal, e.start));
                             }
                         }
                     }
@@ -646,6 +678,7 @@ impl Recorder {
                 };
                 self.active.entry(*index).or_insert(Episode {
                     label,
+                    start: at,
                     class,
                     hit,
                     lost: BTreeSet::new(),
@@ -696,6 +729,7 @@ impl Recorder {
                     .unwrap_or_default();
                 let ep = Episode {
                     label,
+                    start,
                     class,
                     hit,
                     lost,
@@ -821,6 +855,7 @@ impl Recorder {
             return;
         }
         ep.healing = Some(t_heal);
+        let start = ep.start;
         if ep.class == Class::Device {
             return;
         }
@@ -830,12 +865,12 @@ impl Recorder {
             .collect();
         for i in hit {
             let p = self.devices[i].profile;
-            self.profiles[p].healed = true;
+            self.profiles[p].healed.insert(start);
             self.heal(i, index, t_heal);
         }
         for d in lost {
             if !self.devices[d as usize].connected {
-                self.devices[d as usize].awaiting.push(t_heal);
+                self.devices[d as usize].awaiting.push((t_heal, start));
                 if let Some(ep) = self.active.get_mut(&index) {
                     ep.awaited.insert(d);
                 }
@@ -992,8 +1027,14 @@ impl Recorder {
             }
         }
         if self.has_streams[d] && !tl.is_crashed() {
-            tl.resume_exposed = true;
-            tl.awaiting_data.push(at);
+            // The episode as this device lived it starts at its exposure.
+            let start = tl
+                .exposures
+                .iter()
+                .rev()
+                .find(|e| e.index == index)
+                .map_or(at, |e| e.span.start);
+            tl.awaiting_data.push((at, start));
         }
     }
 
@@ -1042,35 +1083,65 @@ impl Recorder {
         }
     }
 
-    /// The connection and offline samples as of `at`, per profile (in the
-    /// recorder's profile order): each device's story until `at`, anything
-    /// still open closed at `at`. What intervals carry (encoded, see
-    /// [`LinkFigures`]) so that shards' figures add up exactly.
-    pub fn link_figures(&self, at: Nanos) -> Vec<LinkFigures> {
+    /// Every connection and offline sample as of `at` (each device's story
+    /// until `at`, anything still open closed at `at`), told to `sink` with
+    /// the device's profile (in the recorder's profile order) and the start
+    /// of what the sample belongs to: the rule the time series counts them
+    /// by (see [`interval`]).
+    pub fn link_samples(&self, at: Nanos, sink: &mut impl FnMut(usize, Nanos, LinkSample)) {
         let observer_down: Vec<(Nanos, Nanos)> = self
             .observer_down
             .iter()
             .map(|s| (s.start, s.end_or(at)))
             .collect();
-        let mut links: Vec<LinkFigures> =
-            self.profiles.iter().map(|_| LinkFigures::new()).collect();
         for (i, tl) in self.timelines.iter().enumerate() {
+            let p = self.devices[i].profile;
             let params = &self.offline_params[i];
+            let device = i as DeviceId;
+            let global = self.globals[i];
+            connection::device_samples(tl, at, &mut |t, s| sink(p, t, LinkSample::Conn(s)));
+            offline::device_samples(tl, &observer_down, params, at, &mut |t, sample| {
+                sink(
+                    p,
+                    t,
+                    LinkSample::Offline {
+                        device: global,
+                        will: params.has_will,
+                        sample,
+                    },
+                )
+            });
             let claims = &self.claims[self.id_group[i]];
             // Losses are recorded in time order: those up to `at`.
             let losses = &tl.losses[..tl.losses.partition_point(|&l| l <= at)];
+            for t in takeover::takeovers(losses, claims, takeover::Holder::Device(device)) {
+                sink(p, t, LinkSample::Takeover);
+            }
             let reasons = &self.reasons[i];
-            let link = &mut links[self.devices[i].profile];
-            link.add_device(
-                &connection::device_figures(tl, at),
-                &offline::device_figures(tl, &observer_down, params, at),
-                params.has_will,
-                takeover::count(losses, claims, takeover::Holder::Device(i as DeviceId)),
-            );
-            for (_, key) in &reasons[..reasons.partition_point(|(t, _)| *t <= at)] {
-                *link.reason_codes.entry(key.clone()).or_default() += 1;
+            for (t, key) in &reasons[..reasons.partition_point(|(t, _)| *t <= at)] {
+                sink(p, *t, LinkSample::Reason(key.clone()));
+            }
+            for &(_, start) in &self.devices[i].awaiting {
+                sink(p, start, LinkSample::ReconnectCensored);
             }
         }
+        for (p, st) in self.profiles.iter().enumerate() {
+            for &start in &st.healed {
+                sink(p, start, LinkSample::ReconnectHealed);
+            }
+        }
+    }
+
+    /// The connection and offline figures as of `at`, per profile (in the
+    /// recorder's profile order): every sample of [`Recorder::link_samples`],
+    /// whatever its start.
+    pub fn link_figures(&self, at: Nanos) -> Vec<LinkFigures> {
+        let mut links: Vec<LinkFigures> = self
+            .profiles
+            .iter()
+            .map(|p| LinkFigures::of_population(p.will_devices))
+            .collect();
+        self.link_samples(at, &mut |p, _, s| links[p].record(&s));
         links
     }
 
@@ -1094,11 +1165,8 @@ impl Recorder {
                 .map_or(0.0, |p| p.ledger.unobserved_time(end).as_secs_f64())
         });
         let hours = end.as_secs_f64() / 3600.0;
-        let mut censored = vec![0u64; self.profiles.len()];
-        for d in &self.devices {
-            censored[d.profile] += d.awaiting.len() as u64;
-        }
-        let (links, links_all) = self.link_snapshots(end);
+        let links = self.link_figures(end);
+        let links_all = LinkFigures::sum(&links).snapshot();
 
         let mut errors = self.errors;
         if self.unknown_device_events > 0 {
@@ -1138,20 +1206,23 @@ impl Recorder {
             rah_all
                 .add(&p.reconnect_after_heal)
                 .expect("auto-resizing histograms add");
-            let conn = ConnTotals {
-                devices: p.devices,
-                exposed: p.exposed,
-                healed: p.healed,
-                reconnects: p.reconnects,
-                session_present: p.session_present,
-                attempts: p.attempts,
-                flaps: p.flaps,
-                censored: censored[i],
-            };
+            let conn = ConnTotals::of(
+                p.devices,
+                p.exposed,
+                [p.reconnects, p.session_present, p.attempts, p.flaps],
+                &links[i],
+                &p.reconnect_after_heal,
+            );
             total.add(&conn);
             profiles.insert(
                 p.name.clone(),
-                figures(&figs, &p.reconnect_after_heal, &conn, &links[i], hours),
+                figures(
+                    &figs,
+                    &p.reconnect_after_heal,
+                    &conn,
+                    &links[i].snapshot(),
+                    hours,
+                ),
             );
         }
         let totals = figures(&all, &rah_all, &total, &links_all, hours);
@@ -1180,7 +1251,7 @@ impl Recorder {
 
 /// Connection counts of one population.
 #[derive(Debug, Default, Clone)]
-struct ConnTotals {
+pub(crate) struct ConnTotals {
     devices: u32,
     exposed: bool,
     healed: bool,
@@ -1192,6 +1263,33 @@ struct ConnTotals {
 }
 
 impl ConnTotals {
+    /// The connection counts of a population of `devices`: `counts` are
+    /// reconnects, reconnects with session present, reconnect attempts and
+    /// flaps. `reconnect_attempts` is measured when a link/broker fault hit
+    /// it (`exposed`) or attempts were counted (a fault requested, never
+    /// confirmed, still makes its devices' attempts count);
+    /// `reconnect_after_heal` when an episode that hit it healed or it has
+    /// samples, its censored count from `link`.
+    pub(crate) fn of(
+        devices: u32,
+        exposed: bool,
+        counts: [u64; 4],
+        link: &LinkFigures,
+        reconnect_after_heal: &Histogram<u64>,
+    ) -> ConnTotals {
+        let [reconnects, session_present, attempts, flaps] = counts;
+        ConnTotals {
+            devices,
+            exposed: exposed || attempts > 0,
+            healed: link.reconnect_healed || !reconnect_after_heal.is_empty(),
+            reconnects,
+            session_present,
+            attempts,
+            flaps,
+            censored: link.reconnect_censored,
+        }
+    }
+
     fn add(&mut self, o: &ConnTotals) {
         self.devices += o.devices;
         self.exposed |= o.exposed;
@@ -1207,16 +1305,25 @@ impl ConnTotals {
 /// The connection and offline samples of one population, as histograms
 /// (µs) and counts; see [`connection`] and [`offline`] for each definition.
 ///
-/// Cumulative from the run's start to a cut. Unlike the percentiles of a
-/// [`LinkSnapshot`], two populations' figures add up exactly
-/// ([`LinkFigures::add`]): `mqtt-chaos merge` adds the shards' and calls
-/// the same [`LinkFigures::snapshot`]. In `intervals.jsonl` they are
-/// written compactly ([`LinkRecord`]): counts and flags left out when 0 or
-/// false, each non-empty histogram as base64 of HdrHistogram's V2 + deflate
-/// encoding (the one of the `.hlog` lines), empty ones left out.
+/// Of the whole run (the report), or of the episodes that started in one
+/// interval (the time series, see [`interval`]). Unlike the percentiles of
+/// a [`LinkSnapshot`], figures add up exactly: two populations' (shards,
+/// profiles) with [`LinkFigures::add`], two intervals' of one population
+/// with [`LinkFigures::add_interval`], then [`LinkFigures::snapshot`]. The
+/// per-device parts (`false_online_time` is a per-device total,
+/// `devices_false_offline` a share of devices) are kept by device, only
+/// for the devices that have one, so they add up too. In
+/// `intervals.jsonl` they are written compactly ([`LinkRecord`]): counts,
+/// flags and maps left out when 0, false or empty, each non-empty
+/// histogram as base64 of HdrHistogram's V2 + deflate encoding (the one of
+/// the `.hlog` lines), empty ones left out.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct LinkFigures {
+    /// Devices of the population with a will (a status topic): the
+    /// population, not a sample; the same in every interval.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub will_devices: u64,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub zombie_exposed: bool,
     #[serde(
@@ -1253,9 +1360,13 @@ pub struct LinkFigures {
     pub resume: Histogram<u64>,
     #[serde(skip_serializing_if = "is_zero")]
     pub resume_censored: u64,
-    /// Some device has a will (a status topic).
+    /// A link/broker episode that hit the population healed (so
+    /// `reconnect_after_heal`, whose samples are in the `.hlog`, is measured).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub wills: bool,
+    pub reconnect_healed: bool,
+    /// Devices still waiting for their reconnect after a heal.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub reconnect_censored: u64,
     #[serde(skip_serializing_if = "is_zero")]
     pub deaths: u64,
     /// Deaths of devices with a will.
@@ -1276,26 +1387,50 @@ pub struct LinkFigures {
     pub true_offline: u64,
     #[serde(skip_serializing_if = "is_zero")]
     pub false_offline: u64,
-    /// Devices with at least one false offline report.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub devices_false_offline: u64,
+    /// The devices with at least one false offline report (ids in the
+    /// whole plan).
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub false_offline_devices: BTreeSet<DeviceId>,
     /// Connections taken over by another client with the same client id.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_zero")]
     pub takeovers: u64,
     /// MQTT 5 reason codes the devices were given, by packet and code
     /// (`DISCONNECT 0x8E`), counted.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub reason_codes: BTreeMap<String, u64>,
     #[serde(
         with = "hlog::base64_histogram",
         skip_serializing_if = "Histogram::is_empty"
     )]
     pub stale: Histogram<u64>,
-    #[serde(
-        with = "hlog::base64_histogram",
-        skip_serializing_if = "Histogram::is_empty"
-    )]
-    pub false_online: Histogram<u64>,
+    /// Per device with any (ids in the whole plan): the time it was shown
+    /// online while unreachable (ns). Every other device with a will has 0.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub false_online_ns: BTreeMap<DeviceId, u64>,
+}
+
+/// One sample of the connection and offline figures, as
+/// [`Recorder::link_samples`] tells it (with the start of what it belongs
+/// to) and [`LinkFigures::record`] counts it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LinkSample {
+    Conn(connection::ConnSample),
+    Offline {
+        /// Its id in the whole plan (shards' figures join without a clash).
+        device: DeviceId,
+        /// The device has a will.
+        will: bool,
+        sample: offline::OfflineSample,
+    },
+    /// A connection loss that was a takeover (at the loss).
+    Takeover,
+    /// A reason code given to a device (at the packet).
+    Reason(String),
+    /// A link/broker episode that hit the profile healed (at its start).
+    ReconnectHealed,
+    /// A device still waiting for its reconnect after an episode's heal
+    /// (at the episode's start).
+    ReconnectCensored,
 }
 
 /// [`LinkFigures`] as a line of `intervals.jsonl` holds them, kept
@@ -1329,9 +1464,10 @@ impl Default for LinkFigures {
 }
 
 impl LinkFigures {
-    /// No samples.
+    /// No samples, no population.
     pub fn new() -> LinkFigures {
         LinkFigures {
+            will_devices: 0,
             zombie_exposed: false,
             zombie: latency_histogram(),
             zombie_undetected: 0,
@@ -1344,7 +1480,8 @@ impl LinkFigures {
             resume_exposed: false,
             resume: latency_histogram(),
             resume_censored: 0,
-            wills: false,
+            reconnect_healed: false,
+            reconnect_censored: 0,
             deaths: 0,
             will_deaths: 0,
             detect: latency_histogram(),
@@ -1353,54 +1490,72 @@ impl LinkFigures {
             unobserved: 0,
             true_offline: 0,
             false_offline: 0,
-            devices_false_offline: 0,
+            false_offline_devices: BTreeSet::new(),
             takeovers: 0,
             reason_codes: BTreeMap::new(),
             stale: latency_histogram(),
-            false_online: latency_histogram(),
+            false_online_ns: BTreeMap::new(),
         }
     }
 
-    fn add_device(
-        &mut self,
-        c: &connection::ConnectionSamples,
-        o: &offline::OfflineSamples,
-        has_will: bool,
-        takeovers: u64,
-    ) {
-        let put = |h: &mut Histogram<u64>, samples: &[Duration]| {
-            for d in samples {
-                crate::ledger::record(h, d.as_micros().min(u64::MAX as u128) as u64);
-            }
-        };
-        self.zombie_exposed |= c.zombie_exposed;
-        put(&mut self.zombie, &c.zombie);
-        self.zombie_undetected += c.zombie_undetected;
-        self.outage_exposed |= c.exposed;
-        put(&mut self.outage_seen, &c.outage_seen);
-        self.outage_seen_censored += c.outage_seen_censored;
-        self.healed |= c.healed;
-        put(&mut self.first_attempt, &c.first_attempt);
-        self.first_attempt_censored += c.first_attempt_censored;
-        self.resume_exposed |= c.resume_exposed;
-        put(&mut self.resume, &c.resume);
-        self.resume_censored += c.resume_censored;
-        self.wills |= has_will;
-        self.deaths += o.deaths;
-        if has_will {
-            self.will_deaths += o.deaths;
+    /// No samples yet, for a population with `will_devices` devices with a will.
+    pub fn of_population(will_devices: u64) -> LinkFigures {
+        LinkFigures {
+            will_devices,
+            ..LinkFigures::new()
         }
-        put(&mut self.detect, &o.detect);
-        self.detect_censored += o.detect_censored;
-        self.missed += o.missed;
-        self.unobserved += o.unobserved;
-        self.true_offline += o.true_offline;
-        self.false_offline += o.false_offline;
-        self.devices_false_offline += u64::from(o.false_offline > 0);
-        self.takeovers += takeovers;
-        put(&mut self.stale, &o.stale);
-        if let Some(t) = o.false_online {
-            put(&mut self.false_online, &[t]);
+    }
+
+    /// Count one sample.
+    pub fn record(&mut self, s: &LinkSample) {
+        use connection::ConnSample as C;
+        use offline::OfflineSample as O;
+        let put = |h: &mut Histogram<u64>, d: Duration| {
+            crate::ledger::record(h, d.as_micros().min(u64::MAX as u128) as u64)
+        };
+        match s {
+            LinkSample::Conn(c) => match *c {
+                C::ZombieExposed => self.zombie_exposed = true,
+                C::Zombie(d) => put(&mut self.zombie, d),
+                C::ZombieUndetected => self.zombie_undetected += 1,
+                C::Exposed => self.outage_exposed = true,
+                C::OutageSeen(d) => put(&mut self.outage_seen, d),
+                C::OutageSeenCensored => self.outage_seen_censored += 1,
+                C::Healed => self.healed = true,
+                C::FirstAttempt(d) => put(&mut self.first_attempt, d),
+                C::FirstAttemptCensored => self.first_attempt_censored += 1,
+                C::ResumeExposed => self.resume_exposed = true,
+                C::Resume(d) => put(&mut self.resume, d),
+                C::ResumeCensored => self.resume_censored += 1,
+            },
+            LinkSample::Offline {
+                device,
+                will,
+                sample,
+            } => match *sample {
+                O::Death => {
+                    self.deaths += 1;
+                    self.will_deaths += u64::from(*will);
+                }
+                O::Detect(d) => put(&mut self.detect, d),
+                O::DetectCensored => self.detect_censored += 1,
+                O::Missed => self.missed += 1,
+                O::Unobserved => self.unobserved += 1,
+                O::TrueOffline => self.true_offline += 1,
+                O::FalseOffline => {
+                    self.false_offline += 1;
+                    self.false_offline_devices.insert(*device);
+                }
+                O::Stale(d) => put(&mut self.stale, d),
+                O::FalseOnline(d) => {
+                    let ns = d.as_nanos().min(u64::MAX as u128) as u64;
+                    *self.false_online_ns.entry(*device).or_default() += ns;
+                }
+            },
+            LinkSample::Takeover => self.takeovers += 1,
+            LinkSample::Reason(key) => *self.reason_codes.entry(key.clone()).or_default() += 1,
+            LinkSample::ReconnectHealed => self.reconnect_healed = true,
+            LinkSample::ReconnectCensored => self.reconnect_censored += 1,
         }
     }
 
@@ -1413,9 +1568,21 @@ impl LinkFigures {
         sum
     }
 
-    /// Add another population's figures: counts sum, flags or, histograms
-    /// add bucket for bucket.
+    /// Add another population's figures: counts and populations sum, flags
+    /// or, histograms add bucket for bucket, per-device parts join.
     pub fn add(&mut self, o: &LinkFigures) {
+        self.will_devices += o.will_devices;
+        self.add_samples(o);
+    }
+
+    /// Add the figures of another interval of the same population: as
+    /// [`LinkFigures::add`], but the population stays what it is.
+    pub fn add_interval(&mut self, o: &LinkFigures) {
+        self.will_devices = self.will_devices.max(o.will_devices);
+        self.add_samples(o);
+    }
+
+    fn add_samples(&mut self, o: &LinkFigures) {
         let add = |h: &mut Histogram<u64>, o: &Histogram<u64>| {
             h.add(o).expect("auto-resizing histograms add")
         };
@@ -1431,7 +1598,8 @@ impl LinkFigures {
         self.resume_exposed |= o.resume_exposed;
         add(&mut self.resume, &o.resume);
         self.resume_censored += o.resume_censored;
-        self.wills |= o.wills;
+        self.reconnect_healed |= o.reconnect_healed;
+        self.reconnect_censored += o.reconnect_censored;
         self.deaths += o.deaths;
         self.will_deaths += o.will_deaths;
         add(&mut self.detect, &o.detect);
@@ -1440,20 +1608,39 @@ impl LinkFigures {
         self.unobserved += o.unobserved;
         self.true_offline += o.true_offline;
         self.false_offline += o.false_offline;
-        self.devices_false_offline += o.devices_false_offline;
+        self.false_offline_devices
+            .extend(o.false_offline_devices.iter().copied());
         self.takeovers += o.takeovers;
         for (k, n) in &o.reason_codes {
             *self.reason_codes.entry(k.clone()).or_default() += n;
         }
         add(&mut self.stale, &o.stale);
-        add(&mut self.false_online, &o.false_online);
+        for (d, ns) in &o.false_online_ns {
+            *self.false_online_ns.entry(*d).or_default() += ns;
+        }
+    }
+
+    /// `false_online_time`'s histogram: one sample per device with a will.
+    fn false_online(&self) -> Histogram<u64> {
+        let mut h = latency_histogram();
+        for ns in self.false_online_ns.values() {
+            crate::ledger::record(&mut h, ns / 1_000);
+        }
+        let zeros = self
+            .will_devices
+            .saturating_sub(self.false_online_ns.len() as u64);
+        if zeros > 0 {
+            h.record_n(0, zeros)
+                .expect("0 fits an auto-resizing histogram");
+        }
+        h
     }
 }
 
 /// The connection and offline figures of one population, as the report
-/// shows them. Intervals carry them *cumulative* from the run's start (they
-/// need a device's whole story, so they are not split into deltas): a report
-/// rebuilt for a window shows them as of the window's end.
+/// shows them ([`LinkFigures::snapshot`]). Interval files of the first
+/// format carried them cumulative from the run's start (see
+/// [`interval`]); they are read only from those.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LinkSnapshot {
     pub zombie_time: Option<DurationFigure>,
@@ -1482,6 +1669,7 @@ impl LinkFigures {
     pub fn snapshot(&self) -> LinkSnapshot {
         let hist = |h: &Histogram<u64>| DurationFigure::from_histogram(h);
         let episodes = self.true_offline + self.false_offline;
+        let wills = self.will_devices > 0;
         LinkSnapshot {
             zombie_time: self
                 .zombie_exposed
@@ -1498,16 +1686,16 @@ impl LinkFigures {
             first_attempt_delay: self
                 .healed
                 .then(|| hist(&self.first_attempt).with_censored(self.first_attempt_censored)),
-            true_offline: self.wills.then_some(self.true_offline),
-            false_offline: self.wills.then_some(self.false_offline),
-            false_offline_rate: (self.wills && episodes > 0)
+            true_offline: wills.then_some(self.true_offline),
+            false_offline: wills.then_some(self.false_offline),
+            false_offline_rate: (wills && episodes > 0)
                 .then(|| self.false_offline as f64 / episodes as f64),
-            devices_false_offline: self.wills.then_some(self.devices_false_offline),
+            devices_false_offline: wills.then_some(self.false_offline_devices.len() as u64),
             takeovers: self.takeovers,
             reason_codes: self.reason_codes.clone(),
-            stale_offline_time: self.wills.then(|| hist(&self.stale)),
+            stale_offline_time: wills.then(|| hist(&self.stale)),
             missed_offline: (self.deaths > 0).then_some(self.missed),
-            false_online_time: self.wills.then(|| hist(&self.false_online)),
+            false_online_time: wills.then(|| hist(&self.false_online())),
             offline_unobserved: (self.will_deaths > 0).then_some(self.unobserved),
         }
     }

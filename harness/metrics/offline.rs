@@ -2,7 +2,9 @@
 //! `broker_detect_time`: what the observer showed against what was true.
 //!
 //! Pure: reads a device's [`DeviceTimeline`], the observer's own downtime
-//! and the run's end.
+//! and the run's end. Every sample is told with the start of what it
+//! belongs to ([`OfflineSample`]): an offline episode's opening, a death,
+//! the start of a stretch shown online while unreachable.
 //!
 //! # Definitions chosen where METRICS.md leaves room
 //!
@@ -109,6 +111,51 @@ pub struct OfflineSamples {
     pub false_online: Option<Duration>,
 }
 
+/// One offline sample of a device, as [`device_samples`] tells it with
+/// the start of what it belongs to: a death (`Death` and its judgement),
+/// an offline episode's opening (`TrueOffline` / `FalseOffline`, `Stale`),
+/// or a stretch the observer showed the device online while it was
+/// unreachable (`FalseOnline`, part of the device's `false_online_time`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OfflineSample {
+    Death,
+    Detect(Duration),
+    DetectCensored,
+    Missed,
+    Unobserved,
+    TrueOffline,
+    FalseOffline,
+    Stale(Duration),
+    FalseOnline(Duration),
+}
+
+impl OfflineSamples {
+    /// No samples yet, for a device with or without a will.
+    pub fn new(has_will: bool) -> OfflineSamples {
+        OfflineSamples {
+            false_online: has_will.then_some(Duration::ZERO),
+            ..OfflineSamples::default()
+        }
+    }
+
+    /// Fold one sample in (whatever its start).
+    pub fn add(&mut self, s: OfflineSample) {
+        match s {
+            OfflineSample::Death => self.deaths += 1,
+            OfflineSample::Detect(d) => self.detect.push(d),
+            OfflineSample::DetectCensored => self.detect_censored += 1,
+            OfflineSample::Missed => self.missed += 1,
+            OfflineSample::Unobserved => self.unobserved += 1,
+            OfflineSample::TrueOffline => self.true_offline += 1,
+            OfflineSample::FalseOffline => self.false_offline += 1,
+            OfflineSample::Stale(d) => self.stale.push(d),
+            OfflineSample::FalseOnline(d) => {
+                *self.false_online.get_or_insert(Duration::ZERO) += d;
+            }
+        }
+    }
+}
+
 type Spans = Vec<(Nanos, Nanos)>;
 
 /// Every offline sample of one device at the run's `end`, given the spans
@@ -119,7 +166,20 @@ pub fn device_figures(
     p: &OfflineParams,
     end: Nanos,
 ) -> OfflineSamples {
-    let mut out = OfflineSamples::default();
+    let mut out = OfflineSamples::new(p.has_will);
+    device_samples(tl, observer_down, p, end, &mut |_, s| out.add(s));
+    out
+}
+
+/// Every offline sample of one device as of `end` (anything still open
+/// closed there), each told to `sink` with the start of what it belongs to.
+pub fn device_samples(
+    tl: &DeviceTimeline,
+    observer_down: &[(Nanos, Nanos)],
+    p: &OfflineParams,
+    end: Nanos,
+    sink: &mut impl FnMut(Nanos, OfflineSample),
+) {
     let observer_down = merge(observer_down.to_vec());
     let mut statuses = tl.statuses.clone();
     statuses.sort_by_key(|(t, _)| *t);
@@ -138,9 +198,9 @@ pub fn device_figures(
             .map(|o| (o.span.start, o.span.end_or(end), o.cause == Cause::Dead)),
     );
 
-    deaths(tl, &statuses, &observer_down, p, end, &mut out);
+    deaths(tl, &statuses, &observer_down, p, end, sink);
     if !p.has_will {
-        return out;
+        return;
     }
 
     for &(o0, o1) in &episodes {
@@ -154,9 +214,9 @@ pub fn device_figures(
                 && u1.plus(window) >= o0
         });
         if explained {
-            out.true_offline += 1;
+            sink(o0, OfflineSample::TrueOffline);
         } else {
-            out.false_offline += 1;
+            sink(o0, OfflineSample::FalseOffline);
         }
     }
 
@@ -176,12 +236,16 @@ pub fn device_figures(
         .collect();
     for &(o0, o1) in &episodes {
         let stale = intersect(&[(o0, o1)], &settled);
-        out.stale.push(measure(&subtract(&stale, &observer_down)));
+        sink(
+            o0,
+            OfflineSample::Stale(measure(&subtract(&stale, &observer_down))),
+        );
     }
 
     let shown_wrong = intersect(&online, &unreachable);
-    out.false_online = Some(measure(&subtract(&shown_wrong, &observer_down)));
-    out
+    for (a, b) in subtract(&shown_wrong, &observer_down) {
+        sink(a, OfflineSample::FalseOnline(b.saturating_since(a)));
+    }
 }
 
 /// Offline episodes and online spans from the sorted statuses.
@@ -232,7 +296,7 @@ fn deaths(
     observer_down: &[(Nanos, Nanos)],
     p: &OfflineParams,
     end: Nanos,
-    out: &mut OfflineSamples,
+    sink: &mut impl FnMut(Nanos, OfflineSample),
 ) {
     let window = p.detect_window();
     // (start, end, starts with a crash)
@@ -267,7 +331,7 @@ fn deaths(
         if shown_offline {
             continue;
         }
-        out.deaths += 1;
+        sink(start, OfflineSample::Death);
         let due = start.plus(window);
         // A crash is judged when its will was due while the device was
         // still dead: at once for a plain will; for a delayed one only a
@@ -281,7 +345,7 @@ fn deaths(
         };
         if !p.has_will {
             if qualifies {
-                out.missed += 1;
+                sink(start, OfflineSample::Missed);
             }
             continue;
         }
@@ -289,7 +353,7 @@ fn deaths(
             .iter()
             .find(|(t, up)| !up && *t >= from && *t <= due)
         {
-            out.detect.push(t.saturating_since(start));
+            sink(start, OfflineSample::Detect(t.saturating_since(start)));
             continue;
         }
         if due > end {
@@ -297,10 +361,10 @@ fn deaths(
         }
         let unobserved = observer_down.iter().any(|&(a, b)| a <= due && b >= start);
         if unobserved {
-            out.unobserved += 1;
+            sink(start, OfflineSample::Unobserved);
         } else if qualifies {
-            out.missed += 1;
-            out.detect_censored += 1;
+            sink(start, OfflineSample::Missed);
+            sink(start, OfflineSample::DetectCensored);
         }
     }
 }

@@ -35,18 +35,25 @@ pub enum Holder {
 /// The takeovers among `me`'s connection `losses`, given every CONNACK of
 /// its client id (`claims`, in time order).
 pub fn count(losses: &[Nanos], claims: &[(Nanos, Holder)], me: Holder) -> u64 {
-    losses
-        .iter()
-        .filter(|&&loss| {
-            let from = Nanos(loss.0.saturating_sub(BEFORE.as_nanos() as u64));
-            let to = loss.plus(AFTER);
-            let start = claims.partition_point(|(t, _)| *t < from);
-            claims[start..]
-                .iter()
-                .take_while(|(t, _)| *t <= to)
-                .any(|(_, h)| *h != me)
-        })
-        .count() as u64
+    takeovers(losses, claims, me).count() as u64
+}
+
+/// The losses among `me`'s connection `losses` that were takeovers (see
+/// [`count`]), in the order given.
+pub fn takeovers<'a>(
+    losses: &'a [Nanos],
+    claims: &'a [(Nanos, Holder)],
+    me: Holder,
+) -> impl Iterator<Item = Nanos> + 'a {
+    losses.iter().copied().filter(move |&loss| {
+        let from = Nanos(loss.0.saturating_sub(BEFORE.as_nanos() as u64));
+        let to = loss.plus(AFTER);
+        let start = claims.partition_point(|(t, _)| *t < from);
+        claims[start..]
+            .iter()
+            .take_while(|(t, _)| *t <= to)
+            .any(|(_, h)| *h != me)
+    })
 }
 
 #[cfg(test)]

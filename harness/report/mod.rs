@@ -77,6 +77,9 @@ pub enum ReportError {
     Intervals(#[from] crate::metrics::hlog::IntervalLogError),
     #[error("{dir}: {what}")]
     NoIntervals { dir: PathBuf, what: String },
+    /// The run's interval files follow rules this rebuild cannot apply.
+    #[error("{dir}: {what}")]
+    IntervalsFormat { dir: PathBuf, what: String },
 }
 
 /// METRICS.md, Verdicts: `pass` when every SLO held; `fail` when one was

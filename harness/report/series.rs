@@ -1,7 +1,7 @@
 //! What the charts of `report.html` plot over time, taken from the run's
 //! intervals ([`IntervalRecord`]): per profile, the connected-devices gauge
-//! and the end-to-end latency percentiles of each interval, and the whole
-//! window's `reconnect_after_heal` histogram.
+//! and the end-to-end latency percentiles of the messages intended in each
+//! interval, and the whole window's `reconnect_after_heal` histogram.
 //!
 //! # Bounded for runs of several days
 //!
@@ -10,16 +10,20 @@
 //! ceil(intervals / MAX_POINTS)` consecutive intervals make one point, whose
 //! latency percentiles are those of their histograms added up (exact for
 //! the merged span, not an average of percentiles) and whose connected
-//! gauge is the one at its last cut. The builder holds only the point being
-//! merged and the summaries of the finished ones, so its memory does not
-//! grow with a run's histograms.
+//! gauge is the one at its last cut. The builder holds the point being
+//! merged and, for the finished ones, their latency histograms compressed
+//! (HdrHistogram's V2 + deflate, a few hundred bytes each): a later
+//! amendment of an interval ([`SeriesBuilder::amend`], late samples of the
+//! messages intended in it) still adds to its point, so the run's own
+//! charts are those a rebuild draws. Its memory is bounded by the points,
+//! not by the run's length.
 
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
 use crate::ledger::latency_histogram;
-use crate::metrics::interval::IntervalRecord;
+use crate::metrics::interval::{Amendment, Cut, IntervalRecord};
 
 /// The most points a line of a chart gets.
 pub const MAX_POINTS: usize = 2000;
@@ -86,6 +90,32 @@ impl Series {
     }
 }
 
+/// A finished point: its latency histograms compressed.
+#[derive(Debug)]
+struct Closed {
+    start_ns: u64,
+    end_ns: u64,
+    profiles: BTreeMap<String, (Option<u64>, Vec<u8>)>,
+}
+
+fn compress(h: &Histogram<u64>) -> Vec<u8> {
+    use hdrhistogram::serialization::Serializer as _;
+    let mut out = Vec::new();
+    hdrhistogram::serialization::V2DeflateSerializer::new()
+        .serialize(h, &mut out)
+        .expect("a histogram serializes into memory");
+    out
+}
+
+fn expand(bytes: &[u8]) -> Histogram<u64> {
+    let h: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut std::io::Cursor::new(bytes))
+        .expect("a histogram compressed here expands");
+    let mut out = latency_histogram();
+    out.add(&h).expect("auto-resizing histograms add");
+    out
+}
+
 /// The point being merged.
 #[derive(Debug)]
 struct Pending {
@@ -101,8 +131,10 @@ struct Pending {
 pub struct SeriesBuilder {
     per_point: usize,
     intervals: usize,
+    /// The index of the first interval pushed.
+    first: Option<u64>,
     pending: Option<Pending>,
-    points: Vec<Point>,
+    points: Vec<Closed>,
     devices: BTreeMap<String, u32>,
     reconnect_after_heal: BTreeMap<String, Histogram<u64>>,
 }
@@ -114,6 +146,7 @@ impl SeriesBuilder {
         SeriesBuilder {
             per_point: expected.div_ceil(MAX_POINTS).max(1),
             intervals: 0,
+            first: None,
             pending: None,
             points: Vec::new(),
             devices,
@@ -123,6 +156,7 @@ impl SeriesBuilder {
 
     /// Add the next interval of the run.
     pub fn push(&mut self, rec: &IntervalRecord) {
+        self.first.get_or_insert(rec.index);
         self.intervals += 1;
         let pending = self.pending.get_or_insert_with(|| Pending {
             start_ns: rec.start_ns,
@@ -151,39 +185,104 @@ impl SeriesBuilder {
         }
     }
 
+    /// Add an amendment of an interval already pushed (what the cuts after
+    /// it learnt of its messages): its samples join that interval's point.
+    pub fn amend(&mut self, a: &Amendment) {
+        let Some(point) = self
+            .first
+            .and_then(|f| a.amends.checked_sub(f))
+            .map(|i| i as usize / self.per_point)
+        else {
+            return;
+        };
+        for (name, p) in &a.profiles {
+            self.reconnect_after_heal
+                .entry(name.clone())
+                .or_insert_with(latency_histogram)
+                .add(&p.histograms.reconnect_after_heal)
+                .expect("auto-resizing histograms add");
+            let e2e = &p.histograms.e2e_latency;
+            if e2e.is_empty() {
+                continue;
+            }
+            if let Some(closed) = self.points.get_mut(point) {
+                let (_, bytes) = closed
+                    .profiles
+                    .entry(name.clone())
+                    .or_insert_with(|| (None, compress(&latency_histogram())));
+                let mut h = expand(bytes);
+                h.add(e2e).expect("auto-resizing histograms add");
+                *bytes = compress(&h);
+            } else if let Some(pending) =
+                self.pending.as_mut().filter(|_| point == self.points.len())
+            {
+                pending
+                    .profiles
+                    .entry(name.clone())
+                    .or_insert_with(|| (None, latency_histogram()))
+                    .1
+                    .add(e2e)
+                    .expect("auto-resizing histograms add");
+            }
+        }
+    }
+
     fn close(&mut self) {
         let Some(p) = self.pending.take() else {
             return;
         };
-        self.points.push(Point {
-            start_s: p.start_ns as f64 / 1e9,
-            end_s: p.end_ns as f64 / 1e9,
+        self.points.push(Closed {
+            start_ns: p.start_ns,
+            end_ns: p.end_ns,
             profiles: p
                 .profiles
                 .into_iter()
-                .map(|(name, (connected, e2e))| {
-                    let stats = LatencyStats::of(&e2e);
-                    (
-                        name,
-                        PointProfile {
-                            connected,
-                            e2e_latency: stats,
-                        },
-                    )
-                })
+                .map(|(name, (connected, e2e))| (name, (connected, compress(&e2e))))
                 .collect(),
         });
     }
 
     pub fn finish(mut self) -> Series {
         self.close();
+        let points = self
+            .points
+            .into_iter()
+            .map(|c| Point {
+                start_s: c.start_ns as f64 / 1e9,
+                end_s: c.end_ns as f64 / 1e9,
+                profiles: c
+                    .profiles
+                    .into_iter()
+                    .map(|(name, (connected, bytes))| {
+                        let stats = LatencyStats::of(&expand(&bytes));
+                        (
+                            name,
+                            PointProfile {
+                                connected,
+                                e2e_latency: stats,
+                            },
+                        )
+                    })
+                    .collect(),
+            })
+            .collect();
         Series {
             intervals: self.intervals,
             per_point: self.per_point,
-            points: self.points,
+            points,
             devices: self.devices,
             reconnect_after_heal: self.reconnect_after_heal,
         }
+    }
+}
+
+impl SeriesBuilder {
+    /// Add what one cut wrote: its amendments, then its interval.
+    pub fn push_cut(&mut self, cut: &Cut) {
+        for a in &cut.amendments {
+            self.amend(a);
+        }
+        self.push(&cut.interval);
     }
 }
 
@@ -280,6 +379,54 @@ mod tests {
             .map(|p| p.profiles["a"].e2e_latency.map_or(0, |e| e.count))
             .sum();
         assert_eq!(samples, n + n.div_ceil(3));
+    }
+
+    #[test]
+    fn a_late_amendment_joins_its_interval_s_point_as_a_rebuild_would_draw_it() {
+        use crate::metrics::interval::{fold, Line, ProfileAmendment};
+        let amend = |of: u64, samples: &[u64]| {
+            let mut p = ProfileAmendment::default();
+            for s in samples {
+                p.histograms.e2e_latency.record(*s).unwrap();
+            }
+            Amendment {
+                amends: of,
+                start_ns: of * 1_000_000_000,
+                end_ns: (of + 1) * 1_000_000_000,
+                at_ns: 0,
+                profiles: [("a".to_string(), p)].into_iter().collect(),
+            }
+        };
+        for expected in [3, 2 * MAX_POINTS + 1] {
+            let mut live = SeriesBuilder::new(expected, devices());
+            let mut lines = Vec::new();
+            for i in 0..3u64 {
+                let cut = Cut {
+                    amendments: (i > 0)
+                        .then(|| amend(i - 1, &[50_000 * i]))
+                        .into_iter()
+                        .collect(),
+                    interval: record(i, 1, &[100]),
+                };
+                live.push_cut(&cut);
+                lines.extend(cut.lines());
+            }
+            // A last, very late one, of interval 0.
+            let late = amend(0, &[9_000_000]);
+            live.amend(&late);
+            lines.push(Line::Amendment(late));
+            lines.push(Line::Interval(Box::new(record(3, 1, &[]))));
+            live.push(&record(3, 1, &[]));
+            let live = live.finish();
+            let mut rebuilt = SeriesBuilder::new(expected, devices());
+            for r in fold(lines).unwrap() {
+                rebuilt.push(&r);
+            }
+            let rebuilt = rebuilt.finish();
+            assert_eq!(live.points, rebuilt.points, "{expected} expected");
+            let first = live.points[0].profiles["a"].e2e_latency.unwrap();
+            assert!(first.max_us >= 9_000_000, "{first:?}");
+        }
     }
 
     #[test]

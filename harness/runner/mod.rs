@@ -17,8 +17,10 @@
 //! The figures are also written as a time series while the run goes
 //! (`run.json` at the start, then `intervals.jsonl` and one `.hlog` per
 //! duration figure, see `metrics::hlog`): the main loop cuts an interval
-//! every `interval` of the scenario, and the last one is cut at the end,
-//! after every event was recorded, so the intervals add up to the report.
+//! every `interval` of the scenario (each cut also amending the earlier
+//! intervals whose messages or episodes it learnt more of, see
+//! `metrics::interval`), and the last one is cut at the end, after every
+//! event was recorded, so the intervals fold up to the report.
 
 pub mod outdir;
 mod prepare;
@@ -663,6 +665,7 @@ async fn measure(
             .map(|f| (f.to_string(), hlog::hlog_file(f)))
             .collect(),
         resolved_scenario: plan.scenario.clone(),
+        intervals_format: crate::metrics::interval::FORMAT,
         shard: plan.shard.as_ref().map(|s| crate::shard::ShardInfo {
             index: s.shard.index,
             count: s.shard.count,
@@ -828,11 +831,11 @@ async fn measure(
             // The fault's own `failed` event is in the history already.
             Some(_) = fail_rx.recv() => break,
             _ = cuts.tick(), if interval_error.is_none() => {
-                let rec = recorder.lock().unwrap_or_else(|p| p.into_inner()).cut_interval(clock.now());
-                if let Err(e) = interval_log.append(&rec) {
+                let cut = recorder.lock().unwrap_or_else(|p| p.into_inner()).cut_interval(clock.now());
+                if let Err(e) = interval_log.append_cut(&cut) {
                     interval_error = Some(e.to_string());
                 }
-                series.push(&rec);
+                series.push_cut(&cut);
             }
             _ = tick.tick() => {
                 // The broker's own process or container gone by itself
@@ -908,11 +911,11 @@ async fn measure(
         slos: scenario::slos(&plan.scenario),
     };
     if interval_error.is_none() {
-        let rec = recorder.cut_last_interval(end_at);
-        if let Err(e) = interval_log.append(&rec) {
+        let cut = recorder.cut_last_interval(end_at);
+        if let Err(e) = interval_log.append_cut(&cut) {
             interval_error = Some(e.to_string());
         }
-        series.push(&rec);
+        series.push_cut(&cut);
     }
     let mut report = recorder.finish(end_at, ctx);
     for l in late {

@@ -2,6 +2,11 @@
 //! duration figure): a finished run's report rebuilt from it alone equals
 //! its `report.json`, and a run killed with SIGKILL still leaves the
 //! intervals it completed, from which a report is rebuilt.
+//!
+//! `intervals.jsonl` holds interval lines and, before each, the amendments
+//! its cut made to earlier intervals (`"amends": k`): the figures of
+//! interval `k` are its line's plus those of the amendments of `k` written
+//! before the last interval line.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -82,12 +87,45 @@ fn json_of(r: &Report) -> Value {
     serde_json::from_str(&serde_json::to_string(r).unwrap()).unwrap()
 }
 
-fn lines(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("intervals.jsonl"))
+/// Every complete line of `intervals.jsonl`: up to the last interval line
+/// (amendments after it belong to a cut that did not finish).
+fn all_lines(dir: &Path) -> Vec<Value> {
+    let mut all: Vec<Value> = std::fs::read_to_string(dir.join("intervals.jsonl"))
         .unwrap_or_default()
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let complete = all
+        .iter()
+        .rposition(|l| l.get("amends").is_none())
+        .map_or(0, |i| i + 1);
+    all.truncate(complete);
+    all
+}
+
+/// The interval lines.
+fn lines(dir: &Path) -> Vec<Value> {
+    all_lines(dir)
+        .into_iter()
+        .filter(|l| l.get("amends").is_none())
         .collect()
+}
+
+/// The lines about the intervals `inside` (their own and their amendments).
+fn about(all: &[Value], inside: &[Value]) -> Vec<Value> {
+    let ids: Vec<&Value> = inside.iter().map(|l| &l["index"]).collect();
+    all.iter()
+        .filter(|l| ids.contains(&l.get("amends").unwrap_or(&l["index"])))
+        .cloned()
+        .collect()
+}
+
+/// Histograms a line writes to each `.hlog`: one per profile it names.
+fn histograms_of(lines: &[Value]) -> usize {
+    lines
+        .iter()
+        .map(|l| l["profiles"].as_object().unwrap().len())
+        .sum()
 }
 
 /// Every histogram of an interval log, read with the crate's own reader:
@@ -115,10 +153,12 @@ fn hlog(path: &Path) -> Vec<(String, Duration, Histogram<u64>)> {
     out
 }
 
-/// Sum of a counter of one profile over interval lines.
+/// Sum of a counter of one profile over lines (an amendment without the
+/// profile changed nothing of it).
 fn sum(lines: &[Value], profile: &str, path: &[&str]) -> i64 {
     lines
         .iter()
+        .filter(|l| l.get("amends").is_none() || l["profiles"].get(profile).is_some())
         .map(|l| {
             let mut v = &l["profiles"][profile];
             for p in path {
@@ -160,19 +200,20 @@ async fn a_report_rebuilt_from_the_interval_files_equals_report_json() {
     assert_eq!(rebuilt.faults.len(), 1);
 
     // One line a second, for 6 s + 2 s drain, and the last one at the end.
+    let all = all_lines(&out);
     let ls = lines(&out);
     assert!((8..=11).contains(&ls.len()), "{} intervals", ls.len());
     assert_eq!(ls.iter().filter(|l| l["last"] == true).count(), 1);
     assert_eq!(ls.last().unwrap()["last"], true);
 
-    // Every hlog has one histogram per profile per interval, and they add
+    // Every hlog has one histogram per profile per line, and they add
     // up to the report's histogram.
     for (file, profile, figure) in [
         ("e2e_latency.hlog", "steady", &steady.telemetry.e2e_latency),
         ("ack_latency.hlog", "steady", &steady.telemetry.ack_latency),
     ] {
         let h = hlog(&out.join(file));
-        assert_eq!(h.len(), 2 * ls.len(), "{file}");
+        assert_eq!(h.len(), histograms_of(&all), "{file}");
         let mut total = Histogram::<u64>::new(3).unwrap();
         for (_, _, x) in h.iter().filter(|(t, _, _)| t == profile) {
             total.add(x).unwrap();
@@ -189,10 +230,15 @@ async fn a_report_rebuilt_from_the_interval_files_equals_report_json() {
         .cloned()
         .collect();
     assert_eq!(inside.len(), 3);
-    assert_eq!(
-        window.profiles["steady"].telemetry.sent as i64,
-        sum(&inside, "steady", &["sent"])
-    );
+    for figure in ["sent", "acked", "delivered", "lost_after_ack"] {
+        assert_eq!(
+            json_of(&window)["profiles"]["steady"][figure]
+                .as_i64()
+                .unwrap(),
+            sum(&about(&all, &inside), "steady", &[figure]),
+            "{figure}"
+        );
+    }
     assert!(window.totals.telemetry.sent < rebuilt.totals.telemetry.sent);
 }
 
@@ -227,6 +273,7 @@ fn a_run_killed_with_sigkill_keeps_its_completed_intervals() {
     );
     assert!(!out.join("report.json").exists());
 
+    let all = all_lines(&out);
     let ls = lines(&out);
     assert!(ls.len() >= 2);
     assert!(ls.iter().all(|l| l["last"] == false));
@@ -251,20 +298,21 @@ fn a_run_killed_with_sigkill_keeps_its_completed_intervals() {
             "reordered",
         ] {
             let f = &json_of(&rebuilt)["profiles"][p][figure];
-            assert_eq!(f.as_i64().unwrap(), sum(&ls, p, &[figure]), "{p}.{figure}");
+            assert_eq!(f.as_i64().unwrap(), sum(&all, p, &[figure]), "{p}.{figure}");
         }
     }
     // The histograms: readable by the crate's reader, one per profile per
-    // complete interval (a torn trailing one at most), summing to the figure.
+    // complete line (a torn trailing one at most), summing to the figure.
     for (file, figure) in [
         ("e2e_latency.hlog", "e2e_latency"),
         ("ack_latency.hlog", "ack_latency"),
     ] {
         let h = hlog(&out.join(file));
-        assert!(h.len() >= 2 * ls.len(), "{file}: {} histograms", h.len());
+        let n = histograms_of(&all);
+        assert!(h.len() >= n, "{file}: {} histograms", h.len());
         for p in profiles {
             let mut total = Histogram::<u64>::new(3).unwrap();
-            for (tag, start, x) in h.iter().take(2 * ls.len()) {
+            for (tag, start, x) in h.iter().take(n) {
                 assert!(start.as_secs() < 30);
                 if tag == p {
                     total.add(x).unwrap();

@@ -89,6 +89,7 @@ pub(crate) fn run_info(plan: &Plan) -> RunInfo {
             .collect(),
         histograms: BTreeMap::new(),
         resolved_scenario: plan.scenario.clone(),
+        intervals_format: FORMAT,
         shard: None,
         merged_from: Vec::new(),
     }
@@ -265,25 +266,33 @@ fn at_of(e: &Event) -> Nanos {
     e.at()
 }
 
-/// Record `events`, cutting every `every_ms`, and the last cut at `end_ms`.
-fn cut_run(events: &[Event], every_ms: u64, end_ms: u64) -> (Vec<IntervalRecord>, Report) {
+/// Record `events`, cutting every `every_ms`, and the last cut at `end_ms`:
+/// what each cut wrote, and the report.
+pub(crate) fn cut_lines(events: &[Event], every_ms: u64, end_ms: u64) -> (Vec<Cut>, Report) {
     let plan = plan();
     let mut r = Recorder::new(&plan);
-    let mut intervals = Vec::new();
+    let mut cuts = Vec::new();
     let mut next = every_ms;
     for e in events {
         while at_of(e) > ms(next) && next < end_ms {
-            intervals.push(r.cut_interval(ms(next)));
+            cuts.push(r.cut_interval(ms(next)));
             next += every_ms;
         }
         r.record(e);
     }
     while next < end_ms {
-        intervals.push(r.cut_interval(ms(next)));
+        cuts.push(r.cut_interval(ms(next)));
         next += every_ms;
     }
-    intervals.push(r.cut_last_interval(ms(end_ms)));
+    cuts.push(r.cut_last_interval(ms(end_ms)));
     let report = r.finish(ms(end_ms), ctx(&plan, ms(end_ms)));
+    (cuts, report)
+}
+
+/// [`cut_lines`], folded into intervals.
+fn cut_run(events: &[Event], every_ms: u64, end_ms: u64) -> (Vec<IntervalRecord>, Report) {
+    let (cuts, report) = cut_lines(events, every_ms, end_ms);
+    let intervals = fold(cuts.iter().flat_map(Cut::lines)).expect("the cuts fold");
     (intervals, report)
 }
 
@@ -325,48 +334,87 @@ fn the_sum_is_exact_however_the_run_is_cut() {
 }
 
 #[test]
-fn a_loss_recovered_later_is_taken_back_with_a_negative_delta() {
-    let (intervals, _) = cut_run(&history(), 5_000, 62_000);
-    let good = |i: usize| &intervals[i].profiles["good"].telemetry;
-    // (10 s, 15 s]: seqs 9..=13 of both group-a devices (sent 10 s … 14 s,
-    // acked just after) are lost as far as anyone knows then.
-    assert_eq!(good(2).lost_after_ack, 10);
-    // (20 s, 25 s]: seqs 10 and 11 of both arrive at 25 s, taken back.
-    assert_eq!(good(4).lost_after_ack, -4);
-    assert_eq!(good(4).delivered, 4 + 10);
-    let total: i64 = intervals
+fn a_loss_recovered_later_is_taken_back_from_the_interval_it_was_intended_in() {
+    let (cuts, _) = cut_lines(&history(), 5_000, 62_000);
+    // (5 s, 10 s]: seq 9 of both group-a devices (intended at 10 s) was
+    // acked and never received. (10 s, 15 s]: seqs 10..=13 (11 s … 14 s).
+    let line = |i: usize| &cuts[i].interval.profiles["good"].telemetry;
+    assert_eq!(line(2).lost_after_ack, 8);
+    // Seq 9's loss was decided after its cut: the cut at 15 s amends it.
+    let amendment = |cut: usize, of: u64| {
+        cuts[cut]
+            .amendments
+            .iter()
+            .find(|a| a.amends == of)
+            .map(|a| a.profiles["good"].telemetry)
+    };
+    assert_eq!(amendment(2, 1).map(|t| t.lost_after_ack), Some(2));
+    // Seqs 10 and 11 of both arrive at 25 s: the cut at 25 s takes the
+    // four losses back from (10 s, 15 s], not from its own interval.
+    let late = amendment(4, 2).expect("interval 2 amended at 25 s");
+    assert_eq!((late.lost_after_ack, late.delivered), (-4, 4));
+    assert_eq!(line(4).lost_after_ack, 0);
+    assert!(cuts.iter().all(|c| c
+        .interval
+        .profiles
+        .values()
+        .all(|p| p.telemetry.lost_after_ack >= 0 && p.telemetry.delivered >= 0)));
+
+    // Folded, each interval holds the fate of the messages intended in it.
+    let (intervals, report) = cut_run(&history(), 5_000, 62_000);
+    let lost: Vec<i64> = intervals
         .iter()
         .map(|r| r.profiles["good"].telemetry.lost_after_ack)
-        .sum();
-    assert_eq!(total, 6);
+        .collect();
+    assert_eq!(lost, [0, 2, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(report.profiles["good"].telemetry.lost_after_ack, 6);
+    // (10 s, 15 s]: 5 s × 2 devices sent; seqs 10 and 11 delivered late.
+    let good = &intervals[2].profiles["good"].telemetry;
+    assert_eq!((good.sent, good.delivered), (10, 6));
 }
 
 #[test]
-fn pending_messages_are_decided_only_in_the_last_interval() {
-    let (intervals, _) = cut_run(&history(), 5_000, 62_000);
-    let last = intervals.last().unwrap();
-    assert!(last.last);
-    assert!(intervals[..intervals.len() - 1].iter().all(|r| !r.last));
-    // Device 0's seq 40 had no outcome: unknown, so lost_unacked at the end.
-    assert_eq!(last.profiles["good"].telemetry.lost_unacked, 1);
-    assert_eq!(last.profiles["weak"].telemetry.lost_unacked, 1);
-    let before: i64 = intervals[..intervals.len() - 1]
+fn pending_messages_are_decided_by_the_last_cut_into_their_own_interval() {
+    let (cuts, _) = cut_lines(&history(), 5_000, 62_000);
+    let last = cuts.last().unwrap();
+    assert!(last.interval.last);
+    assert!(cuts[..cuts.len() - 1].iter().all(|c| !c.interval.last));
+    // Seq 40 of devices 0 and 2, intended at 50 s, had no outcome: unknown,
+    // so lost_unacked, decided at the end into (45 s, 50 s].
+    let a = last
+        .amendments
         .iter()
-        .map(|r| r.profiles["good"].telemetry.lost_unacked)
+        .find(|a| a.amends == 9)
+        .expect("the last cut amends interval 9");
+    assert_eq!(a.profiles["good"].telemetry.lost_unacked, 1);
+    assert_eq!(a.profiles["weak"].telemetry.lost_unacked, 1);
+    assert_eq!(last.interval.profiles["good"].telemetry.lost_unacked, 0);
+    let before: i64 = cuts[..cuts.len() - 1]
+        .iter()
+        .flat_map(Cut::lines)
+        .map(|l| match l {
+            Line::Interval(r) => r.profiles["good"].telemetry.lost_unacked,
+            Line::Amendment(a) => a
+                .profiles
+                .get("good")
+                .map_or(0, |p| p.telemetry.lost_unacked),
+        })
         .sum();
     assert_eq!(before, 0);
+    let (intervals, _) = cut_run(&history(), 5_000, 62_000);
+    assert_eq!(intervals[9].profiles["good"].telemetry.lost_unacked, 1);
 }
 
 #[test]
-fn an_interval_histogram_holds_only_the_samples_of_its_interval() {
+fn an_interval_histogram_holds_the_samples_of_the_messages_intended_in_it() {
     let (intervals, report) = cut_run(&history(), 5_000, 62_000);
     let counts: Vec<u64> = intervals
         .iter()
         .map(|r| r.profiles["weak"].histograms.e2e_latency.len())
         .collect();
-    // 2 devices × 1 message/s; the first interval holds 4 s of traffic
-    // (seqs 0..3 at 1 s … 4 s, seq 4 at 5 s arrives at 5.02 s).
-    assert_eq!(counts[0], 8);
+    // 2 devices × 1 message/s, counted by t_intended: the first interval
+    // holds seqs 0..=4 (1 s … 5 s; seq 4 arrives at 5.02 s, after the cut).
+    assert_eq!(counts[0], 10);
     assert_eq!(counts[1], 10);
     assert_eq!(
         counts.iter().sum::<u64>(),
@@ -376,7 +424,9 @@ fn an_interval_histogram_holds_only_the_samples_of_its_interval() {
         .iter()
         .map(|r| r.profiles["good"].histograms.reconnect_after_heal.len())
         .collect();
-    assert_eq!(rah, [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    // Device 0's reconnect at 16.2 s belongs to the link outage that
+    // started at 10 s, in (5 s, 10 s].
+    assert_eq!(rah, [0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
 }
 
 #[test]
@@ -441,19 +491,22 @@ fn windows_that_tile_a_run_share_its_counts_out_exactly() {
 }
 
 #[test]
-fn a_window_whose_losses_were_recovered_inside_it_shows_zero_and_says_so() {
+fn a_window_holds_exactly_the_messages_intended_in_it_whenever_decided() {
     let (intervals, _) = cut_run(&history(), 5_000, 62_000);
     let info = run_info(&plan());
-    // (20 s, 25 s] alone: 4 earlier losses delivered, nothing lost in it.
+    // (20 s, 25 s] alone: its own traffic, all delivered; the four late
+    // arrivals at 25 s belong to (10 s, 15 s].
     let w = report_of(&info, &intervals[..4], &intervals[4..5]);
-    assert_eq!(w.profiles["good"].telemetry.lost_after_ack, 0);
-    assert!(
-        w.errors
-            .iter()
-            .any(|e| e.message.contains("lost_after_ack sums to -4")),
-        "{:?}",
-        w.errors
+    let good = &w.profiles["good"].telemetry;
+    assert_eq!(
+        (good.sent, good.delivered, good.lost_after_ack),
+        (10, 10, 0)
     );
+    assert_eq!(w.errors, vec![]);
+    let w = report_of(&info, &intervals[..2], &intervals[2..3]);
+    let good = &w.profiles["good"].telemetry;
+    assert_eq!((good.sent, good.delivered, good.lost_after_ack), (10, 6, 4));
+    assert_eq!(good.e2e_latency.count, 6);
 }
 
 #[test]
@@ -551,4 +604,372 @@ fn the_run_s_health_is_in_the_interval_it_is_first_seen_in_and_in_the_rebuilt_re
     // The devices' losses at 10.5 s, before the confirmation, are the fault's.
     assert_eq!(report.profiles["good"].flaps, Some(0.0));
     assert_eq!(report.verdict, Verdict::Error);
+}
+
+// ---- Windows that tile a run add up to it ----
+
+mod windows {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// As the unit scenario, with wills (so the offline figures are
+    /// measured) and a second fault: group-a's link down 10 s – 15 s,
+    /// group-b blackholed 30 s – 35 s.
+    fn plan() -> Plan {
+        let text = SCENARIO
+            .replace(
+                "[profiles.good]\nkeepalive = \"5s\"",
+                "[profiles.good]\nkeepalive = \"5s\"\nwill = { topic = \"s/{device}\", qos = 1, retain = true }",
+            )
+            .replace(
+                "[profiles.weak]\nkeepalive = \"5s\"",
+                "[profiles.weak]\nkeepalive = \"5s\"\nwill = { topic = \"s/{device}\", qos = 1, retain = true }",
+            )
+            .replace("seed = 7", "seed = 7\nmin_outage = \"2s\"\nsettle = \"1s\"");
+        let s = crate::scenario::load_str(Path::new("windows.toml"), &text).expect("parses");
+        let mut plan = Plan::resolve(&s, None);
+        let fault = |index, at: u64, kind, target: &str| ScheduledFault {
+            index,
+            at: Duration::from_secs(at),
+            duration: Some(Duration::from_secs(5)),
+            kind,
+            target: Some(target.into()),
+            groups: vec![target.into()],
+            devices: vec![],
+            weather: None,
+        };
+        let blackhole = FaultKind::Blackhole {
+            stream: crate::scenario::StreamSel::Both,
+            toxicity: None,
+        };
+        plan.faults = vec![
+            fault(0, 10, FaultKind::LinkDown, "group-a"),
+            fault(1, 30, blackhole, "group-b"),
+        ];
+        plan
+    }
+
+    /// What the generator decides about one message.
+    #[derive(Debug, Clone)]
+    struct Msg {
+        /// Handed over this long after its slot (ms).
+        publish: u64,
+        /// QoS 0 or 1 (the weak profile; the good one always 1).
+        qos: u8,
+        /// Outcome (good: acked or failed; weak: unawaited) after this long.
+        outcome: Option<(bool, u64)>,
+        /// Receptions after the hand-over (several: duplicates).
+        receptions: Vec<u64>,
+    }
+
+    fn msg() -> impl Strategy<Value = Msg> {
+        (
+            0u64..1_500,
+            0u8..2,
+            proptest::option::weighted(0.9, (prop::bool::weighted(0.8), 0u64..25_000)),
+            prop::collection::vec(prop_oneof![3 => 0u64..200, 1 => 0u64..30_000], 0..3),
+        )
+            .prop_map(|(publish, qos, outcome, receptions)| Msg {
+                publish,
+                qos,
+                outcome,
+                receptions,
+            })
+    }
+
+    /// Per device: its messages, its reconnect delay after the fault (ms,
+    /// `None`: never back), its will's delay and the observer's gap.
+    #[derive(Debug, Clone)]
+    struct Story {
+        messages: Vec<Vec<Msg>>,
+        back_after: Vec<Option<u64>>,
+        noticed_after: Vec<u64>,
+        will_after: Vec<u64>,
+        gap: Option<(u64, u64)>,
+    }
+
+    fn story() -> impl Strategy<Value = Story> {
+        (
+            prop::collection::vec(prop::collection::vec(msg(), 30..58), 4),
+            prop::collection::vec(proptest::option::weighted(0.8, 0u64..20_000), 4),
+            prop::collection::vec(0u64..7_000, 4),
+            prop::collection::vec(0u64..9_000, 4),
+            proptest::option::of((20_000u64..50_000, 100u64..6_000)),
+        )
+            .prop_map(
+                |(messages, back_after, noticed_after, will_after, gap)| Story {
+                    messages,
+                    back_after,
+                    noticed_after,
+                    will_after,
+                    gap,
+                },
+            )
+    }
+
+    const END: u64 = 62_000;
+
+    fn events(s: &Story) -> Vec<Event> {
+        let mut ev = Vec::new();
+        for d in 0..4u32 {
+            ev.push(dev(
+                100,
+                d,
+                DeviceEvent::Connected {
+                    session_present: false,
+                },
+            ));
+            ev.push(observer(
+                150,
+                ObserverEvent::Status {
+                    device: d,
+                    online: true,
+                    via: "retained".into(),
+                },
+            ));
+            for (seq, m) in s.messages[d as usize].iter().enumerate() {
+                let slot = 1_000 + seq as u64 * 1_000;
+                let at = slot + m.publish;
+                let qos = if d < 2 { 1 } else { m.qos };
+                ev.push(dev(
+                    at,
+                    d,
+                    DeviceEvent::Published {
+                        stream: 0,
+                        seq: seq as u64,
+                        t_intended: ms(slot),
+                        qos,
+                        attempt: 0,
+                    },
+                ));
+                if let Some((ok, after)) = m.outcome {
+                    let o = match (d < 2, ok) {
+                        (true, true) => PublishOutcome::Acked,
+                        (true, false) => PublishOutcome::Failed,
+                        (false, _) => PublishOutcome::Unawaited,
+                    };
+                    ev.push(outcome(at + after, d, seq as u64, o));
+                }
+                for r in &m.receptions {
+                    let mut e = received(at + r, d, seq as u64, slot);
+                    if let Event::Observer {
+                        what: ObserverEvent::Received { qos: q, .. },
+                        ..
+                    } = &mut e
+                    {
+                        *q = qos;
+                    }
+                    ev.push(e);
+                }
+            }
+        }
+        // The two faults, each hitting its group: lost, noticed (or not:
+        // a blackhole may go unnoticed), reported offline, back (or never).
+        let faults = [
+            (0usize, 10_000u64, 15_000u64, 0u32..2),
+            (1, 30_000, 35_000, 2..4),
+        ];
+        for (index, from, to, devices) in faults {
+            ev.push(fault(from, FaultEvent::Requested { index }));
+            ev.push(fault(
+                from + 3,
+                FaultEvent::Applied {
+                    index,
+                    kind: if index == 0 {
+                        crate::scenario::FaultName::LinkDown
+                    } else {
+                        crate::scenario::FaultName::Blackhole
+                    },
+                    target: Some(if index == 0 { "group-a" } else { "group-b" }.into()),
+                    devices: vec![],
+                },
+            ));
+            ev.push(fault(to, FaultEvent::HealRequested { index }));
+            ev.push(fault(to + 4, FaultEvent::Healed { index }));
+            for d in devices {
+                let i = d as usize;
+                let lost = from + 5 + s.noticed_after[i];
+                ev.push(dev(
+                    lost,
+                    d,
+                    DeviceEvent::ConnectionLost {
+                        cause: LossCause::Closed,
+                    },
+                ));
+                ev.push(observer(
+                    from + s.will_after[i],
+                    ObserverEvent::Status {
+                        device: d,
+                        online: false,
+                        via: "will".into(),
+                    },
+                ));
+                ev.push(dev(lost + 300, d, DeviceEvent::ConnectAttempt));
+                if let Some(back) = s.back_after[i] {
+                    let at = to.max(lost) + 50 + back;
+                    ev.push(dev(at - 10, d, DeviceEvent::ConnectAttempt));
+                    ev.push(dev(
+                        at,
+                        d,
+                        DeviceEvent::Connected {
+                            session_present: back % 2 == 0,
+                        },
+                    ));
+                    ev.push(observer(
+                        at + 20,
+                        ObserverEvent::Status {
+                            device: d,
+                            online: true,
+                            via: "retained".into(),
+                        },
+                    ));
+                }
+            }
+        }
+        if let Some((from, len)) = s.gap {
+            ev.push(observer(from, ObserverEvent::Disconnected));
+            ev.push(observer(from + len, ObserverEvent::Connected));
+        }
+        ev.retain(|e| e.at() < ms(END));
+        ev.sort_by_key(Event::at);
+        ev
+    }
+
+    /// Record `events` on the plan, cutting every `every` ms: the folded
+    /// intervals and the report.
+    fn run(events: &[Event], every: u64) -> (Vec<IntervalRecord>, Report) {
+        let plan = plan();
+        let mut r = Recorder::new(&plan);
+        let mut cuts = Vec::new();
+        let mut next = every;
+        for e in events {
+            while e.at() > ms(next) && next < END {
+                cuts.push(r.cut_interval(ms(next)));
+                next += every;
+            }
+            r.record(e);
+        }
+        while next < END {
+            cuts.push(r.cut_interval(ms(next)));
+            next += every;
+        }
+        cuts.push(r.cut_last_interval(ms(END)));
+        let report = r.finish(ms(END), ctx(&plan, ms(END)));
+        (
+            fold(cuts.iter().flat_map(Cut::lines)).expect("folds"),
+            report,
+        )
+    }
+
+    fn counts(r: &Report) -> BTreeMap<String, u64> {
+        crate::report::figures::additive_counts(&json(r))
+    }
+
+    /// From the story alone: (sent, delivered, duplicates) of the telemetry
+    /// of `profile` intended in `(from, to]` (ms).
+    fn intended_in(s: &Story, profile: &str, from: u64, to: u64) -> (u64, u64, u64) {
+        let devices = if profile == "good" { 0..2 } else { 2..4 };
+        let (mut sent, mut delivered, mut duplicates) = (0, 0, 0);
+        for d in devices {
+            for (seq, m) in s.messages[d].iter().enumerate() {
+                let slot = 1_000 + seq as u64 * 1_000;
+                let at = slot + m.publish;
+                if slot <= from || slot > to || at >= END {
+                    continue;
+                }
+                sent += 1;
+                let n = m.receptions.iter().filter(|&&r| at + r < END).count() as u64;
+                delivered += u64::from(n > 0);
+                duplicates += n.saturating_sub(1);
+            }
+        }
+        (sent, delivered, duplicates)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn windows_that_tile_a_run_add_up_to_it_figure_for_figure(
+            story in story(),
+            every in 1_000u64..15_000,
+            splits in prop::collection::btree_set(1usize..60, 0..6),
+        ) {
+            let ev = events(&story);
+            let (intervals, report) = run(&ev, every);
+            let info = run_info(&plan());
+            // The whole run rebuilt is the report.
+            prop_assert_eq!(json(&report_of(&info, &[], &intervals)), json(&report));
+            // No interval's figure is negative, whatever was decided later.
+            for r in &intervals {
+                for p in r.profiles.values() {
+                    for c in [p.telemetry, p.commands] {
+                        prop_assert!(c.to_ledger().1.is_empty(), "interval {}: {:?}", r.index, c);
+                    }
+                }
+            }
+            // Windows at the split points (interval indices).
+            let mut bounds: Vec<usize> = splits.into_iter().filter(|&s| s < intervals.len()).collect();
+            bounds.insert(0, 0);
+            bounds.push(intervals.len());
+            bounds.dedup();
+            let mut sum: BTreeMap<String, u64> = BTreeMap::new();
+            for w in bounds.windows(2) {
+                let window = report_of(&info, &intervals[..w[0]], &intervals[w[0]..w[1]]);
+                prop_assert!(
+                    window.errors.iter().all(|e| !e.message.contains("sums to")),
+                    "{:?}", window.errors
+                );
+                // It holds exactly the messages intended in it.
+                let (from, to) = (intervals[w[0]].start_ns / 1_000_000, intervals[w[1] - 1].end_ns / 1_000_000);
+                for profile in ["good", "weak"] {
+                    let t = &window.profiles[profile].telemetry;
+                    prop_assert_eq!(
+                        (t.sent, t.delivered, t.duplicates),
+                        intended_in(&story, profile, from, to),
+                        "{} in ({} ms, {} ms]", profile, from, to
+                    );
+                    prop_assert_eq!(t.e2e_latency.count, t.delivered);
+                }
+                for (k, v) in counts(&window) {
+                    *sum.entry(k).or_default() += v;
+                }
+            }
+            let whole = counts(&report);
+            for (k, v) in &whole {
+                prop_assert_eq!(sum.get(k).copied().unwrap_or(0), *v, "{}", k);
+            }
+            for (k, v) in &sum {
+                prop_assert_eq!(whole.get(k).copied().unwrap_or(0), *v, "{}", k);
+            }
+        }
+    }
+
+    #[test]
+    fn the_story_has_fates_decided_intervals_later_and_every_kind_of_figure() {
+        use proptest::strategy::ValueTree as _;
+        // One fixed story: what the property runs over is not empty.
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let story = story().new_tree(&mut runner).unwrap().current();
+        let (cuts_report, report) = {
+            let ev = events(&story);
+            let (intervals, report) = run(&ev, 5_000);
+            (intervals, report)
+        };
+        let c = counts(&report);
+        for k in [
+            "totals.sent",
+            "totals.delivered",
+            "totals.duplicates",
+            "totals.lost_qos0",
+            "totals.lost_unacked",
+            "totals.true_offline",
+            "totals.reconnect_after_heal.count",
+            "totals.outage_seen_by_client.count",
+        ] {
+            assert!(c[k] > 0, "{k}: {c:?}");
+        }
+        assert!(!cuts_report.is_empty());
+    }
 }
