@@ -57,7 +57,7 @@ pub fn lint(s: &Scenario) -> Vec<Lint> {
                 push(
                     "commands.downgraded",
                     format!(
-                        "the devices subscribe to {name} at QoS {sub}, below the QoS {qos} it is published at: the broker delivers it at QoS {sub} (commands.downgraded){}",
+                        "the devices subscribe to {name} at QoS {sub}, below the QoS {qos} it is published at: the broker delivers it at QoS {sub}{}",
                         if *sub == 0 {
                             ", and a command in flight when a link breaks is lost for good (commands.lost_after_ack)"
                         } else {
