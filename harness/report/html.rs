@@ -100,7 +100,6 @@ h2 { margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: .2em; }
 table { border-collapse: collapse; margin: .8em 0; font-size: .92em; }
 th, td { border: 1px solid #ccc; padding: .25em .6em; }
 table { display: block; max-width: 100%; overflow-x: auto; }
-th { overflow-wrap: anywhere; }
 #survival, #telemetry, #commands { font-size: .8em; }
 #survival td, #telemetry td, #commands td { padding: .2em .35em; }
 th { background: #f3f3f3; text-align: left; }
@@ -120,6 +119,7 @@ figure { margin: 1.2em 0; }
 figcaption { color: #444; font-size: .92em; max-width: 60em; }
 ul.notes { color: #444; font-size: .92em; margin-top: .3em; }
 svg { max-width: 100%; height: auto; }
+.multiples { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: .4em; }
 .error { color: #b3261e; }
 "#;
 
@@ -197,7 +197,7 @@ pub fn html(r: &Report, s: &Series) -> String {
         &mut o,
         "chart-latency",
         "Message latency over time",
-        "End-to-end latency of telemetry (intended send time to reception) in each interval: the median (p50, thick), the slowest 1 % (p99, thin) and the slowest message (max, dashed). Log scale. Gaps: no message arrived in that interval.",
+        "End-to-end latency of telemetry (intended send time to reception) in each interval: the median (p50, thick), the slowest 1 % (p99, thin) and the slowest message (max, dashed). Log scale. Gaps: no message arrived in that interval. With more than four profiles, one small plot per profile, all on the same scales.",
         latency_chart(s),
         latency_notes(r, s),
     );
@@ -398,11 +398,20 @@ const LEGEND_CHARS: usize = 34;
 fn svg(
     draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<Vec<(String, Mark)>, String>,
 ) -> Result<String, String> {
+    svg_sized((WIDTH, HEIGHT), LEGEND_WIDTH, draw)
+}
+
+/// [`svg`] on a canvas of `size` with a legend column `legend` wide.
+fn svg_sized(
+    size: (u32, u32),
+    legend: u32,
+    draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<Vec<(String, Mark)>, String>,
+) -> Result<String, String> {
     let mut buf = String::new();
     {
-        let root = SVGBackend::with_string(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut buf, size).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let (plot, legend) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
+        let (plot, legend) = root.split_horizontally(size.0 - legend);
         let entries = draw(&plot)?;
         draw_legend(&legend, &entries)?;
         root.present().map_err(err)?;
@@ -414,7 +423,8 @@ fn draw_legend(
     area: &DrawingArea<SVGBackend, Shift>,
     entries: &[(String, Mark)],
 ) -> Result<(), String> {
-    let rows = ((HEIGHT as i32 - 2 * LEGEND_ROW) / LEGEND_ROW).max(1) as usize;
+    let height = area.dim_in_pixel().1 as i32;
+    let rows = ((height - 2 * LEGEND_ROW) / LEGEND_ROW).max(1) as usize;
     let style = ("sans-serif", 14)
         .into_font()
         .color(&BLACK)
@@ -692,6 +702,14 @@ fn segments(points: impl Iterator<Item = (f64, Option<f64>)>) -> Vec<Vec<(f64, f
     out
 }
 
+/// Profiles up to which the latency chart is one plot; beyond, one small
+/// plot per profile (small multiples) on a shared scale, since a dozen
+/// profiles' three lines each in one plot cannot be read apart.
+const LATENCY_ONE_PLOT: usize = 4;
+/// The size of one small multiple (two a row in the page's width).
+const PANEL: (u32, u32) = (500, 230);
+const PANEL_LEGEND: u32 = 140;
+
 fn latency_chart(s: &Series) -> Result<String, String> {
     let (x0, x1) = time_range(s, None);
     let span = x1 - x0;
@@ -713,67 +731,136 @@ fn latency_chart(s: &Series) -> Result<String, String> {
         (100.0, 1e6)
     };
     let (u, unit) = clock_unit(span);
-    let (x0, x1) = (x0 / u, x1 / u);
-    svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(72)
-            .build_cartesian_2d(x0..x1, (lo..hi).log_scale())
-            .map_err(err)?;
-        let xfmt = |t: &f64| clock_label(*t, unit);
-        let yfmt = |v: &f64| micros(v.round() as u64);
-        chart
-            .configure_mesh()
-            .x_desc("run clock")
-            .y_desc("end-to-end latency (log scale)")
-            .x_label_formatter(&xfmt)
-            .y_label_formatter(&yfmt)
-            .light_line_style(RGBColor(0xF2, 0xF2, 0xF2))
-            .max_light_lines(2)
-            .draw()
-            .map_err(err)?;
-        let mut legend = Vec::new();
-        let markers = s.points.len() <= 120;
-        for (i, name) in s.devices.keys().enumerate() {
-            let c = color(i);
-            let stat = |f: fn(&super::series::LatencyStats) -> u64| {
-                segments(s.points.iter().map(|p| {
-                    let mid = (p.start_s + p.end_s) / 2.0 / u;
-                    let v = p.profiles.get(name).and_then(|v| v.e2e_latency);
-                    (mid, v.map(|e| f(&e).max(1) as f64))
-                }))
-            };
-            let p50 = c.stroke_width(3);
-            let p99 = c.mix(0.75).stroke_width(1);
-            for (segs, style) in [(stat(|e| e.p50_us), p50), (stat(|e| e.p99_us), p99)] {
-                for seg in segs {
-                    chart
-                        .draw_series(LineSeries::new(seg, style).point_size(if markers {
-                            2
-                        } else {
-                            0
-                        }))
-                        .map_err(err)?;
-                }
+    let axes = LatencyAxes {
+        x: (x0 / u, x1 / u),
+        u,
+        unit,
+        y: (lo, hi),
+    };
+    let names: Vec<&String> = s.devices.keys().collect();
+    if names.len() <= LATENCY_ONE_PLOT {
+        return svg(|root| {
+            let legend = latency_plot(root, s, &axes, &names, true)?;
+            if !any {
+                no_data(root, "no samples")?;
             }
-            for seg in stat(|e| e.max_us) {
+            Ok(legend)
+        });
+    }
+    let mut out = String::from("<div class=\"multiples\">\n");
+    for (i, name) in names.iter().enumerate() {
+        let panel = svg_sized(PANEL, PANEL_LEGEND, |root| {
+            latency_plot(root, s, &axes, &names[i..=i], false).map(|mut legend| {
+                // The profile's name is the panel's caption; the legend
+                // keeps the line styles.
+                legend.retain(|(n, _)| n != *name);
+                legend
+            })
+        })?;
+        out.push_str(&panel);
+        out.push('\n');
+    }
+    out.push_str("</div>");
+    Ok(out)
+}
+
+/// The shared scales of the latency plots.
+struct LatencyAxes {
+    /// In the clock's unit.
+    x: (f64, f64),
+    u: f64,
+    unit: &'static str,
+    /// µs, whole decades.
+    y: (f64, f64),
+}
+
+/// Draw the p50/p99/max lines of `names` (colours by their place among
+/// all profiles); `whole`: one plot of every profile (axis titles in
+/// full), else a small multiple captioned with its profile.
+fn latency_plot(
+    root: &DrawingArea<SVGBackend, Shift>,
+    s: &Series,
+    axes: &LatencyAxes,
+    names: &[&String],
+    whole: bool,
+) -> Result<Vec<(String, Mark)>, String> {
+    let (x0, x1) = axes.x;
+    let (lo, hi) = axes.y;
+    let u = axes.u;
+    let unit = axes.unit;
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .margin(if whole { 12 } else { 6 })
+        .x_label_area_size(if whole { 40 } else { 28 })
+        .y_label_area_size(if whole { 72 } else { 64 });
+    if !whole {
+        builder.caption(names[0].as_str(), ("sans-serif", 15));
+    }
+    let mut chart = builder
+        .build_cartesian_2d(x0..x1, (lo..hi).log_scale())
+        .map_err(err)?;
+    let xfmt = |t: &f64| clock_label(*t, unit);
+    let yfmt = |v: &f64| micros(v.round() as u64);
+    let mut mesh = chart.configure_mesh();
+    mesh.x_label_formatter(&xfmt)
+        .y_label_formatter(&yfmt)
+        .light_line_style(RGBColor(0xF2, 0xF2, 0xF2))
+        .max_light_lines(2);
+    if whole {
+        mesh.x_desc("run clock")
+            .y_desc("end-to-end latency (log scale)");
+    } else {
+        mesh.x_labels(6).y_labels(4);
+    }
+    mesh.draw().map_err(err)?;
+    let mut legend = Vec::new();
+    let markers = s.points.len() <= 120;
+    let all: Vec<&String> = s.devices.keys().collect();
+    for name in names {
+        let i = all.iter().position(|n| n == name).unwrap_or(0);
+        let c = color(i);
+        let stat = |f: fn(&super::series::LatencyStats) -> u64| {
+            segments(s.points.iter().map(|p| {
+                let mid = (p.start_s + p.end_s) / 2.0 / u;
+                let v = p.profiles.get(*name).and_then(|v| v.e2e_latency);
+                (mid, v.map(|e| f(&e).max(1) as f64))
+            }))
+        };
+        let p50 = c.stroke_width(3);
+        let p99 = c.mix(0.75).stroke_width(1);
+        for (segs, style) in [(stat(|e| e.p50_us), p50), (stat(|e| e.p99_us), p99)] {
+            for seg in segs {
                 chart
-                    .draw_series(DashedLineSeries::new(seg, 5, 4, c.mix(0.6).stroke_width(1)))
+                    .draw_series(LineSeries::new(seg, style).point_size(if markers {
+                        2
+                    } else {
+                        0
+                    }))
                     .map_err(err)?;
             }
-            legend.push((name.clone(), Mark::Line(c.to_rgba(), 3)));
         }
-        // The line styles, once for every profile.
-        let grey = RGBColor(0x55, 0x55, 0x55);
-        legend.push(("p50 (median)".into(), Mark::Line(grey.to_rgba(), 3)));
-        legend.push(("p99".into(), Mark::Line(grey.mix(0.75), 1)));
-        legend.push(("max".into(), Mark::Dashed(grey.mix(0.6))));
-        if !any {
-            no_data(root, "no samples")?;
+        for seg in stat(|e| e.max_us) {
+            chart
+                .draw_series(DashedLineSeries::new(seg, 5, 4, c.mix(0.6).stroke_width(1)))
+                .map_err(err)?;
         }
-        Ok(legend)
-    })
+        legend.push(((*name).clone(), Mark::Line(c.to_rgba(), 3)));
+    }
+    // The line styles, once for every profile.
+    let grey = RGBColor(0x55, 0x55, 0x55);
+    legend.push(("p50 (median)".into(), Mark::Line(grey.to_rgba(), 3)));
+    legend.push(("p99".into(), Mark::Line(grey.mix(0.75), 1)));
+    legend.push(("max".into(), Mark::Dashed(grey.mix(0.6))));
+    if !whole
+        && !s.points.iter().any(|p| {
+            p.profiles
+                .get(names[0])
+                .is_some_and(|v| v.e2e_latency.is_some())
+        })
+    {
+        no_data(root, "no samples")?;
+    }
+    Ok(legend)
 }
 
 fn latency_notes(r: &Report, s: &Series) -> Vec<String> {

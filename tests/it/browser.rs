@@ -51,6 +51,8 @@ pub struct Layout {
 #[derive(Debug, Deserialize)]
 pub struct Chart {
     pub id: String,
+    /// Its SVGs: one, or one per profile (small multiples).
+    pub svgs: usize,
     /// Every text the chart draws (axes, legend).
     pub texts: Vec<String>,
     /// Texts drawn outside the chart's box (cut off).

@@ -298,6 +298,9 @@ fn the_page_fits_and_opens_with_the_answer(chromium: &Path, out: &Path, report: 
         ],
         "{l:#?}"
     );
+    // Nine profiles: the latency chart is one small plot per profile.
+    let latency = l.charts.iter().find(|c| c.id == "chart-latency").unwrap();
+    assert_eq!(latency.svgs, report.profiles.len(), "{latency:#?}");
     for c in &l.charts {
         assert!(c.cut.is_empty(), "{}: cut off: {:?}", c.id, c.cut);
         for name in report.profiles.keys() {
