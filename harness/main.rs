@@ -483,7 +483,7 @@ fn main() -> ExitCode {
                 Ok(rt) => rt,
                 Err(code) => return code,
             };
-            let sources = match source_addresses.as_deref().map(runner::parse_sources) {
+            let sources = match source_addresses.as_deref().map(runner::usable_sources) {
                 None => Vec::new(),
                 Some(Ok(s)) => s,
                 Some(Err(e)) => {

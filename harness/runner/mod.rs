@@ -61,7 +61,9 @@ use crate::scenario::{self, ScenarioError};
 pub use outdir::{OutDirError, RunDir};
 pub use prepare::prepare;
 pub use signals::{Shutdown, Stop};
-pub use specs::{parse_sources, BrokerSpec, FaultsSpec, ProxyOptions, ProxySetup, MAX_SOURCES};
+pub use specs::{
+    parse_sources, usable_sources, BrokerSpec, FaultsSpec, ProxyOptions, ProxySetup, MAX_SOURCES,
+};
 pub use timeline::{toxic_of, within, BROKER_DEADLINE, BROKER_START_DEADLINE, CALL_DEADLINE};
 
 use timeline::Targets;

@@ -298,17 +298,7 @@ fn proxy_setup(
         if faults != &FaultsSpec::Embedded {
             return Err(flag("source addresses apply to the embedded fault engine (--faults embedded); Toxiproxy opens its upstream connections from the address its host picks".into()));
         }
-        let sources = super::specs::parse_sources(list).map_err(flag)?;
-        for ip in &sources {
-            // Bindable here, so that no device is cut off by an upstream
-            // connection that cannot be opened.
-            std::net::TcpListener::bind((*ip, 0)).map_err(|e| {
-                flag(format!(
-                    "cannot open a connection from {ip} on this machine: {e}"
-                ))
-            })?;
-        }
-        setup.sources = sources;
+        setup.sources = super::specs::usable_sources(list).map_err(flag)?;
     }
     if let FaultsSpec::ToxiproxyContainer(_) = faults {
         let published = fault::container::PROXY_PORTS.count();

@@ -32,6 +32,18 @@ pub struct ProxySetup {
 /// port range towards the broker).
 pub const MAX_SOURCES: usize = 64;
 
+/// [`parse_sources`], each address checked to be bindable on this machine,
+/// so that no device is cut off by an upstream connection that cannot be
+/// opened (`run`, `validate` and `proxy-server` alike).
+pub fn usable_sources(s: &str) -> Result<Vec<std::net::IpAddr>, String> {
+    let sources = parse_sources(s)?;
+    for ip in &sources {
+        std::net::TcpListener::bind((*ip, 0))
+            .map_err(|e| format!("cannot open a connection from {ip} on this machine: {e}"))?;
+    }
+    Ok(sources)
+}
+
 /// Parse `--source-addresses`: IPv4 or IPv6 addresses separated by commas,
 /// or an IPv4 range `A-B` of one /24 (`127.0.0.2-127.0.0.9`); no address
 /// twice, at most [`MAX_SOURCES`].

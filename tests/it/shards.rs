@@ -355,6 +355,23 @@ fn proxied_connections_come_from_the_source_addresses_and_nothing_is_lost() {
 }
 
 #[test]
+fn proxy_server_refuses_a_source_address_it_cannot_bind() {
+    let o = mqtt_chaos(&[
+        "proxy-server",
+        "--listen",
+        "127.0.0.1:0",
+        "--source-addresses",
+        "192.0.2.1",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", said(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--source-addresses: cannot open a connection from 192.0.2.1"),
+        "{err}"
+    );
+}
+
+#[test]
 fn source_addresses_that_cannot_be_used_are_refused_before_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let s = write(dir.path(), "s.toml", &scenario(""));
