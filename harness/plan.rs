@@ -223,7 +223,7 @@ impl Plan {
                     .iter()
                     .enumerate()
                     .map(|(k, s)| {
-                        let collector = s.collector_qos.unwrap_or(crate::scenario::COLLECTOR_QOS);
+                        let collector = s.collector_subscription();
                         resolve(
                             k,
                             &s.name,

@@ -185,7 +185,7 @@ impl Observer {
                 for s in &f.streams {
                     let p = pattern(&s.topic);
                     if seen.insert(p.clone()) {
-                        let qos = s.collector_qos.unwrap_or(crate::scenario::COLLECTOR_QOS);
+                        let qos = s.collector_subscription();
                         filters.push(SubscribeFilter::new(p, crate::fleet::mqtt::qos4(qos)));
                     }
                 }

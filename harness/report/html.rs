@@ -256,7 +256,8 @@ pub fn html(r: &Report, s: &Series) -> String {
 /// The answer first, coloured: safe to ship in green, a mistake that did
 /// not behave as expected in red, known-bad baselines as expected neutral.
 fn answer(o: &mut String, r: &Report) {
-    let lines = crate::report::survival::answer(r);
+    use crate::report::survival::{answer_lines, Tone};
+    let lines = answer_lines(r);
     if lines.is_empty() {
         return;
     }
@@ -264,13 +265,11 @@ fn answer(o: &mut String, r: &Report) {
         o,
         "<section id=\"answer\">\n<h2>Which configuration is safe to ship?</h2>\n<ul>"
     );
-    for l in &lines {
-        let class = if l.starts_with("Safe to ship") {
-            "pass"
-        } else if l.starts_with("Known-bad, as expected") || l.starts_with("Not judged") {
-            "expected"
-        } else {
-            "fail"
+    for (tone, l) in &lines {
+        let class = match tone {
+            Tone::Safe => "pass",
+            Tone::Neutral => "expected",
+            Tone::Alarm => "fail",
         };
         let _ = writeln!(o, "<li class=\"{class}\">{}</li>", escape(l));
     }

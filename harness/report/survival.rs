@@ -211,15 +211,34 @@ pub fn slo_name(s: &SloResult) -> String {
 /// what did not behave as expected, in plain sentences (Markdown-free, so
 /// every renderer can use them). Empty only for a report without profiles.
 pub fn answer(r: &Report) -> Vec<String> {
+    answer_lines(r).into_iter().map(|(_, l)| l).collect()
+}
+
+/// What one sentence of the [`answer`] says, for a renderer that colours it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    /// A configuration safe to ship.
+    Safe,
+    /// Something did not behave as expected: a configuration not safe to
+    /// ship, a known-bad one whose mistake did not show, an SLO on all
+    /// profiles breached, a run in error.
+    Alarm,
+    /// A known-bad baseline that failed where it should, or a profile not
+    /// judged.
+    Neutral,
+}
+
+/// The [`answer`]'s sentences with their [`Tone`].
+pub fn answer_lines(r: &Report) -> Vec<(Tone, String)> {
     use super::Verdict;
     let rows = survival(r);
     let mut out = Vec::new();
     if r.verdict == Verdict::Error {
-        out.push(format!(
+        out.push((Tone::Alarm, format!(
             "No configuration can be judged: the run is in error ({} incident{} in the harness or its environment), so its figures cannot vouch for any client configuration.",
             r.errors.len(),
             if r.errors.len() == 1 { "" } else { "s" }
-        ));
+        )));
         return out;
     }
     let names = |v: Vec<&SurvivalRow>| -> String {
@@ -234,29 +253,36 @@ pub fn answer(r: &Report) -> Vec<String> {
         .filter(|r| r.expected_fail.is_empty() && r.survival == Survival::Fail)
         .collect();
     if !safe.is_empty() {
-        out.push(format!(
-            "Safe to ship: {} (every SLO held).",
-            names(safe.clone())
+        out.push((
+            Tone::Safe,
+            format!("Safe to ship: {} (every SLO held).", names(safe.clone())),
         ));
     }
     for row in &unsafe_ {
-        out.push(format!(
-            "Not safe to ship: {} breached {}.",
-            row.profile,
-            row.breached.join("; ")
+        out.push((
+            Tone::Alarm,
+            format!(
+                "Not safe to ship: {} breached {}.",
+                row.profile,
+                row.breached.join("; ")
+            ),
         ));
     }
     if safe.is_empty() && unsafe_.is_empty() {
-        out.push(
+        out.push((
+            Tone::Alarm,
             "No configuration expected to pass was judged: the run names none safe to ship.".into(),
-        );
+        ));
     }
     for row in rows.iter().filter(|r| !r.expected_fail.is_empty()) {
         if row.as_expected {
-            out.push(format!(
-                "Known-bad, as expected: {} failed on {}.",
-                row.profile,
-                row.expected_fail.join(", ")
+            out.push((
+                Tone::Neutral,
+                format!(
+                    "Known-bad, as expected: {} failed on {}.",
+                    row.profile,
+                    row.expected_fail.join(", ")
+                ),
             ));
         } else {
             let held: Vec<String> = r
@@ -271,11 +297,14 @@ pub fn answer(r: &Report) -> Vec<String> {
                     Expected::Hold => format!("{} breached too", describe(s)),
                 })
                 .collect();
-            out.push(format!(
-                "Known-bad, NOT as expected: {} (expected to fail on {}): {}.",
-                row.profile,
-                row.expected_fail.join(", "),
-                held.join("; ")
+            out.push((
+                Tone::Alarm,
+                format!(
+                    "Known-bad, NOT as expected: {} (expected to fail on {}): {}.",
+                    row.profile,
+                    row.expected_fail.join(", "),
+                    held.join("; ")
+                ),
             ));
         }
     }
@@ -284,10 +313,13 @@ pub fn answer(r: &Report) -> Vec<String> {
         .filter(|r| r.survival == Survival::NoSlo)
         .collect();
     if !unjudged.is_empty() {
-        out.push(format!(
-            "Not judged (no SLO names {}): {}.",
-            if unjudged.len() == 1 { "it" } else { "them" },
-            names(unjudged)
+        out.push((
+            Tone::Neutral,
+            format!(
+                "Not judged (no SLO names {}): {}.",
+                if unjudged.len() == 1 { "it" } else { "them" },
+                names(unjudged)
+            ),
         ));
     }
     let overall_bad: Vec<String> = overall(r)
@@ -296,9 +328,12 @@ pub fn answer(r: &Report) -> Vec<String> {
         .map(describe)
         .collect();
     if !overall_bad.is_empty() {
-        out.push(format!(
-            "Breached on all profiles together: {}.",
-            overall_bad.join("; ")
+        out.push((
+            Tone::Alarm,
+            format!(
+                "Breached on all profiles together: {}.",
+                overall_bad.join("; ")
+            ),
         ));
     }
     out

@@ -240,7 +240,13 @@ impl Expect {
     pub fn breaches(&self, figure: &str, stat: Option<&str>) -> bool {
         self.failing()
             .iter()
-            .any(|named| named == figure || stat.is_some_and(|s| *named == format!("{figure}.{s}")))
+            .any(|named| Expect::names(named, figure, stat))
+    }
+
+    /// Whether `named` (as an `expect` list writes it) names an SLO on
+    /// `figure` with `stat`: the figure alone covers every statistic.
+    pub fn names(named: &str, figure: &str, stat: Option<&str>) -> bool {
+        named == figure || stat.is_some_and(|s| named == format!("{figure}.{s}"))
     }
 }
 
@@ -559,6 +565,14 @@ pub struct StreamSpec {
 
 /// The collector's QoS when a stream sets none.
 pub const COLLECTOR_QOS: u8 = 2;
+
+impl StreamSpec {
+    /// The QoS the collector subscribes to this stream at: its
+    /// `collector_qos`, else [`COLLECTOR_QOS`].
+    pub fn collector_subscription(&self) -> u8 {
+        self.collector_qos.unwrap_or(COLLECTOR_QOS)
+    }
+}
 
 fn default_qos1() -> u8 {
     1

@@ -670,7 +670,7 @@ impl Checker {
                     }
                 }
                 let pattern = crate::observer::pattern(&x.topic);
-                let qos = x.collector_qos.unwrap_or(crate::scenario::COLLECTOR_QOS);
+                let qos = x.collector_subscription();
                 match collector_filters.get(&pattern) {
                     Some((other, q)) if *q != qos => self.err(
                         format!("fleets[{i}].streams[{j}].collector_qos"),
@@ -1316,10 +1316,9 @@ impl Checker {
                 );
             }
             for f in figures {
-                let one = Expect::Fail(vec![f.clone()]);
                 let measured = parsed.iter().any(|o| {
                     o.profile.as_deref() == Some(name.as_str())
-                        && one.breaches(&o.figure, o.stat.as_deref())
+                        && Expect::names(f, &o.figure, o.stat.as_deref())
                 });
                 if !measured {
                     self.err(

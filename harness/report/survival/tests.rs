@@ -190,12 +190,9 @@ fn expecting(weak_fails_on: &[&str]) -> Report {
     weak.telemetry.lost_qos0 = 7;
     weak.zombie_undetected = Some(0);
     let breach = |mut s: Slo| {
-        s.expect_breach = weak_fails_on.iter().any(|f| {
-            *f == s.figure
-                || s.stat
-                    .as_ref()
-                    .is_some_and(|st| *f == format!("{}.{st}", s.figure))
-        });
+        s.expect_breach = weak_fails_on
+            .iter()
+            .any(|f| crate::scenario::Expect::names(f, &s.figure, s.stat.as_deref()));
         s
     };
     r.check(&[
@@ -234,6 +231,8 @@ fn a_known_bad_profile_that_fails_on_its_figure_makes_the_run_pass() {
             "Not judged (no SLO names it): extra.",
         ]
     );
+    let tones: Vec<Tone> = answer_lines(&r).into_iter().map(|(t, _)| t).collect();
+    assert_eq!(tones, [Tone::Safe, Tone::Neutral, Tone::Neutral]);
     let md = markdown::markdown(&r);
     assert!(md.contains("Safe to ship: recommended"), "{md}");
 }
